@@ -1,0 +1,72 @@
+// slmopt convert IN -o OUT: re-encode a model (ONNX <-> ONNX with or without
+// external data, safetensors <-> safetensors with sharding, ONNX weights to
+// safetensors). Lossless: tensors are copied bit for bit.
+#include <iostream>
+#include <memory>
+
+#include "cli_common.hpp"
+#include "model_io.hpp"
+#include "onnx/onnx_io.hpp"
+#include "safetensors/safetensors_io.hpp"
+
+namespace slmopt::cli {
+namespace {
+
+struct ConvertOptions {
+  std::string input;
+  std::string output;
+  std::string external = "auto";
+  uint64_t shard_bytes = 0;
+  bool weights_only = false;
+};
+
+bool ends_with(const std::string& s, const std::string& suffix) {
+  return s.size() >= suffix.size() && s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
+}
+
+void run_convert(const ConvertOptions& o, const GlobalOptions& global) {
+  Model m = load_model(o.input);
+  std::string written;
+  if (ends_with(o.output, ".onnx")) {
+    if (m.source_format != "onnx")
+      throw_usage("an ONNX output needs an ONNX input; safetensors holds no graph");
+    onnx_format::WriteOptions w;
+    w.external = o.external == "always"  ? onnx_format::ExternalData::Always
+                 : o.external == "never" ? onnx_format::ExternalData::Never
+                                         : onnx_format::ExternalData::Auto;
+    onnx_format::write_onnx(m, o.output, w);
+  } else if (o.shard_bytes > 0 || ends_with(o.output, "/")) {
+    if (!m.graph.nodes.empty() && !o.weights_only)
+      throw_usage("the model has a graph; pass --weights-only to keep only its weights");
+    safetensors::write_sharded(o.output, m.graph.initializers, m.metadata,
+                               o.shard_bytes ? o.shard_bytes : UINT64_MAX);
+  } else if (ends_with(o.output, ".safetensors")) {
+    if (!m.graph.nodes.empty() && !o.weights_only)
+      throw_usage("the model has a graph; pass --weights-only to keep only its weights");
+    m.graph.nodes.clear();
+    safetensors::write_model(m, o.output);
+  } else {
+    throw_usage("cannot tell the output format of '" + o.output +
+                "' (use .onnx, .safetensors, or a folder with --shard-size)");
+  }
+  if (global.json)
+    print_json({{"input", o.input}, {"output", o.output}, {"tensors", m.graph.initializers.size()}});
+  else if (!global.quiet)
+    std::cerr << "wrote " << o.output << " (" << m.graph.initializers.size() << " tensors)\n";
+}
+
+}  // namespace
+
+void setup_convert(CLI::App& app, const GlobalOptions& global) {
+  auto opts = std::make_shared<ConvertOptions>();
+  auto* cmd = app.add_subcommand("convert", "Re-encode a model losslessly (external data, sharding, safetensors)");
+  cmd->add_option("input", opts->input, "Input model")->required();
+  cmd->add_option("-o,--output", opts->output, "Output: .onnx, .safetensors, or a folder for shards")->required();
+  cmd->add_option("--external", opts->external, "ONNX external data: auto (only past 2 GiB), always, never")
+      ->check(CLI::IsMember({"auto", "always", "never"}));
+  cmd->add_option("--shard-size", opts->shard_bytes, "Write sharded safetensors of at most this many bytes each");
+  cmd->add_flag("--weights-only", opts->weights_only, "Allow dropping the graph when writing safetensors");
+  cmd->callback([opts, &global] { run_convert(*opts, global); });
+}
+
+}  // namespace slmopt::cli

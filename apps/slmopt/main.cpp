@@ -1,0 +1,36 @@
+// slmopt: parse the command line, run one subcommand, map failures to exit codes
+// (0 ok, 1 accuracy gate failed, 2 bad input or usage, 3 internal error).
+#include <iostream>
+
+#include "cli_common.hpp"
+#include "core/error.hpp"
+#include "core/version.hpp"
+
+int main(int argc, char** argv) {
+  using namespace slmopt;
+  CLI::App app{"slmopt: prune, quantize, factorize, pack and verify models for edge devices"};
+  app.set_version_flag("--version", std::string(kVersion));
+  app.require_subcommand(1);
+  app.fallthrough();  // global flags may follow the subcommand
+  cli::GlobalOptions global;
+  app.add_flag("--json", global.json, "Print the result as JSON on stdout");
+  app.add_flag("-q,--quiet", global.quiet, "No progress output");
+  cli::setup_inspect(app, global);
+  cli::setup_convert(app, global);
+  try {
+    app.parse(argc, argv);
+    return 0;
+  } catch (const CLI::ParseError& e) {
+    int code = app.exit(e);
+    return code == 0 ? 0 : 2;
+  } catch (const Error& e) {
+    std::cerr << "slmopt: error: " << e.what() << "\n";
+    return e.kind() == ErrorKind::Internal ? 3 : 2;
+  } catch (const std::bad_alloc&) {
+    std::cerr << "slmopt: error: out of memory\n";
+    return 3;
+  } catch (const std::exception& e) {
+    std::cerr << "slmopt: internal error: " << e.what() << "\n";
+    return 3;
+  }
+}

@@ -1,0 +1,54 @@
+#include "model_io.hpp"
+
+#include <filesystem>
+
+#include "onnx/onnx_io.hpp"
+#include "safetensors/safetensors_io.hpp"
+
+namespace slmopt {
+namespace fs = std::filesystem;
+
+namespace {
+bool ends_with(const std::string& s, const std::string& suffix) {
+  return s.size() >= suffix.size() && s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
+}
+}  // namespace
+
+ModelFormat detect_format(const std::string& path) {
+  std::error_code ec;
+  if (fs::is_directory(path, ec)) {
+    if (fs::exists(fs::path(path) / "model.onnx", ec) && !fs::exists(fs::path(path) / "model.safetensors", ec))
+      throw_bad_input("folder holds model.onnx; pass the file itself", path);
+    return ModelFormat::Safetensors;
+  }
+  if (ends_with(path, ".onnx")) return ModelFormat::Onnx;
+  if (ends_with(path, ".safetensors") || ends_with(path, ".safetensors.index.json"))
+    return ModelFormat::Safetensors;
+  throw_bad_input("unknown model format (expected .onnx, .safetensors, "
+                  ".safetensors.index.json or a Hugging Face folder)",
+                  path);
+}
+
+Model load_model(const std::string& path) {
+  switch (detect_format(path)) {
+    case ModelFormat::Onnx: return onnx_format::read_onnx(path);
+    case ModelFormat::Safetensors: return safetensors::read_model(path);
+  }
+  throw_internal("unreachable");
+}
+
+void save_model(const Model& model, const std::string& path) {
+  if (ends_with(path, ".onnx")) return onnx_format::write_onnx(model, path);
+  if (ends_with(path, ".safetensors")) return safetensors::write_model(model, path);
+  throw_usage("cannot tell the output format of '" + path + "' (use .onnx or .safetensors)");
+}
+
+std::optional<std::string> find_hf_config(const std::string& model_path) {
+  std::error_code ec;
+  fs::path dir = fs::is_directory(model_path, ec) ? fs::path(model_path) : fs::path(model_path).parent_path();
+  fs::path config = dir / "config.json";
+  if (fs::exists(config, ec)) return config.string();
+  return std::nullopt;
+}
+
+}  // namespace slmopt

@@ -1,0 +1,199 @@
+#include "onnx/onnx_tensor.hpp"
+
+#include <bit>
+#include <cstring>
+#include <filesystem>
+
+#include "core/checked.hpp"
+#include "onnx/onnx_io.hpp"
+
+namespace slmopt::onnx_format {
+
+static_assert(std::endian::native == std::endian::little,
+              "ONNX raw_data is little-endian; big-endian hosts need byte swapping");
+
+namespace fs = std::filesystem;
+
+std::shared_ptr<const MappedFile> ExternalDataResolver::open(const std::string& location) {
+  if (auto it = files_.find(location); it != files_.end()) return it->second;
+  if (location.empty()) throw_bad_input("external data has an empty location");
+  fs::path rel(location);
+  if (rel.is_absolute() || location.front() == '/' || location.front() == '\\')
+    throw_bad_input("external data location '" + location + "' is an absolute path");
+  for (const auto& part : rel)
+    if (part == "..")
+      throw_bad_input("external data location '" + location + "' escapes the model's folder");
+  fs::path base = base_dir_.empty() ? fs::path(".") : fs::path(base_dir_);
+  fs::path full = base / rel;
+  std::error_code ec;
+  if (!fs::exists(full, ec))
+    throw_bad_input("external data file '" + location + "' does not exist", full.string());
+  fs::path canon_base = fs::canonical(base, ec);
+  fs::path canon_full = fs::canonical(full, ec);
+  if (ec) throw_bad_input("cannot resolve external data file '" + location + "'", full.string());
+  auto mismatch = std::mismatch(canon_base.begin(), canon_base.end(), canon_full.begin(),
+                                canon_full.end());
+  if (mismatch.first != canon_base.end())
+    throw_bad_input("external data location '" + location +
+                    "' resolves outside the model's folder");
+  auto file = MappedFile::open(full.string());
+  files_.emplace(location, file);
+  return file;
+}
+
+namespace {
+
+template <class Src, class Dst>
+void copy_converted(const google::protobuf::RepeatedField<Src>& src, Tensor& t) {
+  Dst* out = t.mutable_data<Dst>();
+  for (int i = 0; i < src.size(); ++i) out[i] = static_cast<Dst>(src.Get(i));
+}
+
+void check_count(int64_t count, int64_t numel, const char* field) {
+  if (count != numel)
+    throw_bad_input(std::string(field) + " holds " + std::to_string(count) + " values, shape needs " +
+                    std::to_string(numel));
+}
+
+Tensor decode_typed_fields(const onnx::TensorProto& p, DType dtype, std::vector<int64_t> shape) {
+  Tensor t(dtype, shape);
+  const int64_t n = t.numel();
+  switch (dtype) {
+    case DType::F32:
+      check_count(p.float_data_size(), n, "float_data");
+      copy_converted<float, float>(p.float_data(), t);
+      break;
+    case DType::F64:
+      check_count(p.double_data_size(), n, "double_data");
+      copy_converted<double, double>(p.double_data(), t);
+      break;
+    case DType::I64:
+      check_count(p.int64_data_size(), n, "int64_data");
+      copy_converted<int64_t, int64_t>(p.int64_data(), t);
+      break;
+    case DType::U32:
+      check_count(p.uint64_data_size(), n, "uint64_data");
+      copy_converted<uint64_t, uint32_t>(p.uint64_data(), t);
+      break;
+    case DType::U64:
+      check_count(p.uint64_data_size(), n, "uint64_data");
+      copy_converted<uint64_t, uint64_t>(p.uint64_data(), t);
+      break;
+    case DType::I32:
+      check_count(p.int32_data_size(), n, "int32_data");
+      copy_converted<int32_t, int32_t>(p.int32_data(), t);
+      break;
+    // Narrow types travel in int32_data, one value (or 16-bit pattern) per entry.
+    case DType::I16:
+      check_count(p.int32_data_size(), n, "int32_data");
+      copy_converted<int32_t, int16_t>(p.int32_data(), t);
+      break;
+    case DType::U16:
+    case DType::F16:
+    case DType::BF16:
+      check_count(p.int32_data_size(), n, "int32_data");
+      copy_converted<int32_t, uint16_t>(p.int32_data(), t);
+      break;
+    case DType::I8:
+      check_count(p.int32_data_size(), n, "int32_data");
+      copy_converted<int32_t, int8_t>(p.int32_data(), t);
+      break;
+    case DType::U8:
+    case DType::Bool:
+    case DType::F8E4M3FN:
+    case DType::F8E5M2:
+      check_count(p.int32_data_size(), n, "int32_data");
+      copy_converted<int32_t, uint8_t>(p.int32_data(), t);
+      break;
+    case DType::String:
+    case DType::Count_:
+      throw_internal("decode_typed_fields: unexpected type");
+  }
+  return t;
+}
+
+bool has_typed_fields(const onnx::TensorProto& p) {
+  return p.float_data_size() || p.int32_data_size() || p.int64_data_size() ||
+         p.double_data_size() || p.uint64_data_size() || p.string_data_size();
+}
+
+Tensor decode_external(const onnx::TensorProto& p, DType dtype, std::vector<int64_t> shape,
+                       ExternalDataResolver& resolver) {
+  std::string location;
+  uint64_t offset = 0;
+  std::optional<uint64_t> length;
+  for (const auto& kv : p.external_data()) {
+    auto parse_u64 = [&](const std::string& v) {
+      if (v.empty() || v.size() > 19 || v.find_first_not_of("0123456789") != std::string::npos)
+        throw_bad_input("external data " + kv.key() + " '" + v + "' is not a non-negative integer");
+      return std::stoull(v);
+    };
+    if (kv.key() == "location") location = kv.value();
+    else if (kv.key() == "offset") offset = parse_u64(kv.value());
+    else if (kv.key() == "length") length = parse_u64(kv.value());
+  }
+  if (dtype == DType::String) throw_bad_input("string tensors cannot use external data");
+  auto file = resolver.open(location);
+  int64_t expected = checked_mul(checked_numel(shape), dtype_size(dtype), "tensor byte size");
+  uint64_t len = length ? *length : (offset <= file->size() ? file->size() - offset : 0);
+  if (!range_within(offset, len, file->size()))
+    throw_bad_input("external data range [" + std::to_string(offset) + ", +" + std::to_string(len) +
+                    ") runs past the end of '" + location + "' (" + std::to_string(file->size()) +
+                    " bytes)");
+  if (len != static_cast<uint64_t>(expected))
+    throw_bad_input("external data length " + std::to_string(len) + " does not match shape " +
+                    shape_to_string(shape) + " of " + dtype_name(dtype) + " (" +
+                    std::to_string(expected) + " bytes)");
+  return Tensor::from_buffer(dtype, std::move(shape), Buffer::view(file, offset, len));
+}
+
+}  // namespace
+
+Tensor decode_tensor(const onnx::TensorProto& p, ExternalDataResolver& resolver) {
+  return with_context("tensor '" + p.name() + "'", [&] {
+    auto dtype = dtype_from_onnx(p.data_type());
+    if (!dtype) throw_bad_input("unsupported data type " + std::to_string(p.data_type()));
+    if (p.has_segment()) throw_bad_input("segmented tensors are not supported");
+    std::vector<int64_t> shape(p.dims().begin(), p.dims().end());
+    const int64_t numel = checked_numel(shape);
+    if (p.data_location() == onnx::TensorProto::EXTERNAL)
+      return decode_external(p, *dtype, std::move(shape), resolver);
+    if (*dtype == DType::String) {
+      check_count(p.string_data_size(), numel, "string_data");
+      return Tensor::from_strings(std::move(shape),
+                                  std::vector<std::string>(p.string_data().begin(),
+                                                           p.string_data().end()));
+    }
+    if (p.has_raw_data()) {
+      if (has_typed_fields(p)) throw_bad_input("has both raw_data and typed data fields");
+      int64_t expected = checked_mul(numel, dtype_size(*dtype), "tensor byte size");
+      if (p.raw_data().size() != static_cast<uint64_t>(expected))
+        throw_bad_input("raw_data holds " + std::to_string(p.raw_data().size()) + " bytes, shape " +
+                        shape_to_string(shape) + " of " + dtype_name(*dtype) + " needs " +
+                        std::to_string(expected));
+      Tensor t(*dtype, std::move(shape));
+      if (expected) std::memcpy(t.mutable_bytes(), p.raw_data().data(), p.raw_data().size());
+      return t;
+    }
+    return decode_typed_fields(p, *dtype, std::move(shape));
+  });
+}
+
+void encode_tensor_inline(const Tensor& t, onnx::TensorProto& p) {
+  p.set_data_type(traits(t.dtype()).onnx_code);
+  p.clear_dims();
+  for (int64_t d : t.shape()) p.add_dims(d);
+  if (t.dtype() == DType::String) {
+    for (const auto& s : t.strings()) p.add_string_data(s);
+  } else {
+    p.set_raw_data(t.nbytes() ? std::string(reinterpret_cast<const char*>(t.bytes()), t.nbytes())
+                              : std::string());
+  }
+}
+
+Tensor tensor_from_proto(const onnx::TensorProto& proto, const std::string& base_dir) {
+  ExternalDataResolver resolver(base_dir);
+  return decode_tensor(proto, resolver);
+}
+
+}  // namespace slmopt::onnx_format

@@ -1,0 +1,76 @@
+#include "core/buffer.hpp"
+
+#include <fcntl.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstdlib>
+#include <cstring>
+#include <new>
+
+#include "core/error.hpp"
+
+namespace slmopt {
+
+std::shared_ptr<const MappedFile> MappedFile::open(const std::string& path) {
+  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) throw_bad_input(std::string("cannot open: ") + std::strerror(errno), path);
+  struct stat st {};
+  if (::fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+    ::close(fd);
+    throw_bad_input("not a regular file", path);
+  }
+  std::shared_ptr<MappedFile> file(new MappedFile());
+  file->path_ = path;
+  file->size_ = static_cast<size_t>(st.st_size);
+  if (file->size_ > 0) {
+    void* p = ::mmap(nullptr, file->size_, PROT_READ, MAP_PRIVATE, fd, 0);
+    if (p == MAP_FAILED) {
+      int err = errno;
+      ::close(fd);
+      throw_bad_input(std::string("cannot map: ") + std::strerror(err), path);
+    }
+    file->data_ = static_cast<const uint8_t*>(p);
+  }
+  ::close(fd);
+  return file;
+}
+
+MappedFile::~MappedFile() {
+  if (data_) ::munmap(const_cast<uint8_t*>(data_), size_);
+}
+
+std::shared_ptr<Buffer> Buffer::allocate(size_t bytes) {
+  std::shared_ptr<Buffer> b(new Buffer());
+  size_t rounded = (bytes + 63) / 64 * 64;
+  if (rounded < bytes) throw_bad_input("allocation size overflows");
+  if (rounded == 0) rounded = 64;
+  b->owned_ = static_cast<uint8_t*>(std::aligned_alloc(64, rounded));
+  if (!b->owned_) throw_bad_input("out of memory allocating " + std::to_string(bytes) + " bytes");
+  std::memset(b->owned_, 0, rounded);
+  b->data_ = b->owned_;
+  b->size_ = bytes;
+  return b;
+}
+
+std::shared_ptr<Buffer> Buffer::view(std::shared_ptr<const MappedFile> file, size_t offset,
+                                     size_t bytes) {
+  if (offset > file->size() || bytes > file->size() - offset)
+    throw_internal("buffer view outside its file " + file->path());
+  std::shared_ptr<Buffer> b(new Buffer());
+  b->data_ = file->data() ? file->data() + offset : nullptr;
+  b->size_ = bytes;
+  b->file_ = std::move(file);
+  return b;
+}
+
+Buffer::~Buffer() { std::free(owned_); }
+
+uint8_t* Buffer::mutable_data() {
+  if (!owned_) throw_internal("attempt to write into a memory-mapped buffer");
+  return owned_;
+}
+
+}  // namespace slmopt

@@ -1,0 +1,57 @@
+// Bytes behind a tensor: either owned (64-byte aligned, zero-initialised) or a
+// read-only view into a memory-mapped file that the view keeps alive.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <string>
+
+namespace slmopt {
+
+// A read-only memory mapping of a whole file. Throws Error(BadInput) naming the
+// file when it cannot be opened or mapped.
+class MappedFile {
+ public:
+  static std::shared_ptr<const MappedFile> open(const std::string& path);
+  ~MappedFile();
+  MappedFile(const MappedFile&) = delete;
+  MappedFile& operator=(const MappedFile&) = delete;
+
+  const uint8_t* data() const { return data_; }
+  size_t size() const { return size_; }
+  const std::string& path() const { return path_; }
+
+ private:
+  MappedFile() = default;
+  const uint8_t* data_ = nullptr;
+  size_t size_ = 0;
+  std::string path_;
+};
+
+class Buffer {
+ public:
+  // Owned, zeroed, 64-byte aligned bytes.
+  static std::shared_ptr<Buffer> allocate(size_t bytes);
+  // A view of [offset, offset+bytes) of `file`; the caller has checked the range.
+  static std::shared_ptr<Buffer> view(std::shared_ptr<const MappedFile> file, size_t offset,
+                                      size_t bytes);
+  ~Buffer();
+  Buffer(const Buffer&) = delete;
+  Buffer& operator=(const Buffer&) = delete;
+
+  const uint8_t* data() const { return data_; }
+  // Only owned buffers are writable; throws Error(Internal) on a mapped view.
+  uint8_t* mutable_data();
+  size_t size() const { return size_; }
+  bool is_mapped() const { return file_ != nullptr; }
+
+ private:
+  Buffer() = default;
+  uint8_t* owned_ = nullptr;
+  const uint8_t* data_ = nullptr;
+  size_t size_ = 0;
+  std::shared_ptr<const MappedFile> file_;
+};
+
+}  // namespace slmopt

@@ -1,0 +1,84 @@
+#include "core/tensor.hpp"
+
+#include <cstring>
+
+#include "core/checked.hpp"
+
+namespace slmopt {
+
+Tensor::Tensor(DType dtype, std::vector<int64_t> shape) : dtype_(dtype), shape_(std::move(shape)) {
+  numel_ = checked_numel(shape_);
+  if (dtype_ == DType::String) {
+    strings_.resize(static_cast<size_t>(numel_));
+  } else {
+    buffer_ = Buffer::allocate(
+        static_cast<size_t>(checked_mul(numel_, dtype_size(dtype_), "tensor byte size")));
+  }
+}
+
+Tensor Tensor::from_buffer(DType dtype, std::vector<int64_t> shape, std::shared_ptr<Buffer> buffer) {
+  if (dtype == DType::String) throw_internal("string tensors cannot wrap a byte buffer");
+  Tensor t;
+  t.dtype_ = dtype;
+  t.shape_ = std::move(shape);
+  t.numel_ = checked_numel(t.shape_);
+  int64_t expected = checked_mul(t.numel_, dtype_size(dtype), "tensor byte size");
+  if (static_cast<uint64_t>(expected) != buffer->size())
+    throw_bad_input("tensor of shape " + shape_to_string(t.shape_) + " and type " +
+                    dtype_name(dtype) + " needs " + std::to_string(expected) + " bytes, got " +
+                    std::to_string(buffer->size()));
+  auto address = reinterpret_cast<uintptr_t>(buffer->data());
+  if (address % static_cast<uintptr_t>(dtype_size(dtype)) != 0) {
+    auto copy = Buffer::allocate(buffer->size());
+    std::memcpy(copy->mutable_data(), buffer->data(), buffer->size());
+    buffer = std::move(copy);
+  }
+  t.buffer_ = std::move(buffer);
+  return t;
+}
+
+Tensor Tensor::from_strings(std::vector<int64_t> shape, std::vector<std::string> values) {
+  Tensor t;
+  t.dtype_ = DType::String;
+  t.shape_ = std::move(shape);
+  t.numel_ = checked_numel(t.shape_);
+  if (static_cast<int64_t>(values.size()) != t.numel_)
+    throw_bad_input("string tensor of shape " + shape_to_string(t.shape_) + " has " +
+                    std::to_string(values.size()) + " values");
+  t.strings_ = std::move(values);
+  return t;
+}
+
+uint8_t* Tensor::mutable_bytes() {
+  if (!buffer_) return nullptr;
+  if (buffer_->is_mapped() || buffer_.use_count() > 1) {
+    auto copy = Buffer::allocate(buffer_->size());
+    if (buffer_->size()) std::memcpy(copy->mutable_data(), buffer_->data(), buffer_->size());
+    buffer_ = std::move(copy);
+  }
+  return buffer_->mutable_data();
+}
+
+void Tensor::check_access(size_t element_size) const {
+  if (dtype_ == DType::String || element_size != static_cast<size_t>(dtype_size(dtype_)))
+    throw_internal(std::string("typed access of a ") + dtype_name(dtype_) +
+                   " tensor with a wrong element size");
+}
+
+bool Tensor::bit_equal(const Tensor& other) const {
+  if (dtype_ != other.dtype_ || shape_ != other.shape_) return false;
+  if (dtype_ == DType::String) return strings_ == other.strings_;
+  if (nbytes() != other.nbytes()) return false;
+  return nbytes() == 0 || std::memcmp(bytes(), other.bytes(), nbytes()) == 0;
+}
+
+std::string shape_to_string(std::span<const int64_t> shape) {
+  std::string s = "[";
+  for (size_t i = 0; i < shape.size(); ++i) {
+    if (i) s += ",";
+    s += std::to_string(shape[i]);
+  }
+  return s + "]";
+}
+
+}  // namespace slmopt
