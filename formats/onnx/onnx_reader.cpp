@@ -92,7 +92,7 @@ class Reader {
           break;
         case onnx::AttributeProto::TENSOR:
           out.type = AttrType::Tensor;
-          out.tensors.push_back(decode_tensor(a.t(), resolver_));
+          out.tensors.push_back(named(a.t()));
           break;
         case onnx::AttributeProto::GRAPH:
           out.type = AttrType::Graph;
@@ -112,17 +112,29 @@ class Reader {
           break;
         case onnx::AttributeProto::TENSORS:
           out.type = AttrType::Tensors;
-          for (const auto& t : a.tensors()) out.tensors.push_back(decode_tensor(t, resolver_));
+          for (const auto& t : a.tensors()) out.tensors.push_back(named(t));
           break;
         case onnx::AttributeProto::GRAPHS:
           out.type = AttrType::Graphs;
           for (const auto& g : a.graphs()) out.graphs.push_back(graph(g));
+          break;
+        case onnx::AttributeProto::TYPE_PROTO:
+          out.type = AttrType::TypeProto;
+          out.s = a.tp().SerializeAsString();
+          break;
+        case onnx::AttributeProto::TYPE_PROTOS:
+          out.type = AttrType::TypeProtos;
+          for (const auto& tp : a.type_protos()) out.strings.push_back(tp.SerializeAsString());
           break;
         default:
           throw_bad_input("attribute type " + std::to_string(a.type()) + " is not supported");
       }
       return out;
     });
+  }
+
+  NamedTensor named(const onnx::TensorProto& t) {
+    return {t.name(), decode_tensor(t, resolver_), t.doc_string()};
   }
 
   Node node(const onnx::NodeProto& n) {

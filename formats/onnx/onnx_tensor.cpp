@@ -55,54 +55,65 @@ void check_count(int64_t count, int64_t numel, const char* field) {
                     std::to_string(numel));
 }
 
+// The count a typed field must hold is checked before anything is allocated,
+// so a hostile shape cannot make us allocate terabytes.
+struct TypedField {
+  int64_t count;
+  const char* name;
+};
+
+TypedField typed_field(const onnx::TensorProto& p, DType dtype) {
+  switch (dtype) {
+    case DType::F32: return {p.float_data_size(), "float_data"};
+    case DType::F64: return {p.double_data_size(), "double_data"};
+    case DType::I64: return {p.int64_data_size(), "int64_data"};
+    case DType::U32:
+    case DType::U64: return {p.uint64_data_size(), "uint64_data"};
+    case DType::String: return {p.string_data_size(), "string_data"};
+    default: return {p.int32_data_size(), "int32_data"};
+  }
+}
+
 Tensor decode_typed_fields(const onnx::TensorProto& p, DType dtype, std::vector<int64_t> shape) {
+  const int64_t n = checked_numel(shape);
+  TypedField field = typed_field(p, dtype);
+  check_count(field.count, n, field.name);
   Tensor t(dtype, shape);
-  const int64_t n = t.numel();
   switch (dtype) {
     case DType::F32:
-      check_count(p.float_data_size(), n, "float_data");
       copy_converted<float, float>(p.float_data(), t);
       break;
     case DType::F64:
-      check_count(p.double_data_size(), n, "double_data");
       copy_converted<double, double>(p.double_data(), t);
       break;
     case DType::I64:
-      check_count(p.int64_data_size(), n, "int64_data");
       copy_converted<int64_t, int64_t>(p.int64_data(), t);
       break;
     case DType::U32:
-      check_count(p.uint64_data_size(), n, "uint64_data");
       copy_converted<uint64_t, uint32_t>(p.uint64_data(), t);
       break;
     case DType::U64:
-      check_count(p.uint64_data_size(), n, "uint64_data");
       copy_converted<uint64_t, uint64_t>(p.uint64_data(), t);
       break;
     case DType::I32:
-      check_count(p.int32_data_size(), n, "int32_data");
       copy_converted<int32_t, int32_t>(p.int32_data(), t);
       break;
     // Narrow types travel in int32_data, one value (or 16-bit pattern) per entry.
     case DType::I16:
-      check_count(p.int32_data_size(), n, "int32_data");
       copy_converted<int32_t, int16_t>(p.int32_data(), t);
       break;
     case DType::U16:
     case DType::F16:
     case DType::BF16:
-      check_count(p.int32_data_size(), n, "int32_data");
       copy_converted<int32_t, uint16_t>(p.int32_data(), t);
       break;
     case DType::I8:
-      check_count(p.int32_data_size(), n, "int32_data");
       copy_converted<int32_t, int8_t>(p.int32_data(), t);
       break;
     case DType::U8:
     case DType::Bool:
     case DType::F8E4M3FN:
     case DType::F8E5M2:
-      check_count(p.int32_data_size(), n, "int32_data");
       copy_converted<int32_t, uint8_t>(p.int32_data(), t);
       break;
     case DType::String:

@@ -39,6 +39,12 @@ void write_value_info(const ValueInfo& v, onnx::ValueInfoProto& p) {
 
 void write_graph(const Graph& g, onnx::GraphProto& p, const InitializerSink& sink);
 
+void encode_named_inline(const NamedTensor& t, onnx::TensorProto& p) {
+  if (!t.name.empty()) p.set_name(t.name);
+  if (!t.doc.empty()) p.set_doc_string(t.doc);
+  encode_tensor_inline(t.tensor, p);
+}
+
 void write_attribute(const Attribute& a, onnx::AttributeProto& p, const InitializerSink& sink) {
   p.set_name(a.name);
   if (!a.doc.empty()) p.set_doc_string(a.doc);
@@ -60,7 +66,7 @@ void write_attribute(const Attribute& a, onnx::AttributeProto& p, const Initiali
       break;
     case AttrType::Tensor:
       p.set_type(onnx::AttributeProto::TENSOR);
-      encode_tensor_inline(a.tensors.at(0), *p.mutable_t());
+      encode_named_inline(a.tensors.at(0), *p.mutable_t());
       break;
     case AttrType::Graph:
       p.set_type(onnx::AttributeProto::GRAPH);
@@ -80,11 +86,20 @@ void write_attribute(const Attribute& a, onnx::AttributeProto& p, const Initiali
       break;
     case AttrType::Tensors:
       p.set_type(onnx::AttributeProto::TENSORS);
-      for (const auto& t : a.tensors) encode_tensor_inline(t, *p.add_tensors());
+      for (const auto& t : a.tensors) encode_named_inline(t, *p.add_tensors());
       break;
     case AttrType::Graphs:
       p.set_type(onnx::AttributeProto::GRAPHS);
       for (const auto& g : a.graphs) write_graph(g, *p.add_graphs(), sink);
+      break;
+    case AttrType::TypeProto:
+      p.set_type(onnx::AttributeProto::TYPE_PROTO);
+      if (!p.mutable_tp()->ParseFromString(a.s)) throw_internal("attribute '" + a.name + "': bad stored type");
+      break;
+    case AttrType::TypeProtos:
+      p.set_type(onnx::AttributeProto::TYPE_PROTOS);
+      for (const auto& s : a.strings)
+        if (!p.add_type_protos()->ParseFromString(s)) throw_internal("attribute '" + a.name + "': bad stored type");
       break;
   }
 }

@@ -35,7 +35,17 @@ struct ValueInfo {
 
 struct Graph;
 
-enum class AttrType { Float, Int, String, Tensor, Graph, Floats, Ints, Strings, Tensors, Graphs };
+// TypeProto(s) attributes (the `type` of Optional, for example) are kept as
+// serialized onnx.TypeProto bytes in `s` / `strings`.
+enum class AttrType {
+  Float, Int, String, Tensor, Graph, Floats, Ints, Strings, Tensors, Graphs, TypeProto, TypeProtos
+};
+
+struct NamedTensor {
+  std::string name;
+  Tensor tensor;
+  std::string doc;
+};
 
 struct Attribute {
   std::string name;
@@ -46,7 +56,7 @@ struct Attribute {
   std::vector<float> floats;
   std::vector<int64_t> ints;
   std::vector<std::string> strings;
-  std::vector<Tensor> tensors;  // one element for AttrType::Tensor
+  std::vector<NamedTensor> tensors;  // one element for AttrType::Tensor
   std::vector<Graph> graphs;    // one element for AttrType::Graph (If branches, Loop body)
   std::string ref_attr_name;    // set inside function bodies only
   std::string doc;
@@ -62,12 +72,6 @@ struct Node {
   std::string doc;
 
   const Attribute* find_attribute(const std::string& attr_name) const;
-};
-
-struct NamedTensor {
-  std::string name;
-  Tensor tensor;
-  std::string doc;
 };
 
 struct Graph {

@@ -25,7 +25,7 @@ ModelStats compute_stats(const Model& model, const std::vector<int>& bit_widths)
       (depth == 0 ? s.node_count : s.subgraph_node_count)++;
       if (n.op_type == "Constant" && n.domain.empty())
         for (const auto& a : n.attributes)
-          for (const auto& t : a.tensors) s.constant_params += t.numel();
+          for (const auto& t : a.tensors) s.constant_params += t.tensor.numel();
     }
     if (depth > 0)
       for (const auto& t : g.initializers) s.subgraph_params += t.tensor.numel();

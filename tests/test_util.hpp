@@ -1,0 +1,56 @@
+// Helpers shared by the tests: scratch folders, seeded random tensors, running
+// the CLI, and locating the downloaded real models.
+#pragma once
+
+#include <catch2/catch.hpp>
+
+#include <cstdint>
+#include <filesystem>
+#include <optional>
+#include <random>
+#include <string>
+
+#include "core/ir.hpp"
+
+namespace slmopt::test {
+
+// A fresh folder under the system temp dir, removed on destruction.
+class TempDir {
+ public:
+  TempDir();
+  ~TempDir();
+  TempDir(const TempDir&) = delete;
+  TempDir& operator=(const TempDir&) = delete;
+  const std::filesystem::path& path() const { return path_; }
+  std::string file(const std::string& name) const { return (path_ / name).string(); }
+  // Names of every entry in the folder (to prove nothing partial was left).
+  std::vector<std::string> entries() const;
+
+ private:
+  std::filesystem::path path_;
+};
+
+// A tensor of `dtype` filled with seeded random bytes (strings: random words).
+Tensor random_tensor(DType dtype, std::vector<int64_t> shape, uint32_t seed);
+
+void write_bytes(const std::string& path, const std::string& bytes);
+std::string read_bytes(const std::string& path);
+
+struct CommandResult {
+  int exit_code = -1;
+  std::string out;
+  std::string err;
+};
+// Runs the slmopt binary with `args` (shell-quoted by the caller).
+CommandResult run_slmopt(const std::string& args);
+
+// Folder of the real openWakeWord ONNX models (scripts/fetch-testdata.sh), or
+// nullopt. When SLMOPT_REQUIRE_TESTDATA=1 a missing folder fails the test.
+std::optional<std::filesystem::path> real_models_dir();
+// JSON facts about the real models written by ONNX's Python API
+// (scripts/model_facts.py); nullopt when not generated.
+std::optional<std::filesystem::path> model_facts_file();
+
+inline std::string test_data(const std::string& name) { return std::string(SLMOPT_TEST_DATA) + "/" + name; }
+
+}  // namespace slmopt::test
