@@ -8,11 +8,6 @@
 namespace slmopt {
 namespace fs = std::filesystem;
 
-namespace {
-bool ends_with(const std::string& s, const std::string& suffix) {
-  return s.size() >= suffix.size() && s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
-}
-}  // namespace
 
 ModelFormat detect_format(const std::string& path) {
   std::error_code ec;
@@ -21,8 +16,8 @@ ModelFormat detect_format(const std::string& path) {
       throw_bad_input("folder holds model.onnx; pass the file itself", path);
     return ModelFormat::Safetensors;
   }
-  if (ends_with(path, ".onnx")) return ModelFormat::Onnx;
-  if (ends_with(path, ".safetensors") || ends_with(path, ".safetensors.index.json"))
+  if (path.ends_with(".onnx")) return ModelFormat::Onnx;
+  if (path.ends_with(".safetensors") || path.ends_with(".safetensors.index.json"))
     return ModelFormat::Safetensors;
   throw_bad_input("unknown model format (expected .onnx, .safetensors, "
                   ".safetensors.index.json or a Hugging Face folder)",
@@ -38,8 +33,8 @@ Model load_model(const std::string& path) {
 }
 
 void save_model(const Model& model, const std::string& path) {
-  if (ends_with(path, ".onnx")) return onnx_format::write_onnx(model, path);
-  if (ends_with(path, ".safetensors")) return safetensors::write_model(model, path);
+  if (path.ends_with(".onnx")) return onnx_format::write_onnx(model, path);
+  if (path.ends_with(".safetensors")) return safetensors::write_model(model, path);
   throw_usage("cannot tell the output format of '" + path + "' (use .onnx or .safetensors)");
 }
 

@@ -20,14 +20,11 @@ struct ConvertOptions {
   bool weights_only = false;
 };
 
-bool ends_with(const std::string& s, const std::string& suffix) {
-  return s.size() >= suffix.size() && s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
-}
 
 void run_convert(const ConvertOptions& o, const GlobalOptions& global) {
   Model m = load_model(o.input);
   std::string written;
-  if (ends_with(o.output, ".onnx")) {
+  if (o.output.ends_with(".onnx")) {
     if (m.source_format != "onnx")
       throw_usage("an ONNX output needs an ONNX input; safetensors holds no graph");
     onnx_format::WriteOptions w;
@@ -35,12 +32,12 @@ void run_convert(const ConvertOptions& o, const GlobalOptions& global) {
                  : o.external == "never" ? onnx_format::ExternalData::Never
                                          : onnx_format::ExternalData::Auto;
     onnx_format::write_onnx(m, o.output, w);
-  } else if (o.shard_bytes > 0 || ends_with(o.output, "/")) {
+  } else if (o.shard_bytes > 0 || o.output.ends_with("/")) {
     if (!m.graph.nodes.empty() && !o.weights_only)
       throw_usage("the model has a graph; pass --weights-only to keep only its weights");
     safetensors::write_sharded(o.output, m.graph.initializers, m.metadata,
                                o.shard_bytes ? o.shard_bytes : UINT64_MAX);
-  } else if (ends_with(o.output, ".safetensors")) {
+  } else if (o.output.ends_with(".safetensors")) {
     if (!m.graph.nodes.empty() && !o.weights_only)
       throw_usage("the model has a graph; pass --weights-only to keep only its weights");
     m.graph.nodes.clear();

@@ -202,9 +202,6 @@ Contents read_index(const std::string& index_path) {
   }
 }
 
-bool ends_with(const std::string& s, const std::string& suffix) {
-  return s.size() >= suffix.size() && s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
-}
 
 }  // namespace
 
@@ -217,7 +214,7 @@ Contents read(const std::string& path) {
     if (fs::exists(dir / "model.safetensors", ec)) return read_file((dir / "model.safetensors").string());
     throw_bad_input("folder holds neither model.safetensors nor model.safetensors.index.json", path);
   }
-  if (ends_with(path, ".index.json")) return read_index(path);
+  if (path.ends_with(".index.json")) return read_index(path);
   return read_file(path);
 }
 
