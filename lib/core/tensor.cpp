@@ -65,6 +65,15 @@ void Tensor::check_access(size_t element_size) const {
                    " tensor with a wrong element size");
 }
 
+Tensor Tensor::with_shape(std::vector<int64_t> shape) const {
+  Tensor t = *this;
+  t.numel_ = checked_numel(shape);
+  if (t.numel_ != numel_)
+    throw_bad_input("cannot view " + shape_to_string(shape_) + " as " + shape_to_string(shape));
+  t.shape_ = std::move(shape);
+  return t;
+}
+
 bool Tensor::bit_equal(const Tensor& other) const {
   if (dtype_ != other.dtype_ || shape_ != other.shape_) return false;
   if (dtype_ == DType::String) return strings_ == other.strings_;

@@ -51,6 +51,9 @@ class Tensor {
     return reinterpret_cast<T*>(mutable_bytes());
   }
 
+  // The same bytes (shared, not copied) under another shape with the same element count.
+  Tensor with_shape(std::vector<int64_t> shape) const;
+
   // Same dtype, shape and bytes (strings compared by value).
   bool bit_equal(const Tensor& other) const;
 

@@ -1,0 +1,204 @@
+// Conv (any number of spatial dims, groups, dilations, padding) by im2col and a
+// matrix product, and ConvTranspose by direct scatter.
+#include <cstring>
+
+#include "runtime/kernels/kernel_util.hpp"
+#include "runtime/kernels/matmul.hpp"
+#include "runtime/kernels/window.hpp"
+
+namespace slmopt::runtime {
+namespace {
+
+int64_t product_of(const std::vector<int64_t>& v) {
+  int64_t p = 1;
+  for (int64_t d : v) p *= d;
+  return p;
+}
+
+template <class T>
+void conv_typed(OpContext& c, const Tensor& x, const Tensor& w, const Tensor* bias, Tensor& out, const Window& win,
+                int64_t groups) {
+  const auto& xs = x.shape();
+  const auto& ws = w.shape();
+  const int64_t batch = xs[0], channels = xs[1], out_channels = ws[0];
+  const size_t nd = xs.size() - 2;
+  std::vector<int64_t> in_sp(xs.begin() + 2, xs.end());
+  const int64_t in_size = product_of(in_sp), out_size = product_of(win.out), k_size = product_of(win.kernel);
+  const int64_t cg = channels / groups, mg = out_channels / groups;
+  const int64_t rows = cg * k_size;
+  std::vector<T> col(static_cast<size_t>(rows * out_size));
+  const T* px = x.data<T>();
+  const T* pw = w.data<T>();
+  T* po = out.mutable_data<T>();
+  std::vector<int64_t> kidx(nd), oidx(nd);
+  for (int64_t b = 0; b < batch; ++b) {
+    for (int64_t g = 0; g < groups; ++g) {
+      // im2col: row (ci, kernel position), column output position.
+      for (int64_t ci = 0; ci < cg; ++ci) {
+        const T* plane = px + (b * channels + g * cg + ci) * in_size;
+        for (int64_t kp = 0; kp < k_size; ++kp) {
+          int64_t rem = kp;
+          for (size_t d = nd; d-- > 0;) {
+            kidx[d] = rem % win.kernel[d];
+            rem /= win.kernel[d];
+          }
+          T* row = col.data() + (ci * k_size + kp) * out_size;
+          for (int64_t op = 0; op < out_size; ++op) {
+            int64_t r2 = op, offset = 0, stride = 1;
+            bool inside = true;
+            for (size_t d = nd; d-- > 0;) {
+              oidx[d] = r2 % win.out[d];
+              r2 /= win.out[d];
+            }
+            for (size_t d = nd; d-- > 0;) {
+              const int64_t pos = oidx[d] * win.strides[d] - win.pad_begin[d] + kidx[d] * win.dilations[d];
+              if (pos < 0 || pos >= in_sp[d]) {
+                inside = false;
+                break;
+              }
+              offset += pos * stride;
+              stride *= in_sp[d];
+            }
+            row[op] = inside ? plane[offset] : T(0);
+          }
+        }
+      }
+      T* dst = po + (b * out_channels + g * mg) * out_size;
+      const T* wg = pw + g * mg * rows;
+      if constexpr (std::is_same_v<T, float> || std::is_same_v<T, double>) {
+        if (rows > 0) matmul_fast(wg, col.data(), dst, mg, rows, out_size);
+      } else {
+        matmul_reference(wg, col.data(), dst, mg, rows, out_size);
+      }
+      if (bias) {
+        const T* pb = bias->data<T>();
+        for (int64_t m = 0; m < mg; ++m)
+          for (int64_t op = 0; op < out_size; ++op) dst[m * out_size + op] += pb[g * mg + m];
+      }
+    }
+  }
+  (void)c;
+}
+
+void conv_op(OpContext& c) {
+  Tensor x = widen_to_float(c.input(0)), w = widen_to_float(c.input(1));
+  if (x.rank() < 3 || w.rank() != x.rank()) c.fail("X and W must have the same rank >= 3");
+  const int64_t groups = c.attr_int("group", 1);
+  if (groups <= 0 || x.shape()[1] % groups != 0 || w.shape()[0] % groups != 0 || w.shape()[1] * groups != x.shape()[1])
+    c.fail("channels " + std::to_string(x.shape()[1]) + " do not match W " + shape_to_string(w.shape()) + " with group " +
+           std::to_string(groups));
+  std::vector<int64_t> kernel = c.attr_ints("kernel_shape", std::vector<int64_t>(w.shape().begin() + 2, w.shape().end()));
+  std::vector<int64_t> spatial(x.shape().begin() + 2, x.shape().end());
+  Window win = compute_window(c, spatial, kernel);
+  std::vector<int64_t> out_shape = {x.shape()[0], w.shape()[0]};
+  out_shape.insert(out_shape.end(), win.out.begin(), win.out.end());
+  Tensor out(x.dtype(), out_shape);
+  Tensor bias;
+  if (c.has_input(2)) {
+    bias = widen_to_float(c.input(2));
+    if (bias.numel() != w.shape()[0]) c.fail("bias must have one value per output channel");
+  }
+  visit_float(x.dtype(), [&](auto tag) {
+    using T = typename decltype(tag)::type;
+    conv_typed<T>(c, x, w, c.has_input(2) ? &bias : nullptr, out, win, groups);
+  });
+  c.output(0) = narrow_from_float(out, c.input(0).dtype());
+}
+
+void conv_transpose_op(OpContext& c) {
+  Tensor x = widen_to_float(c.input(0)), w = widen_to_float(c.input(1));
+  if (x.rank() < 3 || w.rank() != x.rank()) c.fail("X and W must have the same rank >= 3");
+  const size_t nd = static_cast<size_t>(x.rank() - 2);
+  const int64_t groups = c.attr_int("group", 1);
+  const int64_t channels = x.shape()[1];
+  if (groups <= 0 || w.shape()[0] != channels || channels % groups != 0) c.fail("W does not match the input channels");
+  const int64_t cg = channels / groups, mg = w.shape()[1], out_channels = mg * groups;
+  std::vector<int64_t> kernel = c.attr_ints("kernel_shape", std::vector<int64_t>(w.shape().begin() + 2, w.shape().end()));
+  auto strides = c.attr_ints("strides", std::vector<int64_t>(nd, 1));
+  auto dil = c.attr_ints("dilations", std::vector<int64_t>(nd, 1));
+  auto out_pad = c.attr_ints("output_padding", std::vector<int64_t>(nd, 0));
+  auto pads = c.attr_ints("pads", std::vector<int64_t>(2 * nd, 0));
+  auto out_sp_attr = c.attr_ints("output_shape");
+  const std::string auto_pad = c.attr_string("auto_pad", "NOTSET");
+  if (strides.size() != nd || dil.size() != nd || out_pad.size() != nd || pads.size() != 2 * nd || kernel.size() != nd)
+    c.fail("attribute lengths do not match the spatial rank");
+  std::vector<int64_t> in_sp(x.shape().begin() + 2, x.shape().end()), out_sp(nd);
+  for (size_t d = 0; d < nd; ++d) {
+    const int64_t full = strides[d] * (in_sp[d] - 1) + out_pad[d] + (kernel[d] - 1) * dil[d] + 1;
+    if (!out_sp_attr.empty()) {
+      out_sp[d] = out_sp_attr[out_sp_attr.size() - nd + d];
+      // Python's floor division, as ONNX's reference: a negative total (the
+      // requested output is larger than the full one) pads only at the end.
+      const int64_t total = full - out_sp[d];
+      const int64_t half = total >= 0 ? total / 2 : -((-total + 1) / 2);
+      pads[d] = auto_pad == "SAME_UPPER" ? half : total - half;
+      pads[d + nd] = total - pads[d];
+    } else if (auto_pad == "SAME_UPPER" || auto_pad == "SAME_LOWER") {
+      out_sp[d] = in_sp[d] * strides[d];
+      const int64_t total = std::max<int64_t>(0, full - out_sp[d]);
+      pads[d] = auto_pad == "SAME_UPPER" ? total / 2 : total - total / 2;
+      pads[d + nd] = total - pads[d];
+    } else {
+      out_sp[d] = full - pads[d] - pads[d + nd];
+    }
+  }
+  std::vector<int64_t> out_shape = {x.shape()[0], out_channels};
+  out_shape.insert(out_shape.end(), out_sp.begin(), out_sp.end());
+  Tensor out(x.dtype(), out_shape);
+  Tensor bias = c.has_input(2) ? widen_to_float(c.input(2)) : Tensor();
+  visit_float(x.dtype(), [&](auto tag) {
+    using T = typename decltype(tag)::type;
+    const T* px = x.data<T>();
+    const T* pw = w.data<T>();
+    T* po = out.mutable_data<T>();
+    const int64_t in_size = product_of(in_sp), out_size = product_of(out_sp), k_size = product_of(kernel);
+    std::vector<int64_t> iidx(nd), kidx(nd);
+    for (int64_t b = 0; b < x.shape()[0]; ++b)
+      for (int64_t ci = 0; ci < channels; ++ci) {
+        const int64_t g = ci / cg;
+        for (int64_t ip = 0; ip < in_size; ++ip) {
+          int64_t r = ip;
+          for (size_t d = nd; d-- > 0;) {
+            iidx[d] = r % in_sp[d];
+            r /= in_sp[d];
+          }
+          const T v = px[(b * channels + ci) * in_size + ip];
+          for (int64_t kp = 0; kp < k_size; ++kp) {
+            int64_t rk = kp;
+            for (size_t d = nd; d-- > 0;) {
+              kidx[d] = rk % kernel[d];
+              rk /= kernel[d];
+            }
+            int64_t offset = 0, stride = 1;
+            bool inside = true;
+            for (size_t d = nd; d-- > 0;) {
+              const int64_t pos = iidx[d] * strides[d] + kidx[d] * dil[d] - pads[d];
+              if (pos < 0 || pos >= out_sp[d]) {
+                inside = false;
+                break;
+              }
+              offset += pos * stride;
+              stride *= out_sp[d];
+            }
+            if (!inside) continue;
+            for (int64_t m = 0; m < mg; ++m)
+              po[(b * out_channels + g * mg + m) * out_size + offset] += v * pw[(ci * mg + m) * k_size + kp];
+          }
+        }
+      }
+    if (c.has_input(2))
+      for (int64_t b = 0; b < x.shape()[0]; ++b)
+        for (int64_t m = 0; m < out_channels; ++m)
+          for (int64_t op = 0; op < out_size; ++op) po[(b * out_channels + m) * out_size + op] += bias.data<T>()[m];
+  });
+  c.output(0) = narrow_from_float(out, c.input(0).dtype());
+}
+
+}  // namespace
+
+void register_conv(KernelRegistry& r) {
+  r.add("", "Conv", conv_op);
+  r.add("", "ConvTranspose", conv_transpose_op);
+}
+
+}  // namespace slmopt::runtime

@@ -1,0 +1,21 @@
+// Registration functions of the kernel families, one per file in kernels/.
+#pragma once
+
+namespace slmopt::runtime {
+
+class KernelRegistry;
+
+void register_elementwise_unary(KernelRegistry& r);
+void register_elementwise_binary(KernelRegistry& r);
+void register_matmul(KernelRegistry& r);
+void register_conv(KernelRegistry& r);
+void register_pool(KernelRegistry& r);
+void register_normalization(KernelRegistry& r);
+void register_softmax(KernelRegistry& r);
+void register_reduce(KernelRegistry& r);
+void register_shape_ops(KernelRegistry& r);
+void register_data_movement(KernelRegistry& r);
+void register_cast(KernelRegistry& r);
+void register_control_flow(KernelRegistry& r);
+
+}  // namespace slmopt::runtime

@@ -1,0 +1,124 @@
+// MatMul (numpy semantics: 1-D promotion, broadcast batch dims) and Gemm.
+#include "runtime/kernels/matmul.hpp"
+
+#include <Eigen/Core>
+
+#include "runtime/kernels/kernel_util.hpp"
+
+namespace slmopt::runtime {
+
+namespace {
+template <class T>
+void eigen_matmul(const T* a, const T* b, T* c, int64_t m, int64_t k, int64_t n) {
+  using Mat = Eigen::Matrix<T, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
+  Eigen::Map<const Mat> A(a, m, k);
+  Eigen::Map<const Mat> B(b, k, n);
+  Eigen::Map<Mat> C(c, m, n);
+  C.noalias() = A * B;
+}
+}  // namespace
+
+void matmul_fast(const float* a, const float* b, float* c, int64_t m, int64_t k, int64_t n) {
+  eigen_matmul(a, b, c, m, k, n);
+}
+void matmul_fast(const double* a, const double* b, double* c, int64_t m, int64_t k, int64_t n) {
+  eigen_matmul(a, b, c, m, k, n);
+}
+
+namespace {
+
+template <class T>
+void product(const T* a, const T* b, T* c, int64_t m, int64_t k, int64_t n) {
+  if constexpr (std::is_same_v<T, float> || std::is_same_v<T, double>) {
+    if (k == 0) {
+      std::fill(c, c + m * n, T(0));
+      return;
+    }
+    matmul_fast(a, b, c, m, k, n);
+  } else {
+    matmul_reference(a, b, c, m, k, n);
+  }
+}
+
+void matmul_op(OpContext& c) {
+  Tensor a = widen_to_float(c.input(0)), b = widen_to_float(c.input(1));
+  if (a.dtype() != b.dtype()) c.fail("inputs have different types");
+  if (a.rank() == 0 || b.rank() == 0) c.fail("inputs must have rank >= 1");
+  std::vector<int64_t> as = a.shape(), bs = b.shape();
+  const bool a_vec = as.size() == 1, b_vec = bs.size() == 1;
+  if (a_vec) as.insert(as.begin(), 1);
+  if (b_vec) bs.push_back(1);
+  const int64_t m = as[as.size() - 2], k = as.back(), n = bs.back();
+  if (bs[bs.size() - 2] != k)
+    c.fail("inner dimensions differ: " + shape_to_string(c.input(0).shape()) + " x " + shape_to_string(c.input(1).shape()));
+  std::vector<int64_t> abatch(as.begin(), as.end() - 2), bbatch(bs.begin(), bs.end() - 2);
+  auto batch = broadcast_shape(c, abatch, bbatch);
+  std::vector<int64_t> out_shape = batch;
+  if (!a_vec) out_shape.push_back(m);
+  if (!b_vec) out_shape.push_back(n);
+  Tensor out(a.dtype(), out_shape);
+  auto sa = broadcast_strides(abatch, batch), sb = broadcast_strides(bbatch, batch);
+  visit_numeric(a.dtype(), [&](auto tag) {
+    using T = typename decltype(tag)::type;
+    if constexpr (std::is_same_v<T, bool>) {
+      c.fail("does not accept bool tensors");
+    } else {
+      const T* pa = a.data<T>();
+      const T* pb = b.data<T>();
+      T* po = out.mutable_data<T>();
+      for_each_broadcast2(batch, sa, sb, [&](int64_t i, int64_t ia, int64_t ib) {
+        product(pa + ia * m * k, pb + ib * k * n, po + i * m * n, m, k, n);
+      });
+    }
+  });
+  c.output(0) = narrow_from_float(out, c.input(0).dtype());
+}
+
+template <class T>
+std::vector<T> transposed(const T* src, int64_t rows, int64_t cols) {
+  std::vector<T> t(static_cast<size_t>(rows * cols));
+  for (int64_t i = 0; i < rows; ++i)
+    for (int64_t j = 0; j < cols; ++j) t[static_cast<size_t>(j * rows + i)] = src[i * cols + j];
+  return t;
+}
+
+void gemm_op(OpContext& c) {
+  Tensor a = widen_to_float(c.input(0)), b = widen_to_float(c.input(1));
+  if (a.rank() != 2 || b.rank() != 2) c.fail("A and B must be matrices");
+  const bool ta = c.attr_int("transA", 0) != 0, tb = c.attr_int("transB", 0) != 0;
+  const double alpha = c.attr_float("alpha", 1.0f), beta = c.attr_float("beta", 1.0f);
+  const int64_t m = ta ? a.shape()[1] : a.shape()[0], k = ta ? a.shape()[0] : a.shape()[1];
+  const int64_t n = tb ? b.shape()[0] : b.shape()[1], kb = tb ? b.shape()[1] : b.shape()[0];
+  if (k != kb) c.fail("inner dimensions differ");
+  Tensor out(a.dtype(), {m, n});
+  visit_numeric(a.dtype(), [&](auto tag) {
+    using T = typename decltype(tag)::type;
+    if constexpr (std::is_same_v<T, bool>) {
+      c.fail("does not accept bool tensors");
+    } else {
+      std::vector<T> at, bt;
+      const T* pa = a.data<T>();
+      const T* pb = b.data<T>();
+      if (ta) pa = (at = transposed(pa, k, m)).data();
+      if (tb) pb = (bt = transposed(pb, n, k)).data();
+      T* po = out.mutable_data<T>();
+      product(pa, pb, po, m, k, n);
+      for (int64_t i = 0; i < m * n; ++i) po[i] = static_cast<T>(alpha * po[i]);
+      if (c.has_input(2) && beta != 0) {
+        Tensor bias = broadcast_to(c, widen_to_float(c.input(2)), {m, n});
+        const T* pc = bias.data<T>();
+        for (int64_t i = 0; i < m * n; ++i) po[i] = static_cast<T>(po[i] + beta * pc[i]);
+      }
+    }
+  });
+  c.output(0) = narrow_from_float(out, c.input(0).dtype());
+}
+
+}  // namespace
+
+void register_matmul(KernelRegistry& r) {
+  r.add("", "MatMul", matmul_op);
+  r.add("", "Gemm", gemm_op);
+}
+
+}  // namespace slmopt::runtime

@@ -1,0 +1,185 @@
+#include "runtime/session.hpp"
+
+#include <set>
+
+#include "runtime/kernel_registry.hpp"
+
+namespace slmopt::runtime {
+
+const Tensor* Scope::find(const std::string& name) const {
+  for (const Scope* s = this; s; s = s->parent) {
+    auto it = s->values.find(name);
+    if (it != s->values.end()) return &it->second;
+  }
+  return nullptr;
+}
+
+std::vector<std::string> unsupported_ops(const Model& model) {
+  std::set<std::string> missing;
+  const auto& registry = KernelRegistry::instance();
+  for_each_graph(model.graph, [&](const Graph& g, int) {
+    for (const auto& n : g.nodes)
+      if (!registry.find(n.domain, n.op_type))
+        missing.insert(n.domain.empty() ? n.op_type : n.op_type + " (" + n.domain + ")");
+  });
+  return {missing.begin(), missing.end()};
+}
+
+Session::Session(const Model& model) : model_(model) {
+  auto missing = unsupported_ops(model);
+  if (!missing.empty()) {
+    std::string list;
+    for (const auto& m : missing) list += (list.empty() ? "" : ", ") + m;
+    throw_bad_input("the runtime has no kernel for: " + list);
+  }
+}
+
+int Session::opset(const std::string& domain) const {
+  for (const auto& o : model_.opsets)
+    if (o.domain == domain || (domain.empty() && o.domain == "ai.onnx")) return static_cast<int>(o.version);
+  return 0;
+}
+
+std::vector<ValueInfo> Session::feed_inputs() const {
+  std::vector<ValueInfo> out;
+  for (const auto& v : model_.graph.inputs)
+    if (!model_.graph.find_initializer(v.name)) out.push_back(v);
+  return out;
+}
+
+namespace {
+
+void check_feed(const ValueInfo& declared, const Tensor& value) {
+  if (declared.dtype && *declared.dtype != value.dtype())
+    throw_bad_input("input '" + declared.name + "' has type " + dtype_name(value.dtype()) + ", the model expects " +
+                    dtype_name(*declared.dtype));
+  if (!declared.shape) return;
+  const auto& dims = *declared.shape;
+  bool ok = dims.size() == value.shape().size();
+  for (size_t i = 0; ok && i < dims.size(); ++i) ok = !dims[i].is_fixed() || dims[i].value == value.shape()[i];
+  if (!ok) {
+    std::string want = "[";
+    for (size_t i = 0; i < dims.size(); ++i)
+      want += (i ? "," : "") + (dims[i].is_fixed() ? std::to_string(dims[i].value) : (dims[i].param.empty() ? "?" : dims[i].param));
+    throw_bad_input("input '" + declared.name + "' has shape " + shape_to_string(value.shape()) +
+                    ", the model expects " + want + "]");
+  }
+}
+
+void collect_reads(const Node& node, std::vector<std::string>& reads) {
+  for (const auto& in : node.inputs)
+    if (!in.empty()) reads.push_back(in);
+  for (const auto& attr : node.attributes)
+    for (const auto& sub : attr.graphs)
+      for (const auto& inner : sub.nodes) collect_reads(inner, reads);
+}
+
+}  // namespace
+
+std::vector<Tensor> Session::run_graph(const Graph& graph, const std::vector<Tensor>& inputs, const Scope* outer,
+                                       RunStats* stats) const {
+  Scope scope;
+  scope.parent = outer;
+  for (const auto& init : graph.initializers) scope.values[init.name] = init.tensor;
+  if (inputs.size() > graph.inputs.size())
+    throw_bad_input("graph '" + graph.name + "' takes " + std::to_string(graph.inputs.size()) + " inputs, got " +
+                    std::to_string(inputs.size()));
+  for (size_t i = 0; i < inputs.size(); ++i) scope.values[graph.inputs[i].name] = inputs[i];
+
+  // Index of the last node that reads each value (subgraph reads included).
+  std::unordered_map<std::string, size_t> last_use;
+  for (size_t i = 0; i < graph.nodes.size(); ++i) {
+    std::vector<std::string> reads;
+    collect_reads(graph.nodes[i], reads);
+    for (const auto& r : reads) last_use[r] = i;
+  }
+  std::set<std::string> keep;
+  for (const auto& o : graph.outputs) keep.insert(o.name);
+
+  uint64_t live = 0, peak = 0;
+  std::set<std::string> produced;
+  const auto& registry = KernelRegistry::instance();
+  for (size_t i = 0; i < graph.nodes.size(); ++i) {
+    const Node& node = graph.nodes[i];
+    OpContext ctx{node, opset(node.domain), {}, {}, this, &scope};
+    for (const auto& name : node.inputs) {
+      if (name.empty()) {
+        ctx.inputs.push_back(nullptr);
+        continue;
+      }
+      const Tensor* t = scope.find(name);
+      if (!t) ctx.fail("input '" + name + "' is not computed before this node");
+      ctx.inputs.push_back(t);
+    }
+    ctx.outputs.resize(node.outputs.size());
+    KernelFn fn = registry.find(node.domain, node.op_type);
+    if (!fn) ctx.fail("no kernel");
+    fn(ctx);
+    for (size_t k = 0; k < node.outputs.size(); ++k) {
+      const std::string& name = node.outputs[k];
+      if (name.empty()) continue;
+      if (observer_) observer_(node, name, ctx.outputs[k]);
+      live += ctx.outputs[k].nbytes();
+      auto [it, inserted] = scope.values.insert_or_assign(name, std::move(ctx.outputs[k]));
+      (void)it;
+      if (inserted) produced.insert(name);
+    }
+    peak = std::max(peak, live);
+    // Release values whose last reader just ran.
+    std::vector<std::string> reads;
+    collect_reads(node, reads);
+    for (const auto& name : node.outputs) reads.push_back(name);
+    for (const auto& name : reads) {
+      auto lu = last_use.find(name);
+      bool dead = (lu == last_use.end() || lu->second <= i) && !keep.count(name) && produced.count(name);
+      if (!dead) continue;
+      auto v = scope.values.find(name);
+      if (v == scope.values.end()) continue;
+      live -= v->second.nbytes();
+      scope.values.erase(v);
+      produced.erase(name);
+    }
+  }
+  if (stats) {
+    stats->peak_activation_bytes = std::max(stats->peak_activation_bytes, peak);
+    stats->nodes_run += static_cast<int64_t>(graph.nodes.size());
+  }
+  std::vector<Tensor> outputs;
+  for (const auto& o : graph.outputs) {
+    const Tensor* t = scope.find(o.name);
+    if (!t) throw_bad_input("graph '" + graph.name + "' output '" + o.name + "' is never computed");
+    outputs.push_back(*t);
+  }
+  return outputs;
+}
+
+std::map<std::string, Tensor> Session::run(const std::map<std::string, Tensor>& feeds, RunStats* stats) const {
+  const Graph& g = model_.graph;
+  std::vector<Tensor> inputs;
+  // Positional inputs: feeds by name; initializer defaults for unfed inputs.
+  size_t fed = 0;
+  for (const auto& v : g.inputs) {
+    auto it = feeds.find(v.name);
+    if (it != feeds.end()) {
+      check_feed(v, it->second);
+      inputs.push_back(it->second);
+      ++fed;
+    } else if (const auto* init = g.find_initializer(v.name)) {
+      inputs.push_back(init->tensor);
+    } else {
+      throw_bad_input("input '" + v.name + "' is not given");
+    }
+  }
+  if (fed != feeds.size())
+    for (const auto& [name, t] : feeds) {
+      bool known = false;
+      for (const auto& v : g.inputs) known = known || v.name == name;
+      if (!known) throw_bad_input("the model has no input named '" + name + "'");
+    }
+  std::vector<Tensor> outs = run_graph(g, inputs, nullptr, stats);
+  std::map<std::string, Tensor> result;
+  for (size_t i = 0; i < outs.size(); ++i) result[g.outputs[i].name] = std::move(outs[i]);
+  return result;
+}
+
+}  // namespace slmopt::runtime

@@ -1,0 +1,60 @@
+// Session: executes a Model with the reference kernels. Values that are dead
+// (no later node reads them and they are not outputs) are released as soon as
+// their last reader has run; the run reports the peak bytes of live activations.
+#pragma once
+
+#include <functional>
+#include <map>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include "core/ir.hpp"
+#include "runtime/op_context.hpp"
+
+namespace slmopt::runtime {
+
+// Name -> value bindings of one graph execution; subgraphs see their parents'.
+struct Scope {
+  std::unordered_map<std::string, Tensor> values;
+  const Scope* parent = nullptr;
+  const Tensor* find(const std::string& name) const;
+};
+
+struct RunStats {
+  uint64_t peak_activation_bytes = 0;  // largest sum of live intermediate tensors
+  int64_t nodes_run = 0;
+};
+
+// Sees every value a node produces (calibration collects statistics here).
+using Observer = std::function<void(const Node& node, const std::string& name, const Tensor& value)>;
+
+class Session {
+ public:
+  // Validates that every op in every graph has a kernel; throws Error listing
+  // the unsupported ones. `model` must outlive the session.
+  explicit Session(const Model& model);
+
+  // Graph inputs the caller must (or may) feed: those that are not initializers.
+  std::vector<ValueInfo> feed_inputs() const;
+
+  // Runs the main graph; returns its outputs by name.
+  std::map<std::string, Tensor> run(const std::map<std::string, Tensor>& feeds, RunStats* stats = nullptr) const;
+
+  void set_observer(Observer observer) { observer_ = std::move(observer); }
+
+  // Runs a subgraph with positional inputs inside `outer` (If, Loop, Scan).
+  std::vector<Tensor> run_graph(const Graph& graph, const std::vector<Tensor>& inputs, const Scope* outer,
+                                RunStats* stats) const;
+
+  int opset(const std::string& domain) const;
+
+ private:
+  const Model& model_;
+  Observer observer_;
+};
+
+// "Op (domain)" of every node whose op has no kernel, sorted and unique.
+std::vector<std::string> unsupported_ops(const Model& model);
+
+}  // namespace slmopt::runtime
