@@ -29,6 +29,13 @@ std::string human_bytes(uint64_t bytes) {
   return buf;
 }
 
+void add_data_options(CLI::App& cmd, DataOptions& data) {
+  cmd.add_option("--data", data.dir, "Folder of samples: test_data_set_N/input_K.pb, or sample folders of NAME.npy");
+  cmd.add_option("--input", data.inputs, "NAME=FILE (.npy or .pb); repeat per input");
+  cmd.add_option("--random", data.random, "Use N random samples (floats in [-1,1), ints in [0,8))");
+  cmd.add_option("--seed", data.seed, "Seed for --random");
+}
+
 void print_json(const nlohmann::ordered_json& doc) { std::cout << doc.dump(2) << "\n"; }
 
 }  // namespace slmopt::cli

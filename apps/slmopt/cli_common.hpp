@@ -3,6 +3,7 @@
 
 #include <cstdint>
 #include <string>
+#include <vector>
 
 #include <CLI/CLI.hpp>
 #include <nlohmann/json.hpp>
@@ -12,7 +13,17 @@ namespace slmopt::cli {
 struct GlobalOptions {
   bool json = false;   // print the result as one JSON document on stdout
   bool quiet = false;  // no progress or chatter on stderr
+  int exit_code = 0;   // set by a subcommand that fails softly (a gate)
 };
+
+// Where the samples come from, shared by run, eval and later calibration.
+struct DataOptions {
+  std::string dir;                  // test_data_set_N/ folders or sample folders
+  std::vector<std::string> inputs;  // NAME=FILE pairs
+  int random = 0;                   // that many random samples
+  uint32_t seed = 0;
+};
+void add_data_options(CLI::App& cmd, DataOptions& data);
 
 // "1,234,567"
 std::string with_thousands(int64_t n);
@@ -23,5 +34,7 @@ void print_json(const nlohmann::ordered_json& doc);
 // One registration function per subcommand file.
 void setup_inspect(CLI::App& app, const GlobalOptions& global);
 void setup_convert(CLI::App& app, const GlobalOptions& global);
+void setup_run(CLI::App& app, GlobalOptions& global);
+void setup_eval(CLI::App& app, GlobalOptions& global);
 
 }  // namespace slmopt::cli

@@ -17,9 +17,11 @@ int main(int argc, char** argv) {
   app.add_flag("-q,--quiet", global.quiet, "No progress output");
   cli::setup_inspect(app, global);
   cli::setup_convert(app, global);
+  cli::setup_run(app, global);
+  cli::setup_eval(app, global);
   try {
     app.parse(argc, argv);
-    return 0;
+    return global.exit_code;
   } catch (const CLI::ParseError& e) {
     int code = app.exit(e);
     return code == 0 ? 0 : 2;

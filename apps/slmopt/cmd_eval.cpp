@@ -1,0 +1,162 @@
+// slmopt eval --reference A --candidate B: run both models on the same samples,
+// compare every output, and apply accuracy gates (exit code 1 when one fails).
+#include <cmath>
+#include <cstdio>
+#include <iostream>
+#include <memory>
+#include <unistd.h>
+
+#include "cli_common.hpp"
+#include "core/atomic_file.hpp"
+#include "eval/gate.hpp"
+#include "model_io.hpp"
+#include "runtime/session.hpp"
+#include "samples.hpp"
+
+namespace slmopt::cli {
+namespace {
+
+struct EvalOptions {
+  std::string reference, candidate;
+  DataOptions data;
+  std::vector<std::string> gates;
+  std::string report, junit;
+};
+
+struct GateResult {
+  eval::Gate gate;
+  std::string output;  // the output that decided the result (worst one)
+  double value = 0;
+  bool passed = true;
+};
+
+std::string xml_escape(const std::string& s) {
+  std::string out;
+  for (char ch : s) {
+    switch (ch) {
+      case '<': out += "&lt;"; break;
+      case '>': out += "&gt;"; break;
+      case '&': out += "&amp;"; break;
+      case '"': out += "&quot;"; break;
+      default: out += ch;
+    }
+  }
+  return out;
+}
+
+std::string junit_xml(const std::vector<GateResult>& results) {
+  int failures = 0;
+  for (const auto& r : results) failures += !r.passed;
+  std::string xml = "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n<testsuite name=\"slmopt eval\" tests=\"" +
+                    std::to_string(results.size()) + "\" failures=\"" + std::to_string(failures) + "\">\n";
+  for (const auto& r : results) {
+    xml += "  <testcase classname=\"slmopt.eval\" name=\"" + xml_escape(r.gate.text) + "\">";
+    if (!r.passed) {
+      char msg[256];
+      std::snprintf(msg, sizeof(msg), "%s is %.6g on output '%s'", (r.gate.metric + "." + r.gate.stat).c_str(), r.value,
+                    r.output.c_str());
+      xml += "<failure message=\"" + xml_escape(msg) + "\"/>";
+    }
+    xml += "</testcase>\n";
+  }
+  return xml + "</testsuite>\n";
+}
+
+void run_eval(const EvalOptions& o, GlobalOptions& global) {
+  std::vector<eval::Gate> gates;
+  for (const auto& g : o.gates) gates.push_back(eval::parse_gate(g));
+  Model ref_model = load_model(o.reference), cand_model = load_model(o.candidate);
+  runtime::Session ref(ref_model), cand(cand_model);
+  auto samples = load_requested_samples(o.data, ref.feed_inputs());
+  std::map<std::string, std::vector<eval::SampleMetrics>> per_output;
+  for (size_t i = 0; i < samples.size(); ++i) {
+    auto r = ref.run(samples[i]);
+    auto c = with_context("candidate", [&] { return cand.run(samples[i]); });
+    for (const auto& [name, tensor] : r) {
+      auto it = c.find(name);
+      if (it == c.end()) throw_bad_input("the candidate has no output '" + name + "'", o.candidate);
+      per_output[name].push_back(with_context("output '" + name + "'", [&] { return eval::compare_tensors(tensor, it->second); }));
+    }
+    if (!global.quiet && !global.json && samples.size() > 20 && isatty(2))
+      std::fprintf(stderr, "\reval: %zu/%zu samples", i + 1, samples.size());
+  }
+  if (!global.quiet && !global.json && samples.size() > 20 && isatty(2)) std::fprintf(stderr, "\n");
+
+  std::map<std::string, std::map<std::string, eval::Summary>> summaries;
+  for (const auto& [name, list] : per_output) summaries[name] = eval::summarize(list);
+
+  std::vector<GateResult> results;
+  for (const auto& g : gates) {
+    GateResult res{g, "", 0, true};
+    bool first = true;
+    for (const auto& [name, metrics] : summaries) {
+      auto it = metrics.find(g.metric);
+      if (it == metrics.end()) continue;
+      const double v = eval::select(it->second, g.stat);
+      const bool worse = first || (eval::higher_is_better(g.metric) ? v < res.value : v > res.value);
+      if (worse) {
+        res.value = v;
+        res.output = name;
+        first = false;
+      }
+    }
+    if (first) throw_usage("gate '" + g.text + "': no output has the metric '" + g.metric + "'");
+    res.passed = eval::holds(g, res.value);
+    results.push_back(res);
+  }
+
+  nlohmann::ordered_json doc;
+  doc["reference"] = o.reference;
+  doc["candidate"] = o.candidate;
+  doc["samples"] = samples.size();
+  for (const auto& [name, metrics] : summaries)
+    for (const auto& [metric, s] : metrics)
+      doc["outputs"][name][metric] = {{"mean", s.mean}, {"lower", s.lower}, {"upper", s.upper}, {"worst", s.worst}};
+  doc["gates"] = nlohmann::ordered_json::array();
+  bool all_pass = true;
+  for (const auto& r : results) {
+    all_pass = all_pass && r.passed;
+    doc["gates"].push_back({{"gate", r.gate.text}, {"value", r.value}, {"output", r.output}, {"passed", r.passed},
+                            {"margin", r.value - r.gate.threshold}});
+  }
+  doc["passed"] = all_pass;
+  if (!o.report.empty()) write_file_atomically(o.report, doc.dump(2) + "\n");
+  if (!o.junit.empty()) write_file_atomically(o.junit, junit_xml(results));
+
+  if (global.json) {
+    print_json(doc);
+  } else {
+    std::printf("%zu samples\n", samples.size());
+    for (const auto& [name, metrics] : summaries) {
+      std::printf("output %s\n", name.c_str());
+      for (const auto& [metric, s] : metrics)
+        std::printf("  %-9s %12.6g   95%% CI [%.6g, %.6g]   worst %.6g\n", metric.c_str(), s.mean, s.lower, s.upper, s.worst);
+    }
+    for (const auto& r : results)
+      std::printf("gate %-24s %s  (%s.%s = %.6g on '%s', threshold %.6g)\n", r.gate.text.c_str(), r.passed ? "PASS" : "FAIL",
+                  r.gate.metric.c_str(), r.gate.stat.c_str(), r.value, r.output.c_str(), r.gate.threshold);
+  }
+  if (!all_pass) {
+    for (const auto& r : results)
+      if (!r.passed)
+        std::fprintf(stderr, "slmopt: gate failed: %s (%s.%s = %.6g on output '%s', misses by %.3g)\n", r.gate.text.c_str(),
+                     r.gate.metric.c_str(), r.gate.stat.c_str(), r.value, r.output.c_str(), std::abs(r.value - r.gate.threshold));
+    global.exit_code = 1;
+  }
+}
+
+}  // namespace
+
+void setup_eval(CLI::App& app, GlobalOptions& global) {
+  auto opts = std::make_shared<EvalOptions>();
+  auto* cmd = app.add_subcommand("eval", "Compare a candidate model with a reference on the same inputs; apply gates");
+  cmd->add_option("--reference", opts->reference, "The original model")->required();
+  cmd->add_option("--candidate", opts->candidate, "The optimized model")->required();
+  add_data_options(*cmd, opts->data);
+  cmd->add_option("--gate", opts->gates, "METRIC[.mean|.lower|.upper|.worst] OP NUMBER, e.g. cosine>=0.999; repeatable");
+  cmd->add_option("--report", opts->report, "Write the full result as JSON");
+  cmd->add_option("--junit", opts->junit, "Write the gates as a JUnit XML test suite");
+  cmd->callback([opts, &global] { run_eval(*opts, global); });
+}
+
+}  // namespace slmopt::cli

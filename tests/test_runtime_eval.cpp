@@ -1,0 +1,178 @@
+#include <catch2/catch.hpp>
+
+#include <cmath>
+#include <filesystem>
+#include <nlohmann/json.hpp>
+#include <random>
+
+#include "calib/npy.hpp"
+#include "eval/gate.hpp"
+#include "eval/metrics.hpp"
+#include "onnx/onnx_io.hpp"
+#include "runtime/kernels/matmul.hpp"
+#include "runtime/session.hpp"
+#include "test_util.hpp"
+
+using namespace slmopt;
+namespace fs = std::filesystem;
+
+TEST_CASE("the Eigen matmul matches the reference matmul on random matrices") {
+  std::mt19937 rng(42);
+  std::uniform_real_distribution<float> u(-1, 1);
+  for (auto [m, k, n] : {std::tuple{1, 1, 1}, {7, 13, 5}, {64, 172, 64}, {3, 0, 4}, {33, 65, 17}}) {
+    std::vector<float> a(static_cast<size_t>(m * k)), b(static_cast<size_t>(k * n)), fast(static_cast<size_t>(m * n)),
+        ref(static_cast<size_t>(m * n));
+    for (auto& v : a) v = u(rng);
+    for (auto& v : b) v = u(rng);
+    runtime::matmul_reference(a.data(), b.data(), ref.data(), m, k, n);
+    if (k > 0) runtime::matmul_fast(a.data(), b.data(), fast.data(), m, k, n);
+    else fast = ref;
+    for (size_t i = 0; i < ref.size(); ++i) CHECK(fast[i] == Approx(ref[i]).margin(1e-5));
+  }
+}
+
+TEST_CASE("npy files round-trip for every supported dtype and hostile ones are refused") {
+  test::TempDir tmp;
+  for (DType t : {DType::F32, DType::F64, DType::F16, DType::I8, DType::U8, DType::I16, DType::U16, DType::I32, DType::U32,
+                  DType::I64, DType::U64, DType::Bool}) {
+    Tensor x = test::random_tensor(t, {3, 4}, 9);
+    calib::write_npy(tmp.file("x.npy"), x);
+    CHECK(calib::read_npy(tmp.file("x.npy")).bit_equal(x));
+  }
+  Tensor scalar = Tensor::from_values<float>(DType::F32, {}, {2.5f});
+  calib::write_npy(tmp.file("s.npy"), scalar);
+  CHECK(calib::read_npy(tmp.file("s.npy")).bit_equal(scalar));
+  Tensor vec = test::random_tensor(DType::F32, {5}, 1);
+  calib::write_npy(tmp.file("v.npy"), vec);
+  CHECK(calib::read_npy(tmp.file("v.npy")).bit_equal(vec));
+
+  auto npy = [](const std::string& header, const std::string& data) {
+    std::string s = "\x93NUMPY\x01";
+    s += '\0';
+    s += static_cast<char>(header.size());
+    s += '\0';
+    return s + header + data;
+  };
+  auto error_of = [&](const std::string& bytes) {
+    test::write_bytes(tmp.file("bad.npy"), bytes);
+    try {
+      calib::read_npy(tmp.file("bad.npy"));
+    } catch (const Error& e) {
+      return std::string(e.what());
+    }
+    return std::string("no error");
+  };
+  const std::string f = tmp.file("bad.npy") + ": ";
+  CHECK(error_of("PK\x03\x04 not npy") == f + "not a .npy file (bad magic)");
+  CHECK(error_of(npy("{'descr': '>f4', 'fortran_order': False, 'shape': (2,), }", std::string(8, '\0'))) ==
+        f + "unsupported npy dtype '>f4' (little-endian numeric types only)");
+  CHECK(error_of(npy("{'descr': '<f4', 'fortran_order': True, 'shape': (2,), }", std::string(8, '\0'))) ==
+        f + "Fortran-ordered arrays are not supported");
+  CHECK(error_of(npy("{'descr': '<f4', 'fortran_order': False, 'shape': (3,), }", std::string(8, '\0'))) ==
+        f + "npy data holds 8 bytes, shape [3] of f32 needs 12");
+  CHECK(error_of(npy("{'descr': '<f4', 'fortran_order': False, 'shape': (4294967296, 4294967296), }", "")) ==
+        f + "element count overflows 64-bit integers");
+  std::string truncated = npy("{'descr': '<f4', 'fortran_order': False, 'shape': (2,), }", "");
+  CHECK(error_of(truncated.substr(0, 20)) == f + "npy header runs past the end of the file");
+}
+
+TEST_CASE("metrics: identical, scaled and reordered outputs") {
+  Tensor r = Tensor::from_values<float>(DType::F32, {2, 3}, {1, 2, 3, 3, 2, 1});
+  auto same = eval::compare_tensors(r, r);
+  CHECK(same["max_abs"] == 0);
+  CHECK(same["rel_l2"] == 0);
+  CHECK(same["cosine"] == Approx(1));
+  CHECK(same["sqnr_db"] == 200);
+  CHECK(same["top1"] == 1);
+  CHECK(same["kl"] == Approx(0).margin(1e-12));
+
+  Tensor c = Tensor::from_values<float>(DType::F32, {2, 3}, {1, 2, 3, 1, 2, 3});
+  auto m = eval::compare_tensors(r, c);
+  CHECK(m["max_abs"] == 2);
+  CHECK(m["mean_abs"] == Approx(4.0 / 6));
+  CHECK(m["top1"] == 0.5);
+  CHECK(m["rel_l2"] == Approx(std::sqrt(8.0 / 28)));
+  CHECK(m["cosine"] == Approx((14.0 + 10) / 28));
+  CHECK(m["kl"] > 0);
+  CHECK_THROWS_WITH(eval::compare_tensors(r, Tensor(DType::F32, {3, 2})), Catch::Contains("output shapes differ"));
+}
+
+TEST_CASE("summaries carry a 95% confidence interval") {
+  std::vector<eval::SampleMetrics> samples;
+  for (double v : {0.9, 1.0, 1.1, 1.0}) samples.push_back({{"cosine", v}});
+  auto s = eval::summarize(samples).at("cosine");
+  CHECK(s.mean == Approx(1.0));
+  // sd = 0.0816, t(3) = 3.182, half-width = 3.182 * 0.0816 / 2
+  CHECK(s.upper - s.mean == Approx(3.182 * std::sqrt(0.02 / 3) / 2).epsilon(1e-3));
+  CHECK(s.worst == 0.9);
+}
+
+TEST_CASE("gate expressions parse, and bad ones are usage errors") {
+  auto g = eval::parse_gate("kl.upper<=0.01");
+  CHECK(g.metric == "kl");
+  CHECK(g.stat == "upper");
+  CHECK(eval::holds(g, 0.005));
+  CHECK_FALSE(eval::holds(g, 0.02));
+  CHECK(eval::parse_gate(" cosine >= 0.995 ").threshold == 0.995);
+  CHECK_THROWS_WITH(eval::parse_gate("cosine=>1"), Catch::Contains("is not of the form"));
+  CHECK_THROWS_WITH(eval::parse_gate("accuracy>=1"), Catch::Contains("unknown metric 'accuracy'"));
+}
+
+namespace {
+// A copy of the model with every float initializer multiplied by `factor`.
+void write_scaled(const std::string& src, const std::string& dst, float factor) {
+  Model m = onnx_format::read_onnx(src);
+  for (auto& init : m.graph.initializers)
+    if (init.tensor.dtype() == DType::F32 && init.tensor.rank() >= 2)
+      for (int64_t i = 0; i < init.tensor.numel(); ++i) init.tensor.mutable_data<float>()[i] *= factor;
+  onnx_format::write_onnx(m, dst);
+}
+}  // namespace
+
+TEST_CASE("eval gates: pass (exit 0), fail (exit 1, named), bad expression (exit 2)") {
+  auto dir = test::real_models_dir();
+  if (!dir) return;
+  test::TempDir tmp;
+  const std::string model = (*dir / "embedding_model.onnx").string();
+  write_scaled(model, tmp.file("same.onnx"), 1.0f);
+  write_scaled(model, tmp.file("off.onnx"), 1.02f);
+
+  auto pass = test::run_slmopt("eval --reference " + model + " --candidate " + tmp.file("same.onnx") +
+                               " --random 3 --gate 'cosine>=0.9999' --gate 'rel_l2.upper<=1e-6' --report " +
+                               tmp.file("r.json") + " --junit " + tmp.file("j.xml"));
+  CHECK(pass.exit_code == 0);
+  CHECK_THAT(pass.out, Catch::Contains("PASS"));
+  auto report = nlohmann::json::parse(test::read_bytes(tmp.file("r.json")));
+  CHECK(report["passed"] == true);
+  CHECK(report["samples"] == 3);
+  CHECK_THAT(test::read_bytes(tmp.file("j.xml")), Catch::Contains("failures=\"0\""));
+
+  auto fail = test::run_slmopt("eval --reference " + model + " --candidate " + tmp.file("off.onnx") +
+                               " --random 3 --gate 'cosine>=0.5' --gate 'rel_l2<=1e-4' --junit " + tmp.file("j.xml"));
+  CHECK(fail.exit_code == 1);
+  CHECK_THAT(fail.err, Catch::Contains("slmopt: gate failed: rel_l2<=1e-4 (rel_l2.mean = "));
+  CHECK_THAT(fail.err, Catch::Contains("on output 'conv2d_19'"));
+  CHECK_THAT(test::read_bytes(tmp.file("j.xml")), Catch::Contains("failures=\"1\""));
+
+  auto bad = test::run_slmopt("eval --reference " + model + " --candidate " + model + " --random 1 --gate 'cosine=>1'");
+  CHECK(bad.exit_code == 2);
+  CHECK_THAT(bad.err, Catch::Contains("gate 'cosine=>1' is not of the form"));
+}
+
+TEST_CASE("run writes outputs as .npy and reports peak activation memory") {
+  auto dir = test::real_models_dir();
+  if (!dir) return;
+  test::TempDir tmp;
+  const std::string model = (*dir / "alexa_v0.1.onnx").string();
+  Tensor input = test::random_tensor(DType::F32, {1, 16, 96}, 3);
+  for (int64_t i = 0; i < input.numel(); ++i) input.mutable_data<float>()[i] = static_cast<float>(i % 17) / 17.0f;
+  calib::write_npy(tmp.file("in.npy"), input);
+  auto r = test::run_slmopt("run --json " + model + " --input " + tmp.file("in.npy") + " -o " + tmp.file("out"));
+  REQUIRE(r.exit_code == 0);
+  auto doc = nlohmann::json::parse(r.out);
+  CHECK(doc["peak_activation_bytes"].get<uint64_t>() > 0);
+  Tensor out = calib::read_npy(doc["outputs"][0]["file"].get<std::string>());
+  CHECK(out.shape() == std::vector<int64_t>{1, 1});
+  const float p = out.data<float>()[0];
+  CHECK((p >= 0 && p <= 1));  // the classifier ends in a sigmoid
+}
