@@ -19,6 +19,10 @@ const KernelRegistry& KernelRegistry::instance() {
     register_data_movement(r);
     register_cast(r);
     register_control_flow(r);
+    register_loss(r);
+    register_quantization(r);
+    register_resize(r);
+    register_indexing(r);
     return r;
   }();
   return registry;

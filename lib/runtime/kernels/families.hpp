@@ -17,5 +17,9 @@ void register_shape_ops(KernelRegistry& r);
 void register_data_movement(KernelRegistry& r);
 void register_cast(KernelRegistry& r);
 void register_control_flow(KernelRegistry& r);
+void register_loss(KernelRegistry& r);
+void register_quantization(KernelRegistry& r);
+void register_resize(KernelRegistry& r);
+void register_indexing(KernelRegistry& r);
 
 }  // namespace slmopt::runtime

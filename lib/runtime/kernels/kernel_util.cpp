@@ -38,6 +38,11 @@ std::vector<int64_t> broadcast_strides(const std::vector<int64_t>& in, const std
   return s;
 }
 
+std::vector<double> doubles_of(const Tensor& t) {
+  Tensor d = cast_tensor(t, DType::F64);
+  return {d.data<double>(), d.data<double>() + d.numel()};
+}
+
 Tensor broadcast_to(const OpContext& ctx, const Tensor& in, const std::vector<int64_t>& out) {
   auto shape = broadcast_shape(ctx, in.shape(), out);
   if (shape != out) ctx.fail("cannot broadcast " + shape_to_string(in.shape()) + " to " + shape_to_string(out));

@@ -1,6 +1,7 @@
 // Small helpers shared by kernels: axes, strides and broadcasting.
 #pragma once
 
+#include <algorithm>
 #include <cstdint>
 #include <vector>
 
@@ -45,6 +46,9 @@ void for_each_broadcast2(const std::vector<int64_t>& out, const std::vector<int6
     }
   }
 }
+
+// Every element as double (any numeric type).
+std::vector<double> doubles_of(const Tensor& t);
 
 // Copies `in` broadcast to shape `out` (any dtype, including strings).
 Tensor broadcast_to(const OpContext& ctx, const Tensor& in, const std::vector<int64_t>& out);
