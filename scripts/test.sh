@@ -10,6 +10,7 @@ bash "$root/scripts/build.sh" "$root/build"
 models="$(bash "$root/scripts/fetch-testdata.sh")"
 export SLMOPT_MODELS="$models"
 export SLMOPT_MODEL_FACTS="$(dirname "$models")/../model_facts.json"
+export SLMOPT_ORT_MODULES="${SLMOPT_DATA:-$HOME/.cache/slmopt}/ort/node_modules"
 export SLMOPT_REQUIRE_TESTDATA=1  # missing test data fails instead of skipping
 
 echo "== tests (Release)" >&2

@@ -5,6 +5,7 @@
 #include "runtime/kernels/kernel_util.hpp"
 #include "runtime/kernels/matmul.hpp"
 #include "runtime/kernels/window.hpp"
+#include "runtime/kernels/im2col.hpp"
 
 namespace slmopt::runtime {
 namespace {
@@ -14,6 +15,72 @@ int64_t product_of(const std::vector<int64_t>& v) {
   for (int64_t d : v) p *= d;
   return p;
 }
+
+}  // namespace
+
+template <class T>
+void im2col_row_reference(const T* plane, const std::vector<int64_t>& in_sp, const Window& win, int64_t kp, T* row) {
+  const size_t nd = in_sp.size();
+  std::vector<int64_t> kidx(nd), oidx(nd);
+  int64_t rem = kp;
+  for (size_t d = nd; d-- > 0;) {
+    kidx[d] = rem % win.kernel[d];
+    rem /= win.kernel[d];
+  }
+  const int64_t out_size = product_of(win.out);
+  for (int64_t op = 0; op < out_size; ++op) {
+    int64_t r2 = op, offset = 0, stride = 1;
+    bool inside = true;
+    for (size_t d = nd; d-- > 0;) {
+      oidx[d] = r2 % win.out[d];
+      r2 /= win.out[d];
+    }
+    for (size_t d = nd; d-- > 0;) {
+      const int64_t pos = oidx[d] * win.strides[d] - win.pad_begin[d] + kidx[d] * win.dilations[d];
+      if (pos < 0 || pos >= in_sp[d]) {
+        inside = false;
+        break;
+      }
+      offset += pos * stride;
+      stride *= in_sp[d];
+    }
+    row[op] = inside ? plane[offset] : T(0);
+  }
+}
+
+template <class T>
+void im2col_row_2d(const T* plane, const std::vector<int64_t>& in_sp, const Window& win, int64_t kp, T* row) {
+  const int64_t H = in_sp[0], W = in_sp[1], OH = win.out[0], OW = win.out[1];
+  const int64_t kh = kp / win.kernel[1], kw = kp % win.kernel[1];
+  const int64_t sh = win.strides[0], sw = win.strides[1];
+  const int64_t h0 = kh * win.dilations[0] - win.pad_begin[0], w0 = kw * win.dilations[1] - win.pad_begin[1];
+  for (int64_t oh = 0; oh < OH; ++oh) {
+    T* dst = row + oh * OW;
+    const int64_t ih = oh * sh + h0;
+    if (ih < 0 || ih >= H) {
+      std::fill(dst, dst + OW, T(0));
+      continue;
+    }
+    const T* src = plane + ih * W;
+    if (sw == 1) {
+      // Contiguous: zero the padded ends, copy the middle in one go.
+      const int64_t first = std::clamp<int64_t>(-w0, 0, OW), last = std::clamp<int64_t>(W - w0, 0, OW);
+      std::fill(dst, dst + first, T(0));
+      if (last > first) std::copy(src + first + w0, src + last + w0, dst + first);
+      std::fill(dst + std::max(first, last), dst + OW, T(0));
+    } else {
+      for (int64_t ow = 0; ow < OW; ++ow) {
+        const int64_t iw = ow * sw + w0;
+        dst[ow] = (iw >= 0 && iw < W) ? src[iw] : T(0);
+      }
+    }
+  }
+}
+
+template void im2col_row_reference<float>(const float*, const std::vector<int64_t>&, const Window&, int64_t, float*);
+template void im2col_row_2d<float>(const float*, const std::vector<int64_t>&, const Window&, int64_t, float*);
+
+namespace {
 
 template <class T>
 void conv_typed(OpContext& c, const Tensor& x, const Tensor& w, const Tensor* bias, Tensor& out, const Window& win,
@@ -30,37 +97,15 @@ void conv_typed(OpContext& c, const Tensor& x, const Tensor& w, const Tensor* bi
   const T* px = x.data<T>();
   const T* pw = w.data<T>();
   T* po = out.mutable_data<T>();
-  std::vector<int64_t> kidx(nd), oidx(nd);
   for (int64_t b = 0; b < batch; ++b) {
     for (int64_t g = 0; g < groups; ++g) {
       // im2col: row (ci, kernel position), column output position.
       for (int64_t ci = 0; ci < cg; ++ci) {
         const T* plane = px + (b * channels + g * cg + ci) * in_size;
         for (int64_t kp = 0; kp < k_size; ++kp) {
-          int64_t rem = kp;
-          for (size_t d = nd; d-- > 0;) {
-            kidx[d] = rem % win.kernel[d];
-            rem /= win.kernel[d];
-          }
           T* row = col.data() + (ci * k_size + kp) * out_size;
-          for (int64_t op = 0; op < out_size; ++op) {
-            int64_t r2 = op, offset = 0, stride = 1;
-            bool inside = true;
-            for (size_t d = nd; d-- > 0;) {
-              oidx[d] = r2 % win.out[d];
-              r2 /= win.out[d];
-            }
-            for (size_t d = nd; d-- > 0;) {
-              const int64_t pos = oidx[d] * win.strides[d] - win.pad_begin[d] + kidx[d] * win.dilations[d];
-              if (pos < 0 || pos >= in_sp[d]) {
-                inside = false;
-                break;
-              }
-              offset += pos * stride;
-              stride *= in_sp[d];
-            }
-            row[op] = inside ? plane[offset] : T(0);
-          }
+          if (nd == 2) im2col_row_2d(plane, in_sp, win, kp, row);
+          else im2col_row_reference(plane, in_sp, win, kp, row);
         }
       }
       T* dst = po + (b * out_channels + g * mg) * out_size;

@@ -31,7 +31,13 @@ Tensor broadcast_binary(OpContext& ctx, const Tensor& a_in, const Tensor& b_in, 
       const T* pa = a.data<T>();
       const T* pb = b.data<T>();
       Out* po = out.mutable_data<Out>();
-      for_each_broadcast2(shape, sa, sb, [&](int64_t i, int64_t ia, int64_t ib) { po[i] = static_cast<Out>(fn(pa[ia], pb[ib])); });
+      if (a.shape() == b.shape()) {  // the common case: no broadcasting, a plain loop
+        for (int64_t i = 0; i < out.numel(); ++i) po[i] = static_cast<Out>(fn(pa[i], pb[i]));
+      } else if (b.numel() == 1) {
+        for (int64_t i = 0; i < out.numel(); ++i) po[i] = static_cast<Out>(fn(pa[i], pb[0]));
+      } else {
+        for_each_broadcast2(shape, sa, sb, [&](int64_t i, int64_t ia, int64_t ib) { po[i] = static_cast<Out>(fn(pa[ia], pb[ib])); });
+      }
     }
   });
   if (std::is_void_v<R>) return narrow_from_float(out, a_in.dtype());

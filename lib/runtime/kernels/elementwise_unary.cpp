@@ -80,7 +80,7 @@ void mish_op(OpContext& c) {
 }
 void leaky_relu_op(OpContext& c) {
   const double a = c.attr_float("alpha", 0.01f);
-  unary(c, [a](auto x) { return x >= 0 ? x : static_cast<decltype(x)>(a * x); });
+  unary(c, [a](auto x) { return x >= 0 ? x : x * static_cast<decltype(x)>(a); });
 }
 void elu_op(OpContext& c) {
   const double a = c.attr_float("alpha", 1.0f);

@@ -96,13 +96,25 @@ void gemm_op(OpContext& c) {
     if constexpr (std::is_same_v<T, bool>) {
       c.fail("does not accept bool tensors");
     } else {
-      std::vector<T> at, bt;
       const T* pa = a.data<T>();
       const T* pb = b.data<T>();
-      if (ta) pa = (at = transposed(pa, k, m)).data();
-      if (tb) pb = (bt = transposed(pb, n, k)).data();
       T* po = out.mutable_data<T>();
-      product(pa, pb, po, m, k, n);
+      if constexpr (std::is_floating_point_v<T>) {
+        // Transposed operands are read through Eigen views, never copied.
+        using Mat = Eigen::Matrix<T, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
+        Eigen::Map<const Mat> A(pa, a.shape()[0], a.shape()[1]), B(pb, b.shape()[0], b.shape()[1]);
+        Eigen::Map<Mat> C(po, m, n);
+        if (k == 0) C.setZero();
+        else if (ta && tb) C.noalias() = A.transpose() * B.transpose();
+        else if (ta) C.noalias() = A.transpose() * B;
+        else if (tb) C.noalias() = A * B.transpose();
+        else C.noalias() = A * B;
+      } else {
+        std::vector<T> at, bt;
+        if (ta) pa = (at = transposed(pa, k, m)).data();
+        if (tb) pb = (bt = transposed(pb, n, k)).data();
+        product(pa, pb, po, m, k, n);
+      }
       for (int64_t i = 0; i < m * n; ++i) po[i] = static_cast<T>(alpha * po[i]);
       if (c.has_input(2) && beta != 0) {
         Tensor bias = broadcast_to(c, widen_to_float(c.input(2)), {m, n});

@@ -10,6 +10,36 @@ namespace {
 
 enum class PoolKind { Max, Average };
 
+// Fast path for the most common case (2-D max pooling of f32 without indices);
+// the generic loop below is its reference and the conformance tests cover both.
+void max_pool_2d(const Tensor& x, const Window& win, const std::vector<int64_t>& in_sp, Tensor& out) {
+  const int64_t H = in_sp[0], W = in_sp[1], OH = win.out[0], OW = win.out[1];
+  const int64_t planes = x.shape()[0] * x.shape()[1];
+  const float* px = x.data<float>();
+  float* po = out.mutable_data<float>();
+  for (int64_t p = 0; p < planes; ++p) {
+    const float* src = px + p * H * W;
+    float* dst = po + p * OH * OW;
+    for (int64_t oh = 0; oh < OH; ++oh)
+      for (int64_t ow = 0; ow < OW; ++ow) {
+        float best = -std::numeric_limits<float>::infinity();
+        bool any = false;
+        for (int64_t kh = 0; kh < win.kernel[0]; ++kh) {
+          const int64_t ih = oh * win.strides[0] - win.pad_begin[0] + kh * win.dilations[0];
+          if (ih < 0 || ih >= H) continue;
+          for (int64_t kw = 0; kw < win.kernel[1]; ++kw) {
+            const int64_t iw = ow * win.strides[1] - win.pad_begin[1] + kw * win.dilations[1];
+            if (iw < 0 || iw >= W) continue;
+            const float v = src[ih * W + iw];
+            if (!any || v > best) best = v;
+            any = true;
+          }
+        }
+        dst[oh * OW + ow] = best;
+      }
+  }
+}
+
 void pool(OpContext& c, PoolKind kind) {
   Tensor x = widen_to_float(c.input(0));
   if (x.rank() < 3) c.fail("input must have rank >= 3");
@@ -41,6 +71,11 @@ void pool(OpContext& c, PoolKind kind) {
     }
   }
   if (kind == PoolKind::Average && !is_float(x.dtype())) c.fail("AveragePool takes float tensors");
+  if (kind == PoolKind::Max && nd == 2 && !want_indices && x.dtype() == DType::F32) {
+    max_pool_2d(x, win, in_sp, out);
+    c.output(0) = narrow_from_float(out, c.input(0).dtype());
+    return;
+  }
   visit_numeric(x.dtype(), [&](auto tag) {
     using T = typename decltype(tag)::type;
     const T* px = x.data<T>();

@@ -1,0 +1,131 @@
+// Latency of slmopt's runtime next to ONNX Runtime's on the same models, inputs
+// and machine, in the same run (ONNX Runtime through onnxruntime-node, one
+// thread each). Prints one row per workload and the ratio ours / ORT.
+//
+//   slmopt_bench MODELS_DIR ORT_NODE_MODULES [REPEAT]
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <random>
+
+#include "calib/dataset.hpp"
+#include "calib/npy.hpp"
+#include "onnx/onnx_io.hpp"
+#include "runtime/session.hpp"
+
+using namespace slmopt;
+namespace fs = std::filesystem;
+
+namespace {
+
+double ours_ms(const Model& m, const std::map<std::string, Tensor>& feeds, int repeat) {
+  runtime::Session s(m);
+  s.run(feeds);  // warm-up
+  std::vector<double> times;
+  for (int i = 0; i < repeat; ++i) {
+    auto start = std::chrono::steady_clock::now();
+    s.run(feeds);
+    times.push_back(std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count());
+  }
+  std::sort(times.begin(), times.end());
+  return times[times.size() / 2];
+}
+
+double ort_ms(const std::string& modules, const std::string& model, const std::map<std::string, Tensor>& feeds,
+              int repeat, const fs::path& tmp) {
+  std::string cmd = "NODE_PATH='" + modules + "' node '" + std::string(SLMOPT_SOURCE_DIR) + "/tests/oracle/ort_run.js' '" +
+                    model + "' '" + (tmp / "out").string() + "' --repeat " + std::to_string(repeat);
+  int k = 0;
+  for (const auto& [name, t] : feeds) {
+    std::string file = (tmp / ("in" + std::to_string(k++) + ".npy")).string();
+    calib::write_npy(file, t);
+    cmd += " '" + name + "=" + file + "'";
+  }
+  cmd += " > '" + (tmp / "ort.json").string() + "'";
+  if (std::system(cmd.c_str()) != 0) return -1;
+  std::ifstream f(tmp / "ort.json");
+  return nlohmann::json::parse(f)["latency_ms"].get<double>();
+}
+
+// A transformer-sized feed-forward block: [tokens, 576] x [576, 1536] MatMul,
+// then Gemm back to 576 (SmolLM-135M's widths).
+Model ffn_model() {
+  Model m;
+  m.opsets = {{"", 17}};
+  m.graph.name = "ffn";
+  std::mt19937 rng(1);
+  std::normal_distribution<float> n(0, 0.02f);
+  Tensor up(DType::F32, {576, 1536}), down(DType::F32, {576, 1536});
+  for (int64_t i = 0; i < up.numel(); ++i) up.mutable_data<float>()[i] = n(rng);
+  for (int64_t i = 0; i < down.numel(); ++i) down.mutable_data<float>()[i] = n(rng);
+  m.graph.initializers = {{"up", up, ""}, {"down", down, ""}};
+  ValueInfo x;
+  x.name = "x";
+  x.dtype = DType::F32;
+  x.shape = std::vector<Dim>{Dim{64, "", ""}, Dim{576, "", ""}};
+  m.graph.inputs = {x};
+  Node mm;
+  mm.op_type = "MatMul";
+  mm.name = "up_proj";
+  mm.inputs = {"x", "up"};
+  mm.outputs = {"h"};
+  Node gemm;
+  gemm.op_type = "Gemm";
+  gemm.name = "down_proj";
+  gemm.inputs = {"h", "down"};
+  gemm.outputs = {"y"};
+  Attribute tb;
+  tb.name = "transB";
+  tb.type = AttrType::Int;
+  tb.i = 1;
+  gemm.attributes = {tb};
+  m.graph.nodes = {mm, gemm};
+  ValueInfo y;
+  y.name = "y";
+  y.dtype = DType::F32;
+  m.graph.outputs = {y};
+  return m;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  if (argc < 3) {
+    std::fprintf(stderr, "usage: slmopt_bench MODELS_DIR ORT_NODE_MODULES [REPEAT]\n");
+    return 2;
+  }
+  const fs::path models = argv[1];
+  const std::string modules = argv[2];
+  const int repeat = argc > 3 ? std::atoi(argv[3]) : 50;
+  const fs::path tmp = fs::temp_directory_path() / "slmopt-bench";
+  fs::create_directories(tmp);
+
+  std::vector<std::pair<std::string, std::string>> workloads;
+  for (const char* name : {"melspectrogram.onnx", "embedding_model.onnx", "alexa_v0.1.onnx", "hey_jarvis_v0.1.onnx",
+                           "hey_mycroft_v0.1.onnx", "hey_rhasspy_v0.1.onnx", "timer_v0.1.onnx", "weather_v0.1.onnx"})
+    workloads.emplace_back(name, (models / name).string());
+  onnx_format::write_onnx(ffn_model(), (tmp / "ffn.onnx").string());
+  workloads.emplace_back("ffn 64x576x1536 (MatMul+Gemm)", (tmp / "ffn.onnx").string());
+
+  std::printf("%-34s %12s %12s %8s\n", "workload", "slmopt ms", "ORT ms", "ratio");
+  for (const auto& [label, path] : workloads) {
+    Model m = onnx_format::read_onnx(path);
+    runtime::Session probe(m);
+    auto inputs = probe.feed_inputs();
+    for (auto& v : inputs)  // symbolic dims: batch 1, audio 1 s
+      for (auto& d : *v.shape)
+        if (!d.is_fixed()) d.value = d.param == "samples" ? 16000 : 1;
+    auto feeds = calib::random_samples(inputs, 1, 3).at(0);
+    if (label == "melspectrogram.onnx")
+      for (int64_t i = 0; i < feeds.begin()->second.numel(); ++i) feeds.begin()->second.mutable_data<float>()[i] *= 3000;
+    const double ours = ours_ms(m, feeds, repeat);
+    const double ort = ort_ms(modules, path, feeds, repeat, tmp);
+    std::printf("%-34s %12.3f %12.3f %8.2f\n", label.c_str(), ours, ort, ort > 0 ? ours / ort : 0.0);
+  }
+  fs::remove_all(tmp);
+  return 0;
+}

@@ -1,0 +1,147 @@
+// Our runtime against ONNX Runtime on the real openWakeWord models, fed with the
+// whole wake-word chain: speech-like audio -> melspectrogram -> embedding model
+// -> every classifier.
+#include <catch2/catch.hpp>
+
+#include <algorithm>
+#include <cmath>
+#include <cstdlib>
+#include <cstring>
+#include <filesystem>
+#include <nlohmann/json.hpp>
+#include <random>
+
+#include "calib/npy.hpp"
+#include "eval/metrics.hpp"
+#include "onnx/onnx_io.hpp"
+#include "runtime/session.hpp"
+#include "test_util.hpp"
+
+using namespace slmopt;
+namespace fs = std::filesystem;
+
+namespace {
+
+// Relative L2 error the runtime must stay under against ONNX Runtime.
+constexpr double kMaxRelL2 = 1e-5;
+
+std::optional<fs::path> ort_modules() {
+  if (const char* v = std::getenv("SLMOPT_ORT_MODULES"); v && fs::exists(v)) return fs::path(v);
+  const char* require = std::getenv("SLMOPT_REQUIRE_TESTDATA");
+  if (require && std::string(require) == "1") FAIL("onnxruntime-node not found; set SLMOPT_ORT_MODULES (scripts/fetch-testdata.sh installs it)");
+  WARN("onnxruntime-node not found; skipping the ONNX Runtime comparison");
+  return std::nullopt;
+}
+
+// Runs `model` with ONNX Runtime on one input; returns its first output.
+Tensor run_ort(const fs::path& modules, const std::string& model, const std::string& input_name, const Tensor& input,
+               test::TempDir& tmp) {
+  calib::write_npy(tmp.file("ort_in.npy"), input);
+  std::string cmd = "NODE_PATH='" + modules.string() + "' node '" + std::string(SLMOPT_SOURCE_DIR) +
+                    "/tests/oracle/ort_run.js' '" + model + "' '" + tmp.file("ort_out") + "' '" + input_name + "=" +
+                    tmp.file("ort_in.npy") + "' > " + tmp.file("ort.json");
+  REQUIRE(std::system(cmd.c_str()) == 0);
+  return calib::read_npy(tmp.file("ort_out/0.npy"));
+}
+
+Tensor run_ours(const std::string& model_path, const std::string& input_name, const Tensor& input) {
+  Model m = onnx_format::read_onnx(model_path);
+  runtime::Session s(m);
+  auto out = s.run({{input_name, input}});
+  return out.at(m.graph.outputs.at(0).name);
+}
+
+// 4 s of a voiced, pitch-gliding sound with formant-like amplitude changes and
+// a little noise, at 16 kHz in int16 range, as openWakeWord's front end expects.
+Tensor speech_like_audio() {
+  const int n = 64000;
+  Tensor audio(DType::F32, {1, n});
+  std::mt19937 rng(7);
+  std::normal_distribution<float> noise(0, 200);
+  double phase = 0;
+  for (int i = 0; i < n; ++i) {
+    const double t = i / 16000.0;
+    const double pitch = 120 + 60 * std::sin(2 * M_PI * 1.3 * t);
+    phase += 2 * M_PI * pitch / 16000.0;
+    double v = 0;
+    for (int h = 1; h <= 8; ++h) v += std::sin(h * phase) / h * (1 + 0.8 * std::sin(2 * M_PI * (3 + h) * t));
+    const double envelope = 0.5 + 0.5 * std::sin(2 * M_PI * 2.5 * t);
+    audio.mutable_data<float>()[i] = static_cast<float>(6000 * envelope * v) + noise(rng);
+  }
+  return audio;
+}
+
+std::string first_input(const std::string& model_path) {
+  return onnx_format::read_onnx(model_path).graph.inputs.at(0).name;
+}
+
+}  // namespace
+
+TEST_CASE("the wake-word chain matches ONNX Runtime on every openWakeWord model") {
+  auto dir = test::real_models_dir();
+  auto modules = ort_modules();
+  if (!dir || !modules) return;
+  test::TempDir tmp;
+  auto check = [&](const std::string& name, const Tensor& input, std::string path = "") {
+    if (path.empty()) path = (*dir / name).string();
+    const std::string in_name = first_input(path);
+    Tensor ours = run_ours(path, in_name, input);
+    Tensor ort = run_ort(*modules, path, in_name, input, tmp);
+    auto m = eval::compare_tensors(ort, ours);
+    INFO(name << ": rel_l2 " << m["rel_l2"] << ", max_abs " << m["max_abs"] << ", first values " << ort.data<float>()[0]
+              << " (ORT) " << ours.data<float>()[0] << " (ours)");
+    CHECK(m["rel_l2"] < kMaxRelL2);
+    WARN(name << " vs ONNX Runtime: rel_l2 " << m["rel_l2"]);
+    return ours;
+  };
+
+  Tensor mel = check("melspectrogram.onnx", speech_like_audio());  // [1, 1, frames, 32]
+  REQUIRE(mel.rank() == 4);
+  const int64_t frames = mel.shape()[2];
+  // openWakeWord scales the mel features (x / 10 + 2) and slides a 76-frame window by 8.
+  const int64_t n_windows = (frames - 76) / 8 + 1;
+  REQUIRE(n_windows >= 34);
+  Tensor windows(DType::F32, {n_windows, 76, 32, 1});
+  for (int64_t w = 0; w < n_windows; ++w)
+    for (int64_t f = 0; f < 76; ++f)
+      for (int64_t b = 0; b < 32; ++b)
+        windows.mutable_data<float>()[(w * 76 + f) * 32 + b] = mel.data<float>()[(w * 8 + f) * 32 + b] / 10.0f + 2.0f;
+  Tensor embeddings = check("embedding_model.onnx", windows);  // [n_windows, 1, 1, 96]
+  int classifiers = 0;
+  for (const auto& e : fs::directory_iterator(*dir)) {
+    const std::string name = e.path().filename().string();
+    if (e.path().extension() != ".onnx" || name == "melspectrogram.onnx" || name == "embedding_model.onnx" ||
+        name == "silero_vad.onnx")  // silero_vad is a separate voice detector, not part of the chain
+      continue;
+    // Each classifier reads its own number of most recent embeddings.
+    Model m = onnx_format::read_onnx(e.path().string());
+    const int64_t needed = m.graph.inputs.at(0).shape->at(1).value;
+    REQUIRE((needed > 0 && needed <= n_windows));
+    Tensor features(DType::F32, {1, needed, 96});
+    std::memcpy(features.mutable_bytes(), embeddings.bytes() + (n_windows - needed) * 96 * sizeof(float),
+                static_cast<size_t>(needed) * 96 * sizeof(float));
+    // The scores of non-wake-word audio sit deep in the final sigmoid's tail
+    // (1e-5 .. 1e-9), where a relative error says nothing; compare the logits
+    // feeding that sigmoid, and the scores with an absolute tolerance.
+    auto sigmoid = std::find_if(m.graph.nodes.rbegin(), m.graph.nodes.rend(),
+                                [](const Node& n) { return n.op_type == "Sigmoid"; });
+    if (sigmoid == m.graph.nodes.rend()) {  // timer: a softmax over 7 classes
+      check(name, features);
+      ++classifiers;
+      continue;
+    }
+    ValueInfo logits;
+    logits.name = sigmoid->inputs.at(0);
+    logits.dtype = DType::F32;
+    m.graph.nodes.erase(std::prev(sigmoid.base()), m.graph.nodes.end());  // keep what feeds the sigmoid
+    m.graph.outputs = {logits};
+    onnx_format::write_onnx(m, tmp.file("logits.onnx"));
+    check(name + " (logits)", features, tmp.file("logits.onnx"));
+    const std::string path = e.path().string();
+    Tensor ours = run_ours(path, first_input(path), features);
+    Tensor ort = run_ort(*modules, path, first_input(path), features, tmp);
+    CHECK(eval::compare_tensors(ort, ours)["max_abs"] < 1e-6);
+    ++classifiers;
+  }
+  CHECK(classifiers == 6);
+}
