@@ -9,6 +9,7 @@
 #include "eval/gate.hpp"
 #include "eval/metrics.hpp"
 #include "onnx/onnx_io.hpp"
+#include "runtime/kernels/im2col.hpp"
 #include "runtime/kernels/matmul.hpp"
 #include "runtime/session.hpp"
 #include "test_util.hpp"
@@ -175,4 +176,37 @@ TEST_CASE("run writes outputs as .npy and reports peak activation memory") {
   CHECK(out.shape() == std::vector<int64_t>{1, 1});
   const float p = out.data<float>()[0];
   CHECK((p >= 0 && p <= 1));  // the classifier ends in a sigmoid
+}
+
+TEST_CASE("the 2-D im2col fast path matches the N-d reference") {
+  std::mt19937 rng(5);
+  std::uniform_real_distribution<float> u(-1, 1);
+  struct Case {
+    std::vector<int64_t> in, kernel, strides, dilations, pad_begin, pad_end;
+  };
+  const Case cases[] = {
+      {{7, 9}, {3, 1}, {1, 1}, {1, 1}, {1, 0}, {1, 0}},
+      {{76, 32}, {1, 3}, {1, 1}, {1, 1}, {0, 1}, {0, 1}},
+      {{10, 11}, {3, 3}, {2, 3}, {1, 2}, {2, 1}, {0, 3}},
+      {{5, 5}, {5, 5}, {1, 1}, {1, 1}, {4, 4}, {4, 4}},
+  };
+  for (const auto& cs : cases) {
+    runtime::Window w;
+    w.kernel = cs.kernel;
+    w.strides = cs.strides;
+    w.dilations = cs.dilations;
+    w.pad_begin = cs.pad_begin;
+    w.pad_end = cs.pad_end;
+    for (size_t d = 0; d < 2; ++d)
+      w.out.push_back((cs.in[d] + cs.pad_begin[d] + cs.pad_end[d] - ((cs.kernel[d] - 1) * cs.dilations[d] + 1)) / cs.strides[d] + 1);
+    std::vector<float> plane(static_cast<size_t>(cs.in[0] * cs.in[1]));
+    for (auto& v : plane) v = u(rng);
+    const size_t n = static_cast<size_t>(w.out[0] * w.out[1]);
+    for (int64_t kp = 0; kp < cs.kernel[0] * cs.kernel[1]; ++kp) {
+      std::vector<float> fast(n, 9.0f), ref(n, -9.0f);
+      runtime::im2col_row_2d(plane.data(), cs.in, w, kp, fast.data());
+      runtime::im2col_row_reference(plane.data(), cs.in, w, kp, ref.data());
+      CHECK(fast == ref);
+    }
+  }
 }
