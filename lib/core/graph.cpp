@@ -18,19 +18,13 @@ const NamedTensor* Graph::find_initializer(const std::string& tensor_name) const
   return nullptr;
 }
 
-namespace {
-
-// Names a node reads, including the outer-scope names its subgraphs use:
-// an If branch may read a value that an earlier node of this graph produces.
-void collect_reads(const Node& node, std::vector<std::string>& reads) {
+void append_values_read(const Node& node, std::vector<std::string>& reads) {
   for (const auto& in : node.inputs)
     if (!in.empty()) reads.push_back(in);
   for (const auto& attr : node.attributes)
     for (const auto& sub : attr.graphs)
-      for (const auto& inner : sub.nodes) collect_reads(inner, reads);
+      for (const auto& inner : sub.nodes) append_values_read(inner, reads);
 }
-
-}  // namespace
 
 void sort_topologically(Graph& graph) {
   const size_t n = graph.nodes.size();
@@ -43,7 +37,7 @@ void sort_topologically(Graph& graph) {
   std::vector<size_t> pending(n, 0);
   for (size_t i = 0; i < n; ++i) {
     std::vector<std::string> reads;
-    collect_reads(graph.nodes[i], reads);
+    append_values_read(graph.nodes[i], reads);
     std::sort(reads.begin(), reads.end());
     reads.erase(std::unique(reads.begin(), reads.end()), reads.end());
     for (const auto& name : reads) {

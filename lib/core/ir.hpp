@@ -123,6 +123,10 @@ void for_each_graph(G& g, Fn&& fn, int depth = 0) {
       for (auto& sub : attr.graphs) for_each_graph(sub, fn, depth + 1);
 }
 
+// Appends the names `node` reads: its inputs and the outer-scope values its
+// subgraphs read (an If branch may use a value an earlier node produced).
+void append_values_read(const Node& node, std::vector<std::string>& reads);
+
 // Reorders nodes so every value is produced before it is used (stable for graphs
 // already in order). Names not produced in this graph are treated as coming from
 // the graph's inputs, initializers or an outer scope. Throws on a cycle.

@@ -39,6 +39,15 @@ void visit_numeric(DType t, Fn&& fn) {
   }
 }
 
+// Like visit_numeric without bool, on which arithmetic is refused.
+template <class Fn>
+void visit_arithmetic(DType t, Fn&& fn) {
+  if (t == DType::Bool) throw_bad_input("bool tensors are not accepted");
+  visit_numeric(t, [&](auto tag) {
+    if constexpr (!std::is_same_v<typename decltype(tag)::type, bool>) fn(tag);
+  });
+}
+
 // Same, limited to float types (f32, f64).
 template <class Fn>
 void visit_float(DType t, Fn&& fn) {

@@ -48,9 +48,8 @@ std::vector<float> OpContext::attr_floats(const std::string& name) const {
   return a->floats;
 }
 
-void OpContext::fail(const std::string& message) const {
-  throw_bad_input("node '" + node.name + "' (" + node.op_type + "): " + message);
-}
+// The session adds "node '<name>' (<Op>)" to every error a kernel throws.
+void OpContext::fail(const std::string& message) const { throw_bad_input(message); }
 
 std::vector<int64_t> int_values(const Tensor& t) {
   std::vector<int64_t> v(static_cast<size_t>(t.numel()));

@@ -66,14 +66,6 @@ void check_feed(const ValueInfo& declared, const Tensor& value) {
   }
 }
 
-void collect_reads(const Node& node, std::vector<std::string>& reads) {
-  for (const auto& in : node.inputs)
-    if (!in.empty()) reads.push_back(in);
-  for (const auto& attr : node.attributes)
-    for (const auto& sub : attr.graphs)
-      for (const auto& inner : sub.nodes) collect_reads(inner, reads);
-}
-
 }  // namespace
 
 std::vector<Tensor> Session::run_graph(const Graph& graph, const std::vector<Tensor>& inputs, const Scope* outer,
@@ -90,7 +82,7 @@ std::vector<Tensor> Session::run_graph(const Graph& graph, const std::vector<Ten
   std::unordered_map<std::string, size_t> last_use;
   for (size_t i = 0; i < graph.nodes.size(); ++i) {
     std::vector<std::string> reads;
-    collect_reads(graph.nodes[i], reads);
+    append_values_read(graph.nodes[i], reads);
     for (const auto& r : reads) last_use[r] = i;
   }
   std::set<std::string> keep;
@@ -108,13 +100,20 @@ std::vector<Tensor> Session::run_graph(const Graph& graph, const std::vector<Ten
         continue;
       }
       const Tensor* t = scope.find(name);
-      if (!t) ctx.fail("input '" + name + "' is not computed before this node");
+      if (!t)
+        throw_bad_input("node '" + node.name + "' (" + node.op_type + "): input '" + name +
+                        "' is not computed before this node");
       ctx.inputs.push_back(t);
     }
     ctx.outputs.resize(node.outputs.size());
     KernelFn fn = registry.find(node.domain, node.op_type);
     if (!fn) ctx.fail("no kernel");
-    fn(ctx);
+    try {
+      fn(ctx);
+    } catch (Error& e) {
+      e.add_context("node '" + node.name + "' (" + node.op_type + ")");
+      throw;
+    }
     for (size_t k = 0; k < node.outputs.size(); ++k) {
       const std::string& name = node.outputs[k];
       if (name.empty()) continue;
@@ -127,7 +126,7 @@ std::vector<Tensor> Session::run_graph(const Graph& graph, const std::vector<Ten
     peak = std::max(peak, live);
     // Release values whose last reader just ran.
     std::vector<std::string> reads;
-    collect_reads(node, reads);
+    append_values_read(node, reads);
     for (const auto& name : node.outputs) reads.push_back(name);
     for (const auto& name : reads) {
       auto lu = last_use.find(name);

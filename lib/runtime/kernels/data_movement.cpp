@@ -420,24 +420,20 @@ void cumsum_op(OpContext& c) {
     if (d < axis) outer *= x.shape()[static_cast<size_t>(d)];
     else if (d > axis) inner *= x.shape()[static_cast<size_t>(d)];
   Tensor out(x.dtype(), x.shape());
-  visit_numeric(x.dtype(), [&](auto tag) {
+  visit_arithmetic(x.dtype(), [&](auto tag) {
     using T = typename decltype(tag)::type;
-    if constexpr (std::is_same_v<T, bool>) {
-      c.fail("does not accept bool tensors");
-    } else {
-      for (int64_t o = 0; o < outer; ++o)
-        for (int64_t in = 0; in < inner; ++in) {
-          T acc = T(0);
-          for (int64_t s = 0; s < len; ++s) {
-            const int64_t k = reverse ? len - 1 - s : s;
-            const int64_t at = (o * len + k) * inner + in;
-            const T v = x.data<T>()[at];
-            if (!exclusive) acc = static_cast<T>(acc + v);
-            out.mutable_data<T>()[at] = acc;
-            if (exclusive) acc = static_cast<T>(acc + v);
-          }
+    for (int64_t o = 0; o < outer; ++o)
+      for (int64_t in = 0; in < inner; ++in) {
+        T acc = T(0);
+        for (int64_t s = 0; s < len; ++s) {
+          const int64_t k = reverse ? len - 1 - s : s;
+          const int64_t at = (o * len + k) * inner + in;
+          const T v = x.data<T>()[at];
+          if (!exclusive) acc = static_cast<T>(acc + v);
+          out.mutable_data<T>()[at] = acc;
+          if (exclusive) acc = static_cast<T>(acc + v);
         }
-    }
+      }
   });
   c.output(0) = narrow_from_float(out, c.input(0).dtype());
 }

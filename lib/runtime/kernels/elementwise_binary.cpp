@@ -212,17 +212,13 @@ void clip_op(OpContext& c) {
     if (c.has_input(2)) hi = scalar_value(widen_to_float(c.input(2)));
   }
   Tensor out(x.dtype(), x.shape());
-  visit_numeric(x.dtype(), [&](auto tag) {
+  visit_arithmetic(x.dtype(), [&](auto tag) {
     using T = typename decltype(tag)::type;
-    if constexpr (std::is_same_v<T, bool>) {
-      c.fail("does not accept bool tensors");
-    } else {
-      const T* s = x.data<T>();
-      T* d = out.mutable_data<T>();
-      for (int64_t i = 0; i < x.numel(); ++i) {
-        double v = static_cast<double>(s[i]);
-        d[i] = static_cast<T>(std::min(std::max(v, lo), hi));
-      }
+    const T* s = x.data<T>();
+    T* d = out.mutable_data<T>();
+    for (int64_t i = 0; i < x.numel(); ++i) {
+      double v = static_cast<double>(s[i]);
+      d[i] = static_cast<T>(std::min(std::max(v, lo), hi));
     }
   });
   c.output(0) = narrow_from_float(out, c.input(0).dtype());

@@ -58,18 +58,14 @@ void matmul_op(OpContext& c) {
   if (!b_vec) out_shape.push_back(n);
   Tensor out(a.dtype(), out_shape);
   auto sa = broadcast_strides(abatch, batch), sb = broadcast_strides(bbatch, batch);
-  visit_numeric(a.dtype(), [&](auto tag) {
+  visit_arithmetic(a.dtype(), [&](auto tag) {
     using T = typename decltype(tag)::type;
-    if constexpr (std::is_same_v<T, bool>) {
-      c.fail("does not accept bool tensors");
-    } else {
-      const T* pa = a.data<T>();
-      const T* pb = b.data<T>();
-      T* po = out.mutable_data<T>();
-      for_each_broadcast2(batch, sa, sb, [&](int64_t i, int64_t ia, int64_t ib) {
-        product(pa + ia * m * k, pb + ib * k * n, po + i * m * n, m, k, n);
-      });
-    }
+    const T* pa = a.data<T>();
+    const T* pb = b.data<T>();
+    T* po = out.mutable_data<T>();
+    for_each_broadcast2(batch, sa, sb, [&](int64_t i, int64_t ia, int64_t ib) {
+      product(pa + ia * m * k, pb + ib * k * n, po + i * m * n, m, k, n);
+    });
   });
   c.output(0) = narrow_from_float(out, c.input(0).dtype());
 }
@@ -91,36 +87,32 @@ void gemm_op(OpContext& c) {
   const int64_t n = tb ? b.shape()[0] : b.shape()[1], kb = tb ? b.shape()[1] : b.shape()[0];
   if (k != kb) c.fail("inner dimensions differ");
   Tensor out(a.dtype(), {m, n});
-  visit_numeric(a.dtype(), [&](auto tag) {
+  visit_arithmetic(a.dtype(), [&](auto tag) {
     using T = typename decltype(tag)::type;
-    if constexpr (std::is_same_v<T, bool>) {
-      c.fail("does not accept bool tensors");
+    const T* pa = a.data<T>();
+    const T* pb = b.data<T>();
+    T* po = out.mutable_data<T>();
+    if constexpr (std::is_floating_point_v<T>) {
+      // Transposed operands are read through Eigen views, never copied.
+      using Mat = Eigen::Matrix<T, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
+      Eigen::Map<const Mat> A(pa, a.shape()[0], a.shape()[1]), B(pb, b.shape()[0], b.shape()[1]);
+      Eigen::Map<Mat> C(po, m, n);
+      if (k == 0) C.setZero();
+      else if (ta && tb) C.noalias() = A.transpose() * B.transpose();
+      else if (ta) C.noalias() = A.transpose() * B;
+      else if (tb) C.noalias() = A * B.transpose();
+      else C.noalias() = A * B;
     } else {
-      const T* pa = a.data<T>();
-      const T* pb = b.data<T>();
-      T* po = out.mutable_data<T>();
-      if constexpr (std::is_floating_point_v<T>) {
-        // Transposed operands are read through Eigen views, never copied.
-        using Mat = Eigen::Matrix<T, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
-        Eigen::Map<const Mat> A(pa, a.shape()[0], a.shape()[1]), B(pb, b.shape()[0], b.shape()[1]);
-        Eigen::Map<Mat> C(po, m, n);
-        if (k == 0) C.setZero();
-        else if (ta && tb) C.noalias() = A.transpose() * B.transpose();
-        else if (ta) C.noalias() = A.transpose() * B;
-        else if (tb) C.noalias() = A * B.transpose();
-        else C.noalias() = A * B;
-      } else {
-        std::vector<T> at, bt;
-        if (ta) pa = (at = transposed(pa, k, m)).data();
-        if (tb) pb = (bt = transposed(pb, n, k)).data();
-        product(pa, pb, po, m, k, n);
-      }
-      for (int64_t i = 0; i < m * n; ++i) po[i] = static_cast<T>(alpha * po[i]);
-      if (c.has_input(2) && beta != 0) {
-        Tensor bias = broadcast_to(c, widen_to_float(c.input(2)), {m, n});
-        const T* pc = bias.data<T>();
-        for (int64_t i = 0; i < m * n; ++i) po[i] = static_cast<T>(po[i] + beta * pc[i]);
-      }
+      std::vector<T> at, bt;
+      if (ta) pa = (at = transposed(pa, k, m)).data();
+      if (tb) pb = (bt = transposed(pb, n, k)).data();
+      product(pa, pb, po, m, k, n);
+    }
+    for (int64_t i = 0; i < m * n; ++i) po[i] = static_cast<T>(alpha * po[i]);
+    if (c.has_input(2) && beta != 0) {
+      Tensor bias = broadcast_to(c, widen_to_float(c.input(2)), {m, n});
+      const T* pc = bias.data<T>();
+      for (int64_t i = 0; i < m * n; ++i) po[i] = static_cast<T>(po[i] + beta * pc[i]);
     }
   });
   c.output(0) = narrow_from_float(out, c.input(0).dtype());

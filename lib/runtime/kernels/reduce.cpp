@@ -55,49 +55,45 @@ void reduce(OpContext& c, Reduction kind, int axes_input_opset = 18) {
     if (keep || !r.reduce[d]) out_shape.push_back(kept_shape[d]);
   Tensor out(x.dtype(), out_shape);
   auto out_strides = broadcast_strides(kept_shape, x.shape());
-  visit_numeric(x.dtype(), [&](auto tag) {
+  visit_arithmetic(x.dtype(), [&](auto tag) {
     using T = typename decltype(tag)::type;
-    if constexpr (std::is_same_v<T, bool>) {
-      c.fail("does not accept bool tensors");
-    } else {
-      const int64_t n_out = out.numel();
-      std::vector<double> acc(static_cast<size_t>(n_out));
-      double init = 0;
-      if (kind == Reduction::Max) init = -std::numeric_limits<double>::infinity();
-      if (kind == Reduction::Min) init = std::numeric_limits<double>::infinity();
-      if (kind == Reduction::Prod) init = 1;
-      std::fill(acc.begin(), acc.end(), init);
-      const T* px = x.data<T>();
-      for_each_broadcast2(x.shape(), strides_of(x.shape()), out_strides, [&](int64_t, int64_t ix, int64_t io) {
-        const double v = static_cast<double>(px[ix]);
-        double& a = acc[static_cast<size_t>(io)];
-        switch (kind) {
-          case Reduction::Sum:
-          case Reduction::Mean:
-          case Reduction::LogSum: a += v; break;
-          case Reduction::Max: a = std::max(a, v); break;
-          case Reduction::Min: a = std::min(a, v); break;
-          case Reduction::Prod: a *= v; break;
-          case Reduction::L1: a += std::abs(v); break;
-          case Reduction::L2:
-          case Reduction::SumSquare: a += v * v; break;
-          case Reduction::LogSumExp: a += std::exp(v); break;
-        }
-      });
-      const double count = n_out ? static_cast<double>(x.numel()) / static_cast<double>(n_out) : 0;
-      T* po = out.mutable_data<T>();
-      for (int64_t i = 0; i < n_out; ++i) {
-        double a = acc[static_cast<size_t>(i)];
-        if (kind == Reduction::Mean) a /= count;
-        if (kind == Reduction::L2) a = std::sqrt(a);
-        if (kind == Reduction::LogSum || kind == Reduction::LogSumExp) a = std::log(a);
-        if constexpr (std::is_integral_v<T>) {
-          if ((kind == Reduction::Max || kind == Reduction::Min) && std::isinf(a))
-            a = kind == Reduction::Max ? static_cast<double>(std::numeric_limits<T>::lowest())
-                                       : static_cast<double>(std::numeric_limits<T>::max());
-        }
-        po[i] = static_cast<T>(a);
+    const int64_t n_out = out.numel();
+    std::vector<double> acc(static_cast<size_t>(n_out));
+    double init = 0;
+    if (kind == Reduction::Max) init = -std::numeric_limits<double>::infinity();
+    if (kind == Reduction::Min) init = std::numeric_limits<double>::infinity();
+    if (kind == Reduction::Prod) init = 1;
+    std::fill(acc.begin(), acc.end(), init);
+    const T* px = x.data<T>();
+    for_each_broadcast2(x.shape(), strides_of(x.shape()), out_strides, [&](int64_t, int64_t ix, int64_t io) {
+      const double v = static_cast<double>(px[ix]);
+      double& a = acc[static_cast<size_t>(io)];
+      switch (kind) {
+        case Reduction::Sum:
+        case Reduction::Mean:
+        case Reduction::LogSum: a += v; break;
+        case Reduction::Max: a = std::max(a, v); break;
+        case Reduction::Min: a = std::min(a, v); break;
+        case Reduction::Prod: a *= v; break;
+        case Reduction::L1: a += std::abs(v); break;
+        case Reduction::L2:
+        case Reduction::SumSquare: a += v * v; break;
+        case Reduction::LogSumExp: a += std::exp(v); break;
       }
+    });
+    const double count = n_out ? static_cast<double>(x.numel()) / static_cast<double>(n_out) : 0;
+    T* po = out.mutable_data<T>();
+    for (int64_t i = 0; i < n_out; ++i) {
+      double r_i = acc[static_cast<size_t>(i)];
+      if (kind == Reduction::Mean) r_i /= count;
+      if (kind == Reduction::L2) r_i = std::sqrt(r_i);
+      if (kind == Reduction::LogSum || kind == Reduction::LogSumExp) r_i = std::log(r_i);
+      if constexpr (std::is_integral_v<T>) {
+        if ((kind == Reduction::Max || kind == Reduction::Min) && std::isinf(r_i))
+          r_i = kind == Reduction::Max ? static_cast<double>(std::numeric_limits<T>::lowest())
+                                       : static_cast<double>(std::numeric_limits<T>::max());
+      }
+      po[i] = static_cast<T>(r_i);
     }
   });
   c.output(0) = narrow_from_float(out, in.dtype());

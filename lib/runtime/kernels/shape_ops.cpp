@@ -9,9 +9,7 @@ namespace slmopt::runtime {
 namespace {
 
 // Same bytes, new shape (no copy).
-Tensor reshaped(const OpContext& c, const Tensor& t, std::vector<int64_t> shape) {
-  return with_context("node '" + c.node.name + "' (" + c.node.op_type + ")", [&] { return t.with_shape(std::move(shape)); });
-}
+Tensor reshaped(const OpContext&, const Tensor& t, std::vector<int64_t> shape) { return t.with_shape(std::move(shape)); }
 
 void reshape_op(OpContext& c) {
   const Tensor& x = c.input(0);
