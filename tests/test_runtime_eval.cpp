@@ -210,3 +210,27 @@ TEST_CASE("the 2-D im2col fast path matches the N-d reference") {
     }
   }
 }
+
+TEST_CASE("eval --per-layer names the layer whose weights were damaged") {
+  auto dir = test::real_models_dir();
+  if (!dir) return;
+  test::TempDir tmp;
+  const std::string model = (*dir / "embedding_model.onnx").string();
+  Model m = onnx_format::read_onnx(model);
+  const std::string weight = "model/conv2d_9/Conv2D_weights_fused_bn";
+  std::string damaged_output;
+  for (const auto& n : m.graph.nodes)
+    if (std::find(n.inputs.begin(), n.inputs.end(), weight) != n.inputs.end()) damaged_output = n.outputs.at(0);
+  REQUIRE(!damaged_output.empty());
+  for (auto& init : m.graph.initializers)
+    if (init.name == weight)
+      for (int64_t i = 0; i < init.tensor.numel(); i += 3) init.tensor.mutable_data<float>()[i] *= 1.5f;
+  onnx_format::write_onnx(m, tmp.file("damaged.onnx"));
+  auto r = test::run_slmopt("eval --json --per-layer --reference " + model + " --candidate " + tmp.file("damaged.onnx") +
+                            " --random 2");
+  REQUIRE(r.exit_code == 0);
+  auto doc = nlohmann::json::parse(r.out);
+  CHECK(doc["first_jump"] == damaged_output);
+  CHECK(doc["layers"].size() >= 60);
+  CHECK(doc["layers"][0]["rel_l2"] == 0);
+}

@@ -9,6 +9,7 @@
 #include "cli_common.hpp"
 #include "core/atomic_file.hpp"
 #include "eval/gate.hpp"
+#include "eval/per_layer.hpp"
 #include "model_io.hpp"
 #include "runtime/session.hpp"
 #include "samples.hpp"
@@ -21,6 +22,7 @@ struct EvalOptions {
   DataOptions data;
   std::vector<std::string> gates;
   std::string report, junit;
+  bool per_layer = false;
 };
 
 struct GateResult {
@@ -69,7 +71,9 @@ void run_eval(const EvalOptions& o, GlobalOptions& global) {
   runtime::Session ref(ref_model), cand(cand_model);
   auto samples = load_requested_samples(o.data, ref.feed_inputs());
   std::map<std::string, std::vector<eval::SampleMetrics>> per_output;
+  eval::PerLayerComparison layers;
   for (size_t i = 0; i < samples.size(); ++i) {
+    if (o.per_layer) layers.add_sample(ref, cand, samples[i]);
     auto r = ref.run(samples[i]);
     auto c = with_context("candidate", [&] { return cand.run(samples[i]); });
     for (const auto& [name, tensor] : r) {
@@ -120,6 +124,16 @@ void run_eval(const EvalOptions& o, GlobalOptions& global) {
                             {"margin", r.value - r.gate.threshold}});
   }
   doc["passed"] = all_pass;
+  std::vector<eval::LayerError> layer_rows;
+  std::optional<size_t> jump;
+  if (o.per_layer) {
+    layer_rows = layers.layers();
+    jump = layers.first_jump();
+    doc["layers"] = nlohmann::ordered_json::array();
+    for (const auto& l : layer_rows)
+      doc["layers"].push_back({{"value", l.value}, {"op", l.op}, {"rel_l2", l.rel_l2}, {"cosine", l.cosine}});
+    doc["first_jump"] = jump ? nlohmann::ordered_json(layer_rows[*jump].value) : nlohmann::ordered_json(nullptr);
+  }
   if (!o.report.empty()) write_file_atomically(o.report, doc.dump(2) + "\n");
   if (!o.junit.empty()) write_file_atomically(o.junit, junit_xml(results));
 
@@ -131,6 +145,15 @@ void run_eval(const EvalOptions& o, GlobalOptions& global) {
       std::printf("output %s\n", name.c_str());
       for (const auto& [metric, s] : metrics)
         std::printf("  %-9s %12.6g   95%% CI [%.6g, %.6g]   worst %.6g\n", metric.c_str(), s.mean, s.lower, s.upper, s.worst);
+    }
+    if (o.per_layer) {
+      std::printf("per layer (values both models compute, in execution order)\n");
+      for (size_t i = 0; i < layer_rows.size(); ++i)
+        std::printf("  %s %-40s %-12s rel_l2 %.3g  cosine %.6f\n", jump && *jump == i ? ">" : " ",
+                    layer_rows[i].value.c_str(), layer_rows[i].op.c_str(), layer_rows[i].rel_l2, layer_rows[i].cosine);
+      if (jump)
+        std::printf("the error first jumps at '%s' (%s): keep that layer at higher precision\n",
+                    layer_rows[*jump].value.c_str(), layer_rows[*jump].op.c_str());
     }
     for (const auto& r : results)
       std::printf("gate %-24s %s  (%s.%s = %.6g on '%s', threshold %.6g)\n", r.gate.text.c_str(), r.passed ? "PASS" : "FAIL",
@@ -156,6 +179,8 @@ void setup_eval(CLI::App& app, GlobalOptions& global) {
   cmd->add_option("--gate", opts->gates, "METRIC[.mean|.lower|.upper|.worst] OP NUMBER, e.g. cosine>=0.999; repeatable");
   cmd->add_option("--report", opts->report, "Write the full result as JSON");
   cmd->add_option("--junit", opts->junit, "Write the gates as a JUnit XML test suite");
+  cmd->add_flag("--per-layer", opts->per_layer,
+                "Compare every intermediate value both models compute and name the first layer where the error jumps");
   cmd->callback([opts, &global] { run_eval(*opts, global); });
 }
 
