@@ -5,6 +5,7 @@
 #include <random>
 
 #include "npy.hpp"
+#include "npz.hpp"
 #include "onnx/onnx_io.hpp"
 
 #include <onnx/onnx_pb.h>
@@ -45,10 +46,30 @@ std::vector<fs::path> sorted_dirs(const fs::path& dir, const std::string& prefix
 
 }  // namespace
 
+namespace {
+Sample sample_from_npz(const std::string& path, const std::vector<ValueInfo>& inputs) {
+  auto arrays = read_npz(path);
+  Sample s;
+  for (const auto& v : inputs) {
+    auto it = arrays.find(v.name);
+    if (it == arrays.end()) throw_bad_input("has no array named '" + v.name + "'", path);
+    s[v.name] = std::move(it->second);
+  }
+  return s;
+}
+}  // namespace
+
 std::vector<Sample> load_samples(const std::string& dir, const std::vector<ValueInfo>& inputs) {
   std::error_code ec;
-  if (!fs::is_directory(dir, ec)) throw_bad_input("not a folder of samples", dir);
+  if (dir.ends_with(".npz") && fs::is_regular_file(dir, ec)) return {sample_from_npz(dir, inputs)};
+  if (!fs::is_directory(dir, ec)) throw_bad_input("not a folder of samples or an .npz file", dir);
   std::vector<Sample> samples;
+  std::vector<fs::path> npz_files;
+  for (const auto& e : fs::directory_iterator(dir))
+    if (e.path().extension() == ".npz") npz_files.push_back(e.path());
+  std::sort(npz_files.begin(), npz_files.end());
+  for (const auto& f : npz_files) samples.push_back(sample_from_npz(f.string(), inputs));
+  if (!samples.empty()) return samples;
   for (const auto& set : sorted_dirs(dir, "test_data_set_")) {
     Sample s;
     for (size_t i = 0; i < inputs.size(); ++i) {

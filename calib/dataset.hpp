@@ -4,6 +4,7 @@
 //  - ONNX test folders: DIR/test_data_set_N/input_K.pb (K-th graph input), as
 //    ONNX's own tests store them;
 //  - a folder of sample folders, each holding NAME.npy per input;
+//  - an .npz file (one sample, arrays named by input) or a folder of them;
 //  - explicit --input NAME=FILE pairs (.npy or .pb), one sample;
 //  - random samples with a fixed seed (uniform floats in [-1, 1), integers in
 //    [0, 8)), symbolic dims set to 1.

@@ -6,6 +6,9 @@
 #include <random>
 
 #include "calib/npy.hpp"
+#include "calib/npz.hpp"
+
+#include <zlib.h>
 #include "eval/gate.hpp"
 #include "eval/metrics.hpp"
 #include "onnx/onnx_io.hpp"
@@ -233,4 +236,91 @@ TEST_CASE("eval --per-layer names the layer whose weights were damaged") {
   CHECK(doc["first_jump"] == damaged_output);
   CHECK(doc["layers"].size() >= 60);
   CHECK(doc["layers"][0]["rel_l2"] == 0);
+}
+
+namespace {
+
+// A ZIP archive as numpy writes it, built by hand: members stored or deflated.
+struct ZipMember {
+  std::string name, data;
+  bool deflate = false;
+};
+
+std::string le16(uint32_t v) { return {static_cast<char>(v), static_cast<char>(v >> 8)}; }
+std::string le32(uint32_t v) { return le16(v & 0xFFFF) + le16(v >> 16); }
+
+std::string make_zip(const std::vector<ZipMember>& members, uint32_t lie_about_size = 0) {
+  std::string out, central;
+  for (const auto& m : members) {
+    std::string payload = m.data;
+    if (m.deflate) {
+      z_stream zs{};
+      deflateInit2(&zs, 6, Z_DEFLATED, -MAX_WBITS, 8, Z_DEFAULT_STRATEGY);
+      std::string buf(compressBound(static_cast<uLong>(m.data.size())) + 64, '\0');
+      zs.next_in = reinterpret_cast<Bytef*>(const_cast<char*>(m.data.data()));
+      zs.avail_in = static_cast<uInt>(m.data.size());
+      zs.next_out = reinterpret_cast<Bytef*>(buf.data());
+      zs.avail_out = static_cast<uInt>(buf.size());
+      deflate(&zs, Z_FINISH);
+      buf.resize(zs.total_out);
+      deflateEnd(&zs);
+      payload = buf;
+    }
+    const uint32_t crc = static_cast<uint32_t>(crc32(0L, reinterpret_cast<const Bytef*>(m.data.data()), static_cast<uInt>(m.data.size())));
+    const uint32_t usize = lie_about_size ? lie_about_size : static_cast<uint32_t>(m.data.size());
+    const uint32_t offset = static_cast<uint32_t>(out.size());
+    const std::string method = le16(m.deflate ? 8 : 0);
+    out += le32(0x04034b50) + le16(20) + le16(0) + method + le32(0) + le32(crc) + le32(static_cast<uint32_t>(payload.size())) +
+           le32(usize) + le16(static_cast<uint32_t>(m.name.size())) + le16(0) + m.name + payload;
+    central += le32(0x02014b50) + le16(20) + le16(20) + le16(0) + method + le32(0) + le32(crc) +
+               le32(static_cast<uint32_t>(payload.size())) + le32(usize) + le16(static_cast<uint32_t>(m.name.size())) + le16(0) +
+               le16(0) + le16(0) + le16(0) + le32(0) + le32(offset) + m.name;
+  }
+  const uint32_t cd_offset = static_cast<uint32_t>(out.size());
+  out += central;
+  out += le32(0x06054b50) + le16(0) + le16(0) + le16(static_cast<uint32_t>(members.size())) +
+         le16(static_cast<uint32_t>(members.size())) + le32(static_cast<uint32_t>(central.size())) + le32(cd_offset) + le16(0);
+  return out;
+}
+
+std::string npz_error(const test::TempDir& tmp, const std::string& bytes) {
+  test::write_bytes(tmp.file("x.npz"), bytes);
+  try {
+    calib::read_npz(tmp.file("x.npz"), 1 << 20);
+  } catch (const Error& e) {
+    return e.what();
+  }
+  return "no error";
+}
+
+}  // namespace
+
+TEST_CASE(".npz archives, stored and deflated, and hostile ones") {
+  test::TempDir tmp;
+  Tensor a = test::random_tensor(DType::F32, {2, 3}, 4), b = test::random_tensor(DType::I64, {5}, 5);
+  calib::write_npy(tmp.file("a.npy"), a);
+  calib::write_npy(tmp.file("b.npy"), b);
+  const std::string na = test::read_bytes(tmp.file("a.npy")), nb = test::read_bytes(tmp.file("b.npy"));
+  for (bool deflate : {false, true}) {
+    test::write_bytes(tmp.file("s.npz"), make_zip({{"a.npy", na, deflate}, {"b.npy", nb, deflate}}));
+    auto arrays = calib::read_npz(tmp.file("s.npz"));
+    REQUIRE(arrays.size() == 2);
+    CHECK(arrays.at("a").bit_equal(a));
+    CHECK(arrays.at("b").bit_equal(b));
+  }
+  const std::string f = tmp.file("x.npz") + ": ";
+  CHECK(npz_error(tmp, "PK") == f + "too short for a ZIP archive");
+  CHECK(npz_error(tmp, std::string(100, 'x')) == f + "no ZIP end-of-central-directory record (not an .npz file?)");
+  // A zip bomb: 4 GB declared; refused before inflating.
+  CHECK(npz_error(tmp, make_zip({{"a.npy", std::string(1000, '\0'), true}}, 0xF0000000u)) ==
+        f + "member 'a.npy' declares 4026531840 bytes, over the 1048576-byte limit");
+  // A member that inflates to more than it declares.
+  CHECK(npz_error(tmp, make_zip({{"a.npy", std::string(1000, '\0'), true}}, 10)) ==
+        f + "member 'a.npy' does not inflate to its declared 10 bytes");
+  std::string corrupt = make_zip({{"a.npy", na, false}});
+  corrupt[40] ^= 0x55;  // flip a data byte: the CRC must catch it
+  CHECK(npz_error(tmp, corrupt) == f + "member 'a.npy' fails its CRC-32 check");
+  std::string zip = make_zip({{"a.npy", na, false}});
+  CHECK_THAT(npz_error(tmp, zip.substr(0, 60) + zip.substr(zip.size() - 22)), Catch::Contains("outside the file"));
+  CHECK(npz_error(tmp, make_zip({{"a.npy", "garbage", false}})) == f + "member 'a.npy': not a .npy file (bad magic)");
 }
