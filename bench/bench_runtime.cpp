@@ -3,6 +3,8 @@
 // thread each). Prints one row per workload and the ratio ours / ORT.
 //
 //   slmopt_bench MODELS_DIR ORT_NODE_MODULES [REPEAT]
+#include <Eigen/Core>
+
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
@@ -102,6 +104,7 @@ int main(int argc, char** argv) {
   const std::string modules = argv[2];
   const int repeat = argc > 3 ? std::atoi(argv[3]) : 50;
   const fs::path tmp = fs::temp_directory_path() / "slmopt-bench";
+  Eigen::setNbThreads(1);  // one thread each, like ORT's intraOpNumThreads = 1
   fs::create_directories(tmp);
 
   std::vector<std::pair<std::string, std::string>> workloads;
@@ -125,6 +128,11 @@ int main(int argc, char** argv) {
     const double ours = ours_ms(m, feeds, repeat);
     const double ort = ort_ms(modules, path, feeds, repeat, tmp);
     std::printf("%-34s %12.3f %12.3f %8.2f\n", label.c_str(), ours, ort, ort > 0 ? ours / ort : 0.0);
+    if (label.rfind("ffn", 0) == 0) {
+      Eigen::setNbThreads(0);  // all cores
+      std::printf("%-34s %12.3f %12s\n", "  same, slmopt on all cores", ours_ms(m, feeds, repeat), "");
+      Eigen::setNbThreads(1);
+    }
   }
   fs::remove_all(tmp);
   return 0;
