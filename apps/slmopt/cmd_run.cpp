@@ -60,13 +60,18 @@ void run_run(const RunOptions& o, const GlobalOptions& global) {
     }
   }
   const double mean_ms = runs ? total_ms / runs : 0;
+  // The arena a device would reserve for these input shapes.
+  const runtime::MemoryPlan plan = session.plan_memory(samples.at(0));
   if (global.json) {
     print_json({{"model", o.model}, {"samples", samples.size()}, {"latency_ms", mean_ms},
-                {"peak_activation_bytes", stats.peak_activation_bytes}, {"outputs", outputs_json}});
+                {"peak_activation_bytes", stats.peak_activation_bytes}, {"arena_bytes", plan.arena_bytes},
+                {"outputs", outputs_json}});
   } else {
     std::cout << "latency    " << mean_ms << " ms per run (" << runs << " runs)\n";
     std::cout << "peak activations " << human_bytes(stats.peak_activation_bytes) << " ("
               << with_thousands(static_cast<int64_t>(stats.peak_activation_bytes)) << " bytes)\n";
+    std::cout << "arena      " << human_bytes(plan.arena_bytes) << " (" << with_thousands(static_cast<int64_t>(plan.arena_bytes))
+              << " bytes, planned for these input shapes; includes the outputs)\n";
   }
 }
 

@@ -66,10 +66,19 @@ std::shared_ptr<Buffer> Buffer::view(std::shared_ptr<const MappedFile> file, siz
   return b;
 }
 
+std::shared_ptr<Buffer> Buffer::slice(std::shared_ptr<const Buffer> parent, size_t offset, size_t bytes) {
+  if (offset > parent->size() || bytes > parent->size() - offset) throw_internal("buffer slice outside its parent");
+  std::shared_ptr<Buffer> b(new Buffer());
+  b->data_ = parent->data() + offset;
+  b->size_ = bytes;
+  b->parent_ = std::move(parent);
+  return b;
+}
+
 Buffer::~Buffer() { std::free(owned_); }
 
 uint8_t* Buffer::mutable_data() {
-  if (!owned_) throw_internal("attempt to write into a memory-mapped buffer");
+  if (!owned_) throw_internal("attempt to write into a read-only (mapped or sliced) buffer");
   return owned_;
 }
 

@@ -36,6 +36,9 @@ class Buffer {
   // A view of [offset, offset+bytes) of `file`; the caller has checked the range.
   static std::shared_ptr<Buffer> view(std::shared_ptr<const MappedFile> file, size_t offset,
                                       size_t bytes);
+  // A read-only view of [offset, offset+bytes) of `parent` (an arena slot);
+  // the caller has checked the range. Keeps the parent alive.
+  static std::shared_ptr<Buffer> slice(std::shared_ptr<const Buffer> parent, size_t offset, size_t bytes);
   ~Buffer();
   Buffer(const Buffer&) = delete;
   Buffer& operator=(const Buffer&) = delete;
@@ -45,6 +48,8 @@ class Buffer {
   uint8_t* mutable_data();
   size_t size() const { return size_; }
   bool is_mapped() const { return file_ != nullptr; }
+  // Owned buffers are writable; mapped views and slices are not.
+  bool is_owned() const { return owned_ != nullptr; }
 
  private:
   Buffer() = default;
@@ -52,6 +57,7 @@ class Buffer {
   const uint8_t* data_ = nullptr;
   size_t size_ = 0;
   std::shared_ptr<const MappedFile> file_;
+  std::shared_ptr<const Buffer> parent_;
 };
 
 }  // namespace slmopt

@@ -51,7 +51,7 @@ Tensor Tensor::from_strings(std::vector<int64_t> shape, std::vector<std::string>
 
 uint8_t* Tensor::mutable_bytes() {
   if (!buffer_) return nullptr;
-  if (buffer_->is_mapped() || buffer_.use_count() > 1) {
+  if (!buffer_->is_owned() || buffer_.use_count() > 1) {
     auto copy = Buffer::allocate(buffer_->size());
     if (buffer_->size()) std::memcpy(copy->mutable_data(), buffer_->data(), buffer_->size());
     buffer_ = std::move(copy);

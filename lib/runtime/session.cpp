@@ -1,5 +1,6 @@
 #include "runtime/session.hpp"
 
+#include <cstring>
 #include <set>
 
 #include "runtime/kernel_registry.hpp"
@@ -68,8 +69,37 @@ void check_feed(const ValueInfo& declared, const Tensor& value) {
 
 }  // namespace
 
+namespace {
+
+// Records the value's lifetime (planning) or moves it into its arena slot.
+template <class Hooks>
+void place_in_arena(Hooks& hooks, const std::string& name, size_t node_index,
+                    const std::unordered_map<std::string, size_t>& last_use, const std::set<std::string>& keep,
+                    size_t node_count, Tensor& value) {
+  if (value.dtype() == DType::String) return;  // strings live outside the arena
+  auto lu = last_use.find(name);
+  size_t last = keep.count(name) ? node_count : (lu == last_use.end() ? node_index : std::max(lu->second, node_index));
+  if (hooks.record) hooks.record->push_back({name, value.nbytes(), node_index, last});
+  if (!hooks.plan) return;
+  const PlannedBuffer* slot = hooks.plan->find(name);
+  if (!slot || slot->lifetime.bytes != value.nbytes())
+    throw_bad_input("value '" + name + "' has " + std::to_string(value.nbytes()) +
+                    " bytes, the memory plan expected " + (slot ? std::to_string(slot->lifetime.bytes) : "none") +
+                    " (inputs of other shapes need a new plan)");
+  if (value.nbytes()) std::memcpy(hooks.arena->mutable_data() + slot->offset, value.bytes(), value.nbytes());
+  value = Tensor::from_buffer(value.dtype(), value.shape(), Buffer::slice(hooks.arena, slot->offset, value.nbytes()));
+  hooks.used = std::max<uint64_t>(hooks.used, slot->offset + value.nbytes());
+}
+
+}  // namespace
+
 std::vector<Tensor> Session::run_graph(const Graph& graph, const std::vector<Tensor>& inputs, const Scope* outer,
                                        RunStats* stats) const {
+  return run_graph_with(graph, inputs, outer, stats, nullptr);
+}
+
+std::vector<Tensor> Session::run_graph_with(const Graph& graph, const std::vector<Tensor>& inputs, const Scope* outer,
+                                            RunStats* stats, ArenaHooks* hooks) const {
   Scope scope;
   scope.parent = outer;
   for (const auto& init : graph.initializers) scope.values[init.name] = init.tensor;
@@ -117,6 +147,7 @@ std::vector<Tensor> Session::run_graph(const Graph& graph, const std::vector<Ten
     for (size_t k = 0; k < node.outputs.size(); ++k) {
       const std::string& name = node.outputs[k];
       if (name.empty()) continue;
+      if (hooks) place_in_arena(*hooks, name, i, last_use, keep, graph.nodes.size(), ctx.outputs[k]);
       if (observer_) observer_(node, name, ctx.outputs[k]);
       live += ctx.outputs[k].nbytes();
       auto [it, inserted] = scope.values.insert_or_assign(name, std::move(ctx.outputs[k]));
@@ -152,7 +183,7 @@ std::vector<Tensor> Session::run_graph(const Graph& graph, const std::vector<Ten
   return outputs;
 }
 
-std::map<std::string, Tensor> Session::run(const std::map<std::string, Tensor>& feeds, RunStats* stats) const {
+std::vector<Tensor> Session::bind_feeds(const std::map<std::string, Tensor>& feeds) const {
   const Graph& g = model_.graph;
   std::vector<Tensor> inputs;
   // Positional inputs: feeds by name; initializer defaults for unfed inputs.
@@ -175,10 +206,35 @@ std::map<std::string, Tensor> Session::run(const std::map<std::string, Tensor>& 
       for (const auto& v : g.inputs) known = known || v.name == name;
       if (!known) throw_bad_input("the model has no input named '" + name + "'");
     }
-  std::vector<Tensor> outs = run_graph(g, inputs, nullptr, stats);
+  return inputs;
+}
+
+std::map<std::string, Tensor> Session::name_outputs(std::vector<Tensor> outs) const {
   std::map<std::string, Tensor> result;
-  for (size_t i = 0; i < outs.size(); ++i) result[g.outputs[i].name] = std::move(outs[i]);
+  for (size_t i = 0; i < outs.size(); ++i) result[model_.graph.outputs[i].name] = std::move(outs[i]);
   return result;
+}
+
+std::map<std::string, Tensor> Session::run(const std::map<std::string, Tensor>& feeds, RunStats* stats) const {
+  return name_outputs(run_graph(model_.graph, bind_feeds(feeds), nullptr, stats));
+}
+
+MemoryPlan Session::plan_memory(const std::map<std::string, Tensor>& feeds) const {
+  std::vector<BufferLifetime> lifetimes;
+  ArenaHooks hooks;
+  hooks.record = &lifetimes;
+  run_graph_with(model_.graph, bind_feeds(feeds), nullptr, nullptr, &hooks);
+  return plan_greedy(std::move(lifetimes));
+}
+
+std::map<std::string, Tensor> Session::run_in_arena(const std::map<std::string, Tensor>& feeds, const MemoryPlan& plan,
+                                                    RunStats* stats) const {
+  ArenaHooks hooks;
+  hooks.plan = &plan;
+  hooks.arena = Buffer::allocate(plan.arena_bytes);
+  auto outputs = name_outputs(run_graph_with(model_.graph, bind_feeds(feeds), nullptr, stats, &hooks));
+  if (stats) stats->arena_bytes_used = hooks.used;
+  return outputs;
 }
 
 }  // namespace slmopt::runtime

@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "core/ir.hpp"
+#include "runtime/memory_plan.hpp"
 #include "runtime/op_context.hpp"
 
 namespace slmopt::runtime {
@@ -23,6 +24,7 @@ struct Scope {
 
 struct RunStats {
   uint64_t peak_activation_bytes = 0;  // largest sum of live intermediate tensors
+  uint64_t arena_bytes_used = 0;       // highest arena byte written (run_in_arena)
   int64_t nodes_run = 0;
 };
 
@@ -43,6 +45,17 @@ class Session {
 
   void set_observer(Observer observer) { observer_ = std::move(observer); }
 
+  // Runs once on `feeds` to learn the size and lifetime of every value the
+  // main graph computes (its outputs live to the end), then places them in
+  // one arena. The plan holds for inputs of the same shapes.
+  MemoryPlan plan_memory(const std::map<std::string, Tensor>& feeds) const;
+
+  // Runs with every value of the main graph stored at its planned arena
+  // offset; stats->arena_bytes_used reports the highest byte written. Throws
+  // when a value's size differs from the plan (other input shapes).
+  std::map<std::string, Tensor> run_in_arena(const std::map<std::string, Tensor>& feeds, const MemoryPlan& plan,
+                                             RunStats* stats = nullptr) const;
+
   // Runs a subgraph with positional inputs inside `outer` (If, Loop, Scan).
   std::vector<Tensor> run_graph(const Graph& graph, const std::vector<Tensor>& inputs, const Scope* outer,
                                 RunStats* stats) const;
@@ -50,6 +63,18 @@ class Session {
   int opset(const std::string& domain) const;
 
  private:
+  // What the main graph's run records (planning) or where it stores values (arena run).
+  struct ArenaHooks {
+    std::vector<BufferLifetime>* record = nullptr;
+    const MemoryPlan* plan = nullptr;
+    std::shared_ptr<Buffer> arena;
+    uint64_t used = 0;
+  };
+  std::vector<Tensor> run_graph_with(const Graph& graph, const std::vector<Tensor>& inputs, const Scope* outer,
+                                     RunStats* stats, ArenaHooks* hooks) const;
+  std::vector<Tensor> bind_feeds(const std::map<std::string, Tensor>& feeds) const;
+  std::map<std::string, Tensor> name_outputs(std::vector<Tensor> outputs) const;
+
   const Model& model_;
   Observer observer_;
 };

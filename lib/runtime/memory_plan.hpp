@@ -1,0 +1,34 @@
+// Arena planning: every intermediate tensor gets an offset in one arena so that
+// tensors alive at the same time never overlap. Greedy by size (as TensorFlow
+// Lite Micro's GreedyMemoryPlanner): largest first, each at the lowest aligned
+// offset that does not collide with an already placed, time-overlapping buffer.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace slmopt::runtime {
+
+struct BufferLifetime {
+  std::string name;
+  uint64_t bytes = 0;
+  size_t first = 0;  // index of the node that produces it
+  size_t last = 0;   // index of the last node that reads it (>= first)
+};
+
+struct PlannedBuffer {
+  BufferLifetime lifetime;
+  uint64_t offset = 0;
+};
+
+struct MemoryPlan {
+  std::vector<PlannedBuffer> buffers;
+  uint64_t arena_bytes = 0;      // what a device must reserve
+  uint64_t peak_live_bytes = 0;  // lower bound: the most bytes alive at one node
+  const PlannedBuffer* find(const std::string& name) const;
+};
+
+MemoryPlan plan_greedy(std::vector<BufferLifetime> lifetimes, uint64_t alignment = 64);
+
+}  // namespace slmopt::runtime
