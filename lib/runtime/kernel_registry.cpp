@@ -23,6 +23,7 @@ const KernelRegistry& KernelRegistry::instance() {
     register_quantization(r);
     register_resize(r);
     register_indexing(r);
+    register_recurrent(r);
     return r;
   }();
   return registry;

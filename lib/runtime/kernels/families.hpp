@@ -21,5 +21,6 @@ void register_loss(KernelRegistry& r);
 void register_quantization(KernelRegistry& r);
 void register_resize(KernelRegistry& r);
 void register_indexing(KernelRegistry& r);
+void register_recurrent(KernelRegistry& r);
 
 }  // namespace slmopt::runtime
