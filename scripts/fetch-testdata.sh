@@ -30,4 +30,14 @@ if [ ! -d "$ort/node_modules/onnxruntime-node" ]; then
   mkdir -p "$ort"
   (cd "$ort" && npm install --ignore-scripts --no-audit --no-fund --silent onnxruntime-node@1.20.1 >/dev/null)
 fi
+# The reproducible matrices of ../shared/quant-reference.md (llama.cpp's
+# quantization figures were measured on exactly these).
+qref="$data/quant-ref"
+if [ ! -s "$qref/t3.npy" ]; then
+  mkdir -p "$qref"
+  /usr/bin/python3 -c "import numpy as np; r=np.random.default_rng(0); np.save('$qref/gauss.npy.tmp.npy', r.standard_normal((1024,1024)).astype(np.float32))"
+  /usr/bin/python3 -c "import numpy as np; r=np.random.default_rng(0); np.save('$qref/t3.npy.tmp.npy', r.standard_t(3.0,(1024,1024)).astype(np.float32))"
+  mv "$qref/gauss.npy.tmp.npy" "$qref/gauss.npy"
+  mv "$qref/t3.npy.tmp.npy" "$qref/t3.npy"
+fi
 echo "$oww/package/models"

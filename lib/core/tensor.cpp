@@ -3,6 +3,7 @@
 #include <cstring>
 
 #include "core/checked.hpp"
+#include "core/quant_tensor.hpp"
 
 namespace slmopt {
 
@@ -49,7 +50,45 @@ Tensor Tensor::from_strings(std::vector<int64_t> shape, std::vector<std::string>
   return t;
 }
 
+Tensor Tensor::quantized(std::shared_ptr<const QuantTensor> q) {
+  Tensor t;
+  t.dtype_ = DType::F32;
+  t.shape_ = q->shape;
+  t.numel_ = checked_numel(t.shape_);
+  if (t.numel_ != checked_mul(q->rows, q->cols, "quantized tensor size"))
+    throw_internal("quantized tensor: rows x cols does not match its shape");
+  t.quant_ = std::move(q);
+  return t;
+}
+
+size_t Tensor::nbytes() const {
+  if (quant_) {
+    size_t n = 0;
+    for (const auto& p : quant_->parts) n += p.bytes.size();
+    return n;
+  }
+  return buffer_ ? buffer_->size() : 0;
+}
+
+const QuantPart* QuantTensor::part(const std::string& part_name) const {
+  for (const auto& p : parts)
+    if (p.name == part_name) return &p;
+  return nullptr;
+}
+
+int64_t QuantTensor::storage_bits() const {
+  int64_t bits = 0;
+  for (const auto& p : parts) bits += p.count * p.bits;
+  return bits;
+}
+
+double QuantTensor::bits_per_weight() const {
+  const int64_t n = rows * cols;
+  return n > 0 ? static_cast<double>(storage_bits()) / static_cast<double>(n) : 0.0;
+}
+
 uint8_t* Tensor::mutable_bytes() {
+  if (quant_) throw_internal("a quantized tensor has no element bytes; dequantize it first");
   if (!buffer_) return nullptr;
   if (!buffer_->is_owned() || buffer_.use_count() > 1) {
     auto copy = Buffer::allocate(buffer_->size());
@@ -60,6 +99,7 @@ uint8_t* Tensor::mutable_bytes() {
 }
 
 void Tensor::check_access(size_t element_size) const {
+  if (quant_) throw_internal("typed access of a quantized tensor; dequantize it first");
   if (dtype_ == DType::String || element_size != static_cast<size_t>(dtype_size(dtype_)))
     throw_internal(std::string("typed access of a ") + dtype_name(dtype_) +
                    " tensor with a wrong element size");
@@ -77,6 +117,7 @@ Tensor Tensor::with_shape(std::vector<int64_t> shape) const {
 bool Tensor::bit_equal(const Tensor& other) const {
   if (dtype_ != other.dtype_ || shape_ != other.shape_) return false;
   if (dtype_ == DType::String) return strings_ == other.strings_;
+  if (quant_ || other.quant_) return quant_ && other.quant_ && *quant_ == *other.quant_;
   if (nbytes() != other.nbytes()) return false;
   return nbytes() == 0 || std::memcmp(bytes(), other.bytes(), nbytes()) == 0;
 }

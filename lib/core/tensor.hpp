@@ -15,6 +15,8 @@
 
 namespace slmopt {
 
+struct QuantTensor;
+
 class Tensor {
  public:
   Tensor() = default;
@@ -25,6 +27,9 @@ class Tensor {
   static Tensor from_buffer(DType dtype, std::vector<int64_t> shape,
                             std::shared_ptr<Buffer> buffer);
   static Tensor from_strings(std::vector<int64_t> shape, std::vector<std::string> values);
+  // A quantized weight: logically f32 of q->shape; its bytes are the scheme's
+  // parts, so typed access throws until it is dequantized (lib/quant).
+  static Tensor quantized(std::shared_ptr<const QuantTensor> q);
   template <class T>
   static Tensor from_values(DType dtype, std::vector<int64_t> shape, const std::vector<T>& values);
 
@@ -32,8 +37,11 @@ class Tensor {
   const std::vector<int64_t>& shape() const { return shape_; }
   int64_t rank() const { return static_cast<int64_t>(shape_.size()); }
   int64_t numel() const { return numel_; }
-  // Bytes of element data; 0 for string tensors.
-  size_t nbytes() const { return buffer_ ? buffer_->size() : 0; }
+  // Bytes of element data (stored bytes for a quantized tensor); 0 for strings.
+  size_t nbytes() const;
+  bool is_quantized() const { return quant_ != nullptr; }
+  const QuantTensor* quant() const { return quant_.get(); }
+  const std::shared_ptr<const QuantTensor>& quant_ptr() const { return quant_; }
   bool is_mapped() const { return buffer_ && buffer_->is_mapped(); }
 
   const uint8_t* bytes() const { return buffer_ ? buffer_->data() : nullptr; }
@@ -64,6 +72,7 @@ class Tensor {
   int64_t numel_ = 0;
   std::shared_ptr<Buffer> buffer_;
   std::vector<std::string> strings_;
+  std::shared_ptr<const QuantTensor> quant_;
 };
 
 template <class T>

@@ -29,13 +29,18 @@ const KernelRegistry& KernelRegistry::instance() {
   return registry;
 }
 
-void KernelRegistry::add(const std::string& domain, const std::string& op, KernelFn fn) {
-  kernels_[{domain == "ai.onnx" ? "" : domain, op}] = fn;
+void KernelRegistry::add(const std::string& domain, const std::string& op, KernelFn fn, QuantInputs quant) {
+  kernels_[{domain == "ai.onnx" ? "" : domain, op}] = KernelEntry{fn, quant};
+}
+
+const KernelEntry* KernelRegistry::entry(const std::string& domain, const std::string& op) const {
+  auto it = kernels_.find({domain == "ai.onnx" ? "" : domain, op});
+  return it == kernels_.end() ? nullptr : &it->second;
 }
 
 KernelFn KernelRegistry::find(const std::string& domain, const std::string& op) const {
-  auto it = kernels_.find({domain == "ai.onnx" ? "" : domain, op});
-  return it == kernels_.end() ? nullptr : it->second;
+  const KernelEntry* e = entry(domain, op);
+  return e ? e->fn : nullptr;
 }
 
 }  // namespace slmopt::runtime

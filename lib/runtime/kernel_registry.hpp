@@ -13,14 +13,25 @@ namespace slmopt::runtime {
 
 using KernelFn = void (*)(OpContext&);
 
+// Whether a kernel reads quantized weights (QuantTensor inputs) itself. Other
+// kernels get those inputs dequantized by the session first.
+enum class QuantInputs { Dequantize, Consume };
+
+struct KernelEntry {
+  KernelFn fn = nullptr;
+  QuantInputs quant = QuantInputs::Dequantize;
+};
+
 class KernelRegistry {
  public:
   static const KernelRegistry& instance();
-  void add(const std::string& domain, const std::string& op, KernelFn fn);
+  void add(const std::string& domain, const std::string& op, KernelFn fn,
+           QuantInputs quant = QuantInputs::Dequantize);
   KernelFn find(const std::string& domain, const std::string& op) const;
+  const KernelEntry* entry(const std::string& domain, const std::string& op) const;
 
  private:
-  std::map<std::pair<std::string, std::string>, KernelFn> kernels_;
+  std::map<std::pair<std::string, std::string>, KernelEntry> kernels_;
 };
 
 }  // namespace slmopt::runtime

@@ -3,6 +3,7 @@
 #include <cstring>
 #include <set>
 
+#include "quant/quantize_weight.hpp"
 #include "runtime/kernel_registry.hpp"
 
 namespace slmopt::runtime {
@@ -124,6 +125,10 @@ std::vector<Tensor> Session::run_graph_with(const Graph& graph, const std::vecto
   for (size_t i = 0; i < graph.nodes.size(); ++i) {
     const Node& node = graph.nodes[i];
     OpContext ctx{node, opset(node.domain), {}, {}, this, &scope};
+    const KernelEntry* kernel = registry.entry(node.domain, node.op_type);
+    if (!kernel) ctx.fail("no kernel for " + (node.domain.empty() ? "" : node.domain + ".") + node.op_type);
+    std::vector<Tensor> dequantized;  // float copies for kernels that do not read quantized weights
+    dequantized.reserve(node.inputs.size());
     for (const auto& name : node.inputs) {
       if (name.empty()) {
         ctx.inputs.push_back(nullptr);
@@ -133,13 +138,15 @@ std::vector<Tensor> Session::run_graph_with(const Graph& graph, const std::vecto
       if (!t)
         throw_bad_input("node '" + node.name + "' (" + node.op_type + "): input '" + name +
                         "' is not computed before this node");
+      if (t->is_quantized() && kernel->quant == QuantInputs::Dequantize) {
+        dequantized.push_back(quant::dequantize(*t));
+        t = &dequantized.back();
+      }
       ctx.inputs.push_back(t);
     }
     ctx.outputs.resize(node.outputs.size());
-    KernelFn fn = registry.find(node.domain, node.op_type);
-    if (!fn) ctx.fail("no kernel");
     try {
-      fn(ctx);
+      kernel->fn(ctx);
     } catch (Error& e) {
       e.add_context("node '" + node.name + "' (" + node.op_type + ")");
       throw;

@@ -5,7 +5,9 @@
 #include <cstring>
 #include <numeric>
 
+#include "quant/quantize_weight.hpp"
 #include "runtime/kernels/kernel_util.hpp"
+#include "runtime/kernels/quantized.hpp"
 
 namespace slmopt::runtime {
 namespace {
@@ -187,7 +189,8 @@ void slice_op(OpContext& c) {
 }
 
 void gather_op(OpContext& c) {
-  const Tensor& x = c.input(0);
+  if (c.input(0).is_quantized() && gather_quantized(c)) return;
+  const Tensor x = quant::dequantize(c.input(0));
   const auto indices = int_values(c.input(1));
   const int64_t axis = normalize_axis(c, c.attr_int("axis", 0), x.rank());
   const int64_t dim = x.shape()[static_cast<size_t>(axis)];
@@ -479,12 +482,13 @@ void topk_op(OpContext& c) {
 void register_data_movement(KernelRegistry& r) {
   const std::pair<const char*, KernelFn> ops[] = {
       {"Transpose", transpose_op}, {"Concat", concat_op},   {"Split", split_op},
-      {"Slice", slice_op},         {"Gather", gather_op},   {"GatherElements", gather_elements_op},
+      {"Slice", slice_op},         {"GatherElements", gather_elements_op},
       {"ScatterND", scatter_nd_op}, {"Tile", tile_op},      {"Pad", pad_op},
       {"DepthToSpace", depth_to_space_op}, {"SpaceToDepth", space_to_depth_op},
       {"Trilu", trilu_op},         {"CumSum", cumsum_op},   {"TopK", topk_op},
   };
   for (const auto& [name, fn] : ops) r.add("", name, fn);
+  r.add("", "Gather", gather_op, QuantInputs::Consume);
 }
 
 }  // namespace slmopt::runtime

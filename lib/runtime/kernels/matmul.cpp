@@ -3,7 +3,9 @@
 
 #include <Eigen/Core>
 
+#include "quant/quantize_weight.hpp"
 #include "runtime/kernels/kernel_util.hpp"
+#include "runtime/kernels/quantized.hpp"
 
 namespace slmopt::runtime {
 
@@ -40,8 +42,27 @@ void product(const T* a, const T* b, T* c, int64_t m, int64_t k, int64_t n) {
   }
 }
 
+// A [..., M, K] times a quantized weight [K, N] (stored as N rows of K).
+bool matmul_quantized_op(OpContext& c) {
+  const Tensor& b = c.input(1);
+  const QuantTensor& q = *b.quant();
+  if (!q.transposed || b.rank() != 2) return false;
+  Tensor a = widen_to_float(quant::dequantize(c.input(0)));
+  if (a.dtype() != DType::F32 || a.rank() == 0) return false;
+  if (a.shape().back() != q.cols)
+    c.fail("inner dimensions differ: " + shape_to_string(a.shape()) + " x " + shape_to_string(b.shape()));
+  std::vector<int64_t> out_shape = a.shape();
+  out_shape.back() = q.rows;
+  Tensor out(DType::F32, out_shape);
+  matmul_quantized_rows(a.data<float>(), a.numel() / std::max<int64_t>(q.cols, 1), q, out.mutable_data<float>());
+  if (q.cols == 0) std::fill(out.mutable_data<float>(), out.mutable_data<float>() + out.numel(), 0.0f);
+  c.output(0) = narrow_from_float(out, c.input(0).dtype());
+  return true;
+}
+
 void matmul_op(OpContext& c) {
-  Tensor a = widen_to_float(c.input(0)), b = widen_to_float(c.input(1));
+  if (c.input(1).is_quantized() && matmul_quantized_op(c)) return;
+  Tensor a = widen_to_float(quant::dequantize(c.input(0))), b = widen_to_float(quant::dequantize(c.input(1)));
   if (a.dtype() != b.dtype()) c.fail("inputs have different types");
   if (a.rank() == 0 || b.rank() == 0) c.fail("inputs must have rank >= 1");
   std::vector<int64_t> as = a.shape(), bs = b.shape();
@@ -78,15 +99,8 @@ std::vector<T> transposed(const T* src, int64_t rows, int64_t cols) {
   return t;
 }
 
-void gemm_op(OpContext& c) {
-  Tensor a = widen_to_float(c.input(0)), b = widen_to_float(c.input(1));
-  if (a.rank() != 2 || b.rank() != 2) c.fail("A and B must be matrices");
-  const bool ta = c.attr_int("transA", 0) != 0, tb = c.attr_int("transB", 0) != 0;
-  const double alpha = c.attr_float("alpha", 1.0f), beta = c.attr_float("beta", 1.0f);
-  const int64_t m = ta ? a.shape()[1] : a.shape()[0], k = ta ? a.shape()[0] : a.shape()[1];
-  const int64_t n = tb ? b.shape()[0] : b.shape()[1], kb = tb ? b.shape()[1] : b.shape()[0];
-  if (k != kb) c.fail("inner dimensions differ");
-  Tensor out(a.dtype(), {m, n});
+// out = op(A) * op(B) for float and integer types.
+void gemm_product(const Tensor& a, const Tensor& b, bool ta, bool tb, int64_t m, int64_t k, int64_t n, Tensor& out) {
   visit_arithmetic(a.dtype(), [&](auto tag) {
     using T = typename decltype(tag)::type;
     const T* pa = a.data<T>();
@@ -108,9 +122,40 @@ void gemm_op(OpContext& c) {
       if (tb) pb = (bt = transposed(pb, n, k)).data();
       product(pa, pb, po, m, k, n);
     }
+  });
+}
+
+void gemm_op(OpContext& c) {
+  const bool ta = c.attr_int("transA", 0) != 0, tb = c.attr_int("transB", 0) != 0;
+  // A quantized B is read in place when its rows are Gemm's output columns.
+  const QuantTensor* qb = c.input(1).quant();
+  const bool quant_path = qb && c.input(1).rank() == 2 && qb->transposed != tb;
+  Tensor a = widen_to_float(quant::dequantize(c.input(0)));
+  Tensor b = quant_path ? c.input(1) : widen_to_float(quant::dequantize(c.input(1)));
+  if (a.rank() != 2 || b.rank() != 2) c.fail("A and B must be matrices");
+  if (quant_path && a.dtype() != DType::F32) c.fail("a quantized B needs float32 A");
+  const double alpha = c.attr_float("alpha", 1.0f), beta = c.attr_float("beta", 1.0f);
+  const int64_t m = ta ? a.shape()[1] : a.shape()[0], k = ta ? a.shape()[0] : a.shape()[1];
+  const int64_t n = tb ? b.shape()[0] : b.shape()[1], kb = tb ? b.shape()[1] : b.shape()[0];
+  if (k != kb) c.fail("inner dimensions differ");
+  Tensor out(a.dtype(), {m, n});
+  if (quant_path) {
+    if (ta) {
+      Tensor at(DType::F32, {m, k});
+      auto tr = transposed(a.data<float>(), k, m);
+      std::copy(tr.begin(), tr.end(), at.mutable_data<float>());
+      a = at;
+    }
+    matmul_quantized_rows(a.data<float>(), m, *qb, out.mutable_data<float>());
+  } else {
+    gemm_product(a, b, ta, tb, m, k, n, out);
+  }
+  visit_arithmetic(a.dtype(), [&](auto tag) {
+    using T = typename decltype(tag)::type;
+    T* po = out.mutable_data<T>();
     for (int64_t i = 0; i < m * n; ++i) po[i] = static_cast<T>(alpha * po[i]);
     if (c.has_input(2) && beta != 0) {
-      Tensor bias = broadcast_to(c, widen_to_float(c.input(2)), {m, n});
+      Tensor bias = broadcast_to(c, widen_to_float(quant::dequantize(c.input(2))), {m, n});
       const T* pc = bias.data<T>();
       for (int64_t i = 0; i < m * n; ++i) po[i] = static_cast<T>(po[i] + beta * pc[i]);
     }
@@ -121,8 +166,8 @@ void gemm_op(OpContext& c) {
 }  // namespace
 
 void register_matmul(KernelRegistry& r) {
-  r.add("", "MatMul", matmul_op);
-  r.add("", "Gemm", gemm_op);
+  r.add("", "MatMul", matmul_op, QuantInputs::Consume);
+  r.add("", "Gemm", gemm_op, QuantInputs::Consume);
 }
 
 }  // namespace slmopt::runtime

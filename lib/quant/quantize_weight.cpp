@@ -1,0 +1,63 @@
+#include "quant/quantize_weight.hpp"
+
+#include <memory>
+
+#include "core/error.hpp"
+#include "core/quant_tensor.hpp"
+
+namespace slmopt::quant {
+
+std::vector<float> weight_rows(const Tensor& w, InputAxis axis, int64_t& rows, int64_t& cols) {
+  if (w.dtype() != DType::F32 || w.is_quantized()) throw_internal("weight_rows needs an f32 tensor");
+  if (w.rank() < 1) throw_bad_input("cannot quantize a scalar");
+  const float* src = w.data<float>();
+  if (axis == InputAxis::First) {
+    if (w.rank() != 2) throw_bad_input("a MatMul weight to quantize must be 2-D, got " + shape_to_string(w.shape()));
+    const int64_t k = w.shape()[0], n = w.shape()[1];
+    rows = n;
+    cols = k;
+    std::vector<float> t(static_cast<size_t>(k * n));
+    for (int64_t i = 0; i < k; ++i)
+      for (int64_t j = 0; j < n; ++j) t[static_cast<size_t>(j * k + i)] = src[i * n + j];
+    return t;
+  }
+  rows = w.shape()[0];
+  cols = rows > 0 ? w.numel() / rows : 0;
+  return std::vector<float>(src, src + w.numel());
+}
+
+Tensor quantize_weight(const Tensor& w, InputAxis axis, const Scheme& scheme, const QuantParams& params,
+                       const QuantizeOptions& options) {
+  scheme.validate(params);
+  auto q = std::make_shared<QuantTensor>();
+  q->scheme = std::string(scheme.name);
+  q->params = params;
+  q->shape = w.shape();
+  q->transposed = axis == InputAxis::First;
+  const std::vector<float> m = weight_rows(w, axis, q->rows, q->cols);
+  q->parts = scheme.quantize(m.data(), q->rows, q->cols, params, options);
+  validate_quant_tensor(*q);
+  return Tensor::quantized(std::move(q));
+}
+
+void dequantize_rows(const QuantTensor& q, int64_t row_begin, int64_t row_end, float* out) {
+  scheme_or_throw(q.scheme).dequantize(q, row_begin, row_end, out);
+}
+
+Tensor dequantize(const Tensor& t) {
+  if (!t.is_quantized()) return t;
+  const QuantTensor& q = *t.quant();
+  Tensor out(DType::F32, q.shape);
+  float* dst = out.mutable_data<float>();
+  if (!q.transposed) {
+    dequantize_rows(q, 0, q.rows, dst);
+    return out;
+  }
+  std::vector<float> m(static_cast<size_t>(q.rows * q.cols));
+  dequantize_rows(q, 0, q.rows, m.data());
+  for (int64_t r = 0; r < q.rows; ++r)
+    for (int64_t c = 0; c < q.cols; ++c) dst[c * q.rows + r] = m[static_cast<size_t>(r * q.cols + c)];
+  return out;
+}
+
+}  // namespace slmopt::quant

@@ -1,0 +1,28 @@
+// Quantized weights as tensors: quantize a float weight into a QuantTensor
+// (viewed as output-channel rows along the input dimension) and back.
+#pragma once
+
+#include "core/tensor.hpp"
+#include "quant/scheme.hpp"
+
+namespace slmopt::quant {
+
+// How a weight's axes map to (rows, cols): MatMul's B is [K, N] (input axis
+// first: rows are its N columns, stored transposed); Gemm with transB, Conv
+// and Gather tables put the output channel first: rows = shape[0].
+enum class InputAxis { First, Rest };
+
+// The rows x cols float matrix that would be quantized, row-major.
+std::vector<float> weight_rows(const Tensor& w, InputAxis axis, int64_t& rows, int64_t& cols);
+
+Tensor quantize_weight(const Tensor& w, InputAxis axis, const Scheme& scheme, const QuantParams& params,
+                       const QuantizeOptions& options);
+
+// Rows [row_begin, row_end) of q's matrix as floats.
+void dequantize_rows(const QuantTensor& q, int64_t row_begin, int64_t row_end, float* out);
+
+// The float tensor a quantized tensor stands for (its logical shape); other
+// tensors are returned as they are.
+Tensor dequantize(const Tensor& t);
+
+}  // namespace slmopt::quant

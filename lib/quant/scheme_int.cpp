@@ -1,0 +1,233 @@
+// Uniform integer codes of 1-8 bits: per tensor, per output channel or per
+// group along the input dimension; symmetric or with a minimum; scales f16 or
+// f32, optionally quantized themselves inside super-blocks (two-level, as
+// llama.cpp's k-quants: 4-bit codes cost ~4.5 bits per weight, not 5).
+#include <algorithm>
+#include <cmath>
+
+#include "quant/bitpack.hpp"
+#include "quant/group_geometry.hpp"
+#include "quant/scale_store.hpp"
+#include "quant/scheme.hpp"
+#include "quant/scheme_families.hpp"
+#include "quant/uniform_fit.hpp"
+
+namespace slmopt::quant {
+namespace {
+
+void validate_int(const QuantParams& p) {
+  if (p.bits < 1 || p.bits > 8) throw_bad_input("bits must be 1 to 8, got " + std::to_string(p.bits));
+  if (p.symmetric && p.bits < 2)
+    throw_bad_input("symmetric 1-bit codes have a single level; use scheme binary, or asymmetric codes");
+  validate_group_and_scales(p);
+  validate_two_level(p);
+}
+
+std::vector<PartLayout> layout_int(const QuantParams& p, int64_t rows, int64_t cols) {
+  const Geometry g = geometry(p, rows, cols);
+  const int sb = scale_bits(p.scale_dtype);
+  std::vector<PartLayout> parts = {{"codes", p.bits, rows * cols}};
+  if (!g.two_level) {
+    parts.push_back({"scales", sb, g.groups});
+    if (!p.symmetric) parts.push_back({"mins", sb, g.groups});
+  } else {
+    parts.push_back({"scales", p.sub_scale_bits, g.groups});
+    parts.push_back({"super_scales", sb, g.supers});
+    if (!p.symmetric) {
+      parts.push_back({"mins", p.sub_scale_bits, g.groups});
+      parts.push_back({"super_mins", sb, g.supers});
+    }
+  }
+  return parts;
+}
+
+// Two-level: quantizes the group fits of one super-block to sub-codes of a
+// stored super scale (and super min), choosing each group's sub-codes among
+// the nearest ones by the error they give on the group's weights.
+struct SuperResult {
+  float super_scale = 0, super_min = 0;
+};
+
+SuperResult quantize_super_block(const float* w, const Geometry& g, const QuantParams& p, const float* importance,
+                                 int64_t first_group, int64_t end_group, std::vector<UniformFit>& fits,
+                                 std::vector<int>& scale_codes, std::vector<int>& min_codes) {
+  const CodeRange cr = code_range(p.bits, p.symmetric);
+  // Symmetric fits carry the sign in the scale: signed sub-codes. Otherwise
+  // scales are >= 0 (unsigned sub-codes) and minimums signed.
+  const CodeRange scale_range =
+      p.symmetric ? code_range(p.sub_scale_bits, true) : CodeRange{0, (1 << p.sub_scale_bits) - 1, true};
+  const CodeRange min_range = code_range(p.sub_scale_bits, true);
+  const int64_t n = end_group - first_group;
+  std::vector<float> scales(static_cast<size_t>(n)), mins(static_cast<size_t>(n));
+  for (int64_t i = 0; i < n; ++i) {
+    scales[static_cast<size_t>(i)] = fits[static_cast<size_t>(first_group + i)].scale;
+    mins[static_cast<size_t>(i)] = fits[static_cast<size_t>(first_group + i)].min;
+  }
+  SuperResult result;
+  result.super_scale = stored_value(fit_search(scales.data(), nullptr, n, scale_range).scale, p.scale_dtype);
+  if (!p.symmetric) result.super_min = stored_value(fit_search(mins.data(), nullptr, n, min_range).scale, p.scale_dtype);
+  std::vector<float> scratch;
+  for (int64_t gi = first_group; gi < end_group; ++gi) {
+    const Span s = group_span(g, gi);
+    const float* x = w + s.offset;
+    const float* wt = group_weights(g, s, importance, scratch);
+    UniformFit& f = fits[static_cast<size_t>(gi)];
+    const UniformFit scale_fit{result.super_scale, 0.0f}, min_fit{result.super_min, 0.0f};
+    const int qs0 = quantize_code(f.scale, scale_fit, scale_range);
+    double best_err = INFINITY;
+    int best_qs = qs0, best_qm = 0;
+    for (int qs = std::max(scale_range.qmin, qs0 - 1); qs <= std::min(scale_range.qmax, qs0 + 1); ++qs) {
+      UniformFit trial{result.super_scale * static_cast<float>(qs), 0.0f};
+      int qm0 = 0;
+      if (!p.symmetric) {
+        // The best minimum for this scale: least squares on the codes it gives.
+        trial.min = f.min;
+        double sw = 0, sr = 0;
+        for (int64_t i = 0; i < s.length; ++i) {
+          const double wi = wt ? wt[i] : 1.0;
+          sw += wi;
+          sr += wi * (x[i] - trial.scale * static_cast<float>(quantize_code(x[i], trial, cr)));
+        }
+        qm0 = quantize_code(sw > 0 ? static_cast<float>(sr / sw) : f.min, min_fit, min_range);
+      }
+      const int qm_lo = p.symmetric ? 0 : std::max(min_range.qmin, qm0 - 1);
+      const int qm_hi = p.symmetric ? 0 : std::min(min_range.qmax, qm0 + 1);
+      for (int qm = qm_lo; qm <= qm_hi; ++qm) {
+        trial.min = p.symmetric ? 0.0f : result.super_min * static_cast<float>(qm);
+        const double err = fit_error(x, wt, s.length, trial, cr);
+        if (err < best_err) {
+          best_err = err;
+          best_qs = qs;
+          best_qm = qm;
+        }
+      }
+    }
+    scale_codes[static_cast<size_t>(gi)] = best_qs;
+    min_codes[static_cast<size_t>(gi)] = best_qm;
+    f.scale = result.super_scale * static_cast<float>(best_qs);
+    f.min = p.symmetric ? 0.0f : result.super_min * static_cast<float>(best_qm);
+  }
+  return result;
+}
+
+std::vector<QuantPart> quantize_int(const float* w, int64_t rows, int64_t cols, const QuantParams& p,
+                                    const QuantizeOptions& o) {
+  const Geometry g = geometry(p, rows, cols);
+  const CodeRange cr = code_range(p.bits, p.symmetric);
+  std::vector<UniformFit> fits(static_cast<size_t>(g.groups));
+  std::vector<float> scratch;
+  for (int64_t gi = 0; gi < g.groups; ++gi) {
+    const Span s = group_span(g, gi);
+    const float* wt = group_weights(g, s, o.importance, scratch);
+    fits[static_cast<size_t>(gi)] = o.search ? fit_search(w + s.offset, wt, s.length, cr) : fit_range(w + s.offset, s.length, cr);
+  }
+  std::vector<QuantPart> parts;
+  const int sb = scale_bits(p.scale_dtype);
+  std::vector<float> super_scales, super_mins;
+  std::vector<int> scale_codes, min_codes;
+  if (g.two_level) {
+    scale_codes.resize(static_cast<size_t>(g.groups));
+    min_codes.resize(static_cast<size_t>(g.groups));
+    for (int64_t r = 0; r < rows; ++r)
+      for (int64_t j = 0; j < g.spr; ++j) {
+        const int64_t first = r * g.gpr + j * g.gps, end = std::min(first + g.gps, (r + 1) * g.gpr);
+        SuperResult sr = quantize_super_block(w, g, p, o.importance, first, end, fits, scale_codes, min_codes);
+        super_scales.push_back(sr.super_scale);
+        super_mins.push_back(sr.super_min);
+      }
+  } else {
+    for (auto& f : fits) {
+      f.scale = stored_value(f.scale, p.scale_dtype);
+      f.min = stored_value(f.min, p.scale_dtype);
+    }
+  }
+  BitWriter codes(rows * cols, p.bits);
+  for (int64_t gi = 0; gi < g.groups; ++gi) {
+    const Span s = group_span(g, gi);
+    for (int64_t i = 0; i < s.length; ++i)
+      codes.put(static_cast<uint32_t>(quantize_code(w[s.offset + i], fits[static_cast<size_t>(gi)], cr) - cr.qmin));
+  }
+  parts.push_back({"codes", p.bits, rows * cols, codes.take()});
+  if (!g.two_level) {
+    std::vector<float> scales, mins;
+    for (const auto& f : fits) {
+      scales.push_back(f.scale);
+      mins.push_back(f.min);
+    }
+    parts.push_back({"scales", sb, g.groups, pack_scales(scales, p.scale_dtype)});
+    if (!p.symmetric) parts.push_back({"mins", sb, g.groups, pack_scales(mins, p.scale_dtype)});
+  } else {
+    const int subs = p.sub_scale_bits;
+    const int scale_offset = p.symmetric ? (1 << (subs - 1)) : 0;
+    BitWriter sc(g.groups, subs), mc(g.groups, subs);
+    for (int64_t gi = 0; gi < g.groups; ++gi) {
+      sc.put(static_cast<uint32_t>(scale_codes[static_cast<size_t>(gi)] + scale_offset));
+      mc.put(from_signed(min_codes[static_cast<size_t>(gi)], subs));
+    }
+    parts.push_back({"scales", subs, g.groups, sc.take()});
+    parts.push_back({"super_scales", sb, g.supers, pack_scales(super_scales, p.scale_dtype)});
+    if (!p.symmetric) {
+      parts.push_back({"mins", subs, g.groups, mc.take()});
+      parts.push_back({"super_mins", sb, g.supers, pack_scales(super_mins, p.scale_dtype)});
+    }
+  }
+  return parts;
+}
+
+// The scale and minimum of group gi as the parts store them.
+UniformFit stored_fit(const QuantTensor& q, const Geometry& g, int64_t gi) {
+  const QuantParams& p = q.params;
+  const uint8_t* scales = q.part("scales")->bytes.data();
+  if (!g.two_level) {
+    UniformFit f{read_scale(scales, gi, p.scale_dtype), 0.0f};
+    if (!p.symmetric) f.min = read_scale(q.part("mins")->bytes.data(), gi, p.scale_dtype);
+    return f;
+  }
+  const int64_t super = (gi / g.gpr) * g.spr + (gi % g.gpr) / g.gps;
+  const int subs = p.sub_scale_bits;
+  const uint32_t sc = read_code(scales, gi, subs);
+  const int scale_code = p.symmetric ? to_signed(sc, subs) : static_cast<int>(sc);
+  UniformFit f{read_scale(q.part("super_scales")->bytes.data(), super, p.scale_dtype) * static_cast<float>(scale_code),
+               0.0f};
+  if (!p.symmetric)
+    f.min = read_scale(q.part("super_mins")->bytes.data(), super, p.scale_dtype) *
+            static_cast<float>(to_signed(read_code(q.part("mins")->bytes.data(), gi, subs), subs));
+  return f;
+}
+
+void dequantize_int(const QuantTensor& q, int64_t row_begin, int64_t row_end, float* out) {
+  const Geometry g = geometry(q.params, q.rows, q.cols);
+  const CodeRange cr = code_range(q.params.bits, q.params.symmetric);
+  const uint8_t* codes = q.part("codes")->bytes.data();
+  std::vector<uint32_t> buf(static_cast<size_t>(std::min<int64_t>(g.per_tensor ? q.cols : g.glen, 4096)));
+  for (int64_t r = row_begin; r < row_end; ++r) {
+    float* dst = out + (r - row_begin) * q.cols;
+    for (int64_t c0 = 0; c0 < q.cols;) {
+      const int64_t gi = group_of(g, r, c0);
+      const int64_t end = group_end(g, c0);
+      const UniformFit f = stored_fit(q, g, gi);
+      for (int64_t c = c0; c < end;) {
+        const int64_t n = std::min<int64_t>(end - c, static_cast<int64_t>(buf.size()));
+        read_codes(codes, r * q.cols + c, n, q.params.bits, buf.data());
+        for (int64_t i = 0; i < n; ++i)
+          dst[c + i] = f.scale * static_cast<float>(static_cast<int>(buf[static_cast<size_t>(i)]) + cr.qmin) + f.min;
+        c += n;
+      }
+      c0 = end;
+    }
+  }
+}
+
+}  // namespace
+
+const Scheme kIntScheme = {
+    "int",
+    "uniform integer codes, 1-8 bits, per tensor/channel/group, optional two-level scales",
+    0,
+    validate_int,
+    layout_int,
+    quantize_int,
+    dequantize_int,
+};
+
+}  // namespace slmopt::quant

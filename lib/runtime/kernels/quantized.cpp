@@ -1,0 +1,65 @@
+#include "runtime/kernels/quantized.hpp"
+
+#include <Eigen/Core>
+#include <algorithm>
+#include <vector>
+
+#include "quant/quantize_weight.hpp"
+#include "runtime/kernels/kernel_util.hpp"
+#include "runtime/kernels/matmul.hpp"
+
+namespace slmopt::runtime {
+
+namespace {
+using RowMat = Eigen::Matrix<float, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
+constexpr int64_t kScratchFloats = 64 * 1024;  // 256 KiB of dequantized rows at a time
+}  // namespace
+
+void matmul_quantized_rows(const float* a, int64_t m, const QuantTensor& q, float* c) {
+  const int64_t n = q.rows, k = q.cols;
+  if (n == 0 || m == 0) return;
+  Eigen::Map<const RowMat> A(a, m, k);
+  Eigen::Map<RowMat> C(c, m, n);
+  if (k == 0) {
+    C.setZero();
+    return;
+  }
+  const int64_t block = std::clamp<int64_t>(kScratchFloats / k, 16, n);
+  std::vector<float> scratch(static_cast<size_t>(block * k));
+  for (int64_t r0 = 0; r0 < n; r0 += block) {
+    const int64_t nb = std::min(block, n - r0);
+    quant::dequantize_rows(q, r0, r0 + nb, scratch.data());
+    Eigen::Map<const RowMat> W(scratch.data(), nb, k);
+    C.middleCols(r0, nb).noalias() = A * W.transpose();
+  }
+}
+
+void matmul_quantized_reference(const float* a, int64_t m, const QuantTensor& q, float* c) {
+  std::vector<float> w(static_cast<size_t>(q.rows * q.cols)), wt(w.size());
+  quant::dequantize_rows(q, 0, q.rows, w.data());
+  for (int64_t r = 0; r < q.rows; ++r)
+    for (int64_t k = 0; k < q.cols; ++k) wt[static_cast<size_t>(k * q.rows + r)] = w[static_cast<size_t>(r * q.cols + k)];
+  matmul_reference(a, wt.data(), c, m, q.cols, q.rows);
+}
+
+bool gather_quantized(OpContext& c) {
+  const Tensor& table = c.input(0);
+  const QuantTensor& q = *table.quant();
+  if (q.transposed || table.rank() < 1 || normalize_axis(c, c.attr_int("axis", 0), table.rank()) != 0) return false;
+  const auto indices = int_values(c.input(1));
+  const int64_t dim = q.rows;
+  std::vector<int64_t> shape = c.input(1).shape();
+  shape.insert(shape.end(), table.shape().begin() + 1, table.shape().end());
+  Tensor out(DType::F32, shape);
+  float* dst = out.mutable_data<float>();
+  for (size_t i = 0; i < indices.size(); ++i) {
+    int64_t v = indices[i];
+    if (v < -dim || v >= dim) c.fail("index " + std::to_string(v) + " is out of range for a dim of " + std::to_string(dim));
+    if (v < 0) v += dim;
+    quant::dequantize_rows(q, v, v + 1, dst + static_cast<int64_t>(i) * q.cols);
+  }
+  c.output(0) = std::move(out);
+  return true;
+}
+
+}  // namespace slmopt::runtime
