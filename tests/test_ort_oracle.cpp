@@ -64,26 +64,6 @@ Tensor run_ours(const std::string& model_path, const std::string& input_name, co
   return out.at(m.graph.outputs.at(0).name);
 }
 
-// 4 s of a voiced, pitch-gliding sound with formant-like amplitude changes and
-// a little noise, at 16 kHz in int16 range, as openWakeWord's front end expects.
-Tensor speech_like_audio() {
-  const int n = 64000;
-  Tensor audio(DType::F32, {1, n});
-  std::mt19937 rng(7);
-  std::normal_distribution<float> noise(0, 200);
-  double phase = 0;
-  for (int i = 0; i < n; ++i) {
-    const double t = i / 16000.0;
-    const double pitch = 120 + 60 * std::sin(2 * M_PI * 1.3 * t);
-    phase += 2 * M_PI * pitch / 16000.0;
-    double v = 0;
-    for (int h = 1; h <= 8; ++h) v += std::sin(h * phase) / h * (1 + 0.8 * std::sin(2 * M_PI * (3 + h) * t));
-    const double envelope = 0.5 + 0.5 * std::sin(2 * M_PI * 2.5 * t);
-    audio.mutable_data<float>()[i] = static_cast<float>(6000 * envelope * v) + noise(rng);
-  }
-  return audio;
-}
-
 std::string first_input(const std::string& model_path) {
   return onnx_format::read_onnx(model_path).graph.inputs.at(0).name;
 }
@@ -108,7 +88,7 @@ TEST_CASE("the wake-word chain matches ONNX Runtime on every openWakeWord model"
     return ours;
   };
 
-  Tensor mel = check("melspectrogram.onnx", speech_like_audio());  // [1, 1, frames, 32]
+  Tensor mel = check("melspectrogram.onnx", test::speech_like_audio());  // [1, 1, frames, 32]
   REQUIRE(mel.rank() == 4);
   const int64_t frames = mel.shape()[2];
   // openWakeWord scales the mel features (x / 10 + 2) and slides a 76-frame window by 8.
@@ -167,7 +147,7 @@ TEST_CASE("silero VAD (Conv + LSTM + If) matches ONNX Runtime over a stream of c
   const std::string path = (*dir / "silero_vad.onnx").string();
   Model m = onnx_format::read_onnx(path);
   runtime::Session s(m);
-  Tensor audio = speech_like_audio();
+  Tensor audio = test::speech_like_audio();
   Tensor h(DType::F32, {2, 1, 64}), c(DType::F32, {2, 1, 64});
   const Tensor sr = Tensor::from_values<int64_t>(DType::I64, {}, {16000});
   double worst = 0;

@@ -1,3 +1,4 @@
+#include <cmath>
 #include "test_util.hpp"
 
 #include <sys/wait.h>
@@ -91,6 +92,26 @@ std::optional<fs::path> real_models_dir() {
 
 std::optional<fs::path> model_facts_file() {
   return required_path("SLMOPT_MODEL_FACTS", "openwakeword/model_facts.json", "model facts JSON");
+}
+
+// 4 s of a voiced, pitch-gliding sound with formant-like amplitude changes and
+// a little noise, at 16 kHz in int16 range, as openWakeWord's front end expects.
+Tensor speech_like_audio() {
+  const int n = 64000;
+  Tensor audio(DType::F32, {1, n});
+  std::mt19937 rng(7);
+  std::normal_distribution<float> noise(0, 200);
+  double phase = 0;
+  for (int i = 0; i < n; ++i) {
+    const double t = i / 16000.0;
+    const double pitch = 120 + 60 * std::sin(2 * M_PI * 1.3 * t);
+    phase += 2 * M_PI * pitch / 16000.0;
+    double v = 0;
+    for (int h = 1; h <= 8; ++h) v += std::sin(h * phase) / h * (1 + 0.8 * std::sin(2 * M_PI * (3 + h) * t));
+    const double envelope = 0.5 + 0.5 * std::sin(2 * M_PI * 2.5 * t);
+    audio.mutable_data<float>()[i] = static_cast<float>(6000 * envelope * v) + noise(rng);
+  }
+  return audio;
 }
 
 }  // namespace slmopt::test

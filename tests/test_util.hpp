@@ -51,6 +51,9 @@ std::optional<std::filesystem::path> real_models_dir();
 // (scripts/model_facts.py); nullopt when not generated.
 std::optional<std::filesystem::path> model_facts_file();
 
+// 4 s of speech-like audio at 16 kHz in int16 range, shape [1, 64000], seeded.
+Tensor speech_like_audio();
+
 inline std::string test_data(const std::string& name) { return std::string(SLMOPT_TEST_DATA) + "/" + name; }
 
 }  // namespace slmopt::test

@@ -36,5 +36,6 @@ void setup_inspect(CLI::App& app, const GlobalOptions& global);
 void setup_convert(CLI::App& app, const GlobalOptions& global);
 void setup_run(CLI::App& app, GlobalOptions& global);
 void setup_eval(CLI::App& app, GlobalOptions& global);
+void setup_quantize(CLI::App& app, const GlobalOptions& global);
 
 }  // namespace slmopt::cli

@@ -32,6 +32,8 @@ void run_convert(const ConvertOptions& o, const GlobalOptions& global) {
                  : o.external == "never" ? onnx_format::ExternalData::Never
                                          : onnx_format::ExternalData::Auto;
     onnx_format::write_onnx(m, o.output, w);
+  } else if (o.output.ends_with(".slm")) {
+    save_model(m, o.output);
   } else if (o.shard_bytes > 0 || o.output.ends_with("/")) {
     if (!m.graph.nodes.empty() && !o.weights_only)
       throw_usage("the model has a graph; pass --weights-only to keep only its weights");
@@ -58,7 +60,7 @@ void setup_convert(CLI::App& app, const GlobalOptions& global) {
   auto opts = std::make_shared<ConvertOptions>();
   auto* cmd = app.add_subcommand("convert", "Re-encode a model losslessly (external data, sharding, safetensors)");
   cmd->add_option("input", opts->input, "Input model")->required();
-  cmd->add_option("-o,--output", opts->output, "Output: .onnx, .safetensors, or a folder for shards")->required();
+  cmd->add_option("-o,--output", opts->output, "Output: .onnx, .slm, .safetensors, or a folder for shards")->required();
   cmd->add_option("--external", opts->external, "ONNX external data: auto (only past 2 GiB), always, never")
       ->check(CLI::IsMember({"auto", "always", "never"}));
   cmd->add_option("--shard-size", opts->shard_bytes, "Write sharded safetensors of at most this many bytes each");

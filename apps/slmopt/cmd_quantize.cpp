@@ -1,0 +1,124 @@
+// slmopt quantize MODEL -o OUT.slm [--config rules.yaml] [--bits "embed*=8,*=4"]:
+// post-training weight quantization by per-layer rules; prints (or --json)
+// every weight with the rule that chose its scheme, bits per weight and error.
+#include <unistd.h>
+
+#include <cstdio>
+#include <iostream>
+#include <memory>
+
+#include "cli_common.hpp"
+#include "config/rule_file.hpp"
+#include "core/atomic_file.hpp"
+#include "model_io.hpp"
+#include "passes/quantize.hpp"
+
+namespace slmopt::cli {
+namespace {
+
+struct QuantizeCliOptions {
+  std::string input, output, config, bits, default_spec, algorithm, report;
+  int64_t min_elements = -1;
+};
+
+passes::QuantizeConfig build_config(const QuantizeCliOptions& o) {
+  passes::QuantizeConfig c;
+  if (!o.config.empty()) {
+    const auto file = config::read_rule_file(o.config);
+    for (const auto& [key, value] : file.settings) {
+      if (key == "default") c.default_spec = value;
+      else if (key == "algorithm") c.algorithm = value;
+      else if (key == "min_elements") {
+        try {
+          c.min_elements = std::stoll(value);
+        } catch (const std::exception&) {
+          throw_bad_input("min_elements must be an integer, got '" + value + "'", o.config);
+        }
+      } else {
+        throw_bad_input("unknown setting '" + key + "' (known: default, algorithm, min_elements, rules)", o.config);
+      }
+    }
+    c.rules = file.rules;
+  }
+  if (!o.bits.empty()) {
+    // Shorthand rules come first: the command line overrides the file.
+    RuleSet shorthand = parse_rule_shorthand(o.bits, "bits", "scheme");
+    for (auto& r : shorthand.rules) r.label = "--bits " + r.label;
+    shorthand.rules.insert(shorthand.rules.end(), c.rules.rules.begin(), c.rules.rules.end());
+    c.rules = shorthand;
+  }
+  if (!o.default_spec.empty()) c.default_spec = o.default_spec;
+  if (!o.algorithm.empty()) c.algorithm = o.algorithm;
+  if (o.min_elements >= 0) c.min_elements = o.min_elements;
+  return c;
+}
+
+nlohmann::ordered_json report_json(const QuantizeCliOptions& o, const passes::QuantizeReport& r) {
+  nlohmann::ordered_json tensors = nlohmann::ordered_json::array();
+  for (const auto& t : r.tensors)
+    tensors.push_back({{"name", t.name},
+                       {"node", t.node},
+                       {"op", t.op},
+                       {"shape", t.shape},
+                       {"rule", t.rule},
+                       {"action", t.action},
+                       {"algorithm", t.algorithm},
+                       {"bits_per_weight", t.bits_per_weight},
+                       {"relative_error", t.relative_error}});
+  return {{"input", o.input},         {"output", o.output},        {"weight_bytes_before", r.bytes_before},
+          {"weight_bytes_after", r.bytes_after}, {"warnings", r.warnings}, {"tensors", tensors}};
+}
+
+void run_quantize(const QuantizeCliOptions& o, const GlobalOptions& global) {
+  if (!o.output.ends_with(".slm"))
+    throw_usage("quantized models are written as .slm (got '" + o.output + "'); ONNX QDQ export is not supported yet");
+  const passes::QuantizeConfig config = build_config(o);
+  passes::check_quantize_config(config);  // a bad rule fails before the model is read
+  const Model model = load_model(o.input);
+  const bool show = !global.quiet && !global.json && isatty(2);
+  passes::QuantizeReport report;
+  Model out = passes::quantize_model(model, config, report, [&](size_t done, size_t total, const std::string& name) {
+    if (show) std::fprintf(stderr, "\rquantize %zu/%zu %-40.40s", done, total, name.c_str());
+  });
+  if (show) std::fprintf(stderr, "\r%-70s\r", "");
+  out.provenance.push_back({"quantize", "default=" + config.default_spec + " algorithm=" + config.algorithm +
+                                            (o.config.empty() ? "" : " config=" + o.config) +
+                                            (o.bits.empty() ? "" : " bits=" + o.bits),
+                            ""});
+  save_model(out, o.output);
+  const auto doc = report_json(o, report);
+  if (!o.report.empty()) write_file_atomically(o.report, doc.dump(2) + "\n");
+  for (const auto& w : report.warnings)
+    if (!global.quiet) std::cerr << "slmopt: warning: " << w << "\n";
+  if (global.json) {
+    print_json(doc);
+    return;
+  }
+  if (global.quiet) return;
+  std::printf("%-40s %-8s %-22s %7s %10s  %s\n", "tensor", "op", "scheme", "bits/w", "rel.error", "rule");
+  for (const auto& t : report.tensors)
+    std::printf("%-40.40s %-8s %-22s %7.3f %10.2e  %s\n", t.name.c_str(), t.op.c_str(), t.action.c_str(),
+                t.bits_per_weight, t.relative_error, t.rule.c_str());
+  std::printf("weights: %s -> %s (%.2fx smaller); wrote %s\n", human_bytes(report.bytes_before).c_str(),
+              human_bytes(report.bytes_after).c_str(),
+              report.bytes_after ? static_cast<double>(report.bytes_before) / static_cast<double>(report.bytes_after) : 0.0,
+              o.output.c_str());
+}
+
+}  // namespace
+
+void setup_quantize(CLI::App& app, const GlobalOptions& global) {
+  auto o = std::make_shared<QuantizeCliOptions>();
+  auto* cmd = app.add_subcommand("quantize", "Quantize weights by per-layer rules (writes .slm)");
+  cmd->add_option("input", o->input, "Input model (.onnx, .slm, safetensors)")->required();
+  cmd->add_option("-o,--output", o->output, "Output .slm")->required();
+  cmd->add_option("--config", o->config, "Rule file (YAML or JSON), see docs/quantize.md");
+  cmd->add_option("--bits", o->bits, "Shorthand rules, first match wins: \"embed*=8,*attn*=4,*=q4\"");
+  cmd->add_option("--default", o->default_spec, "Scheme for weights no rule matches (default q4)");
+  cmd->add_option("--algorithm", o->algorithm, "rtn (round to nearest) or mse (scale search, default)");
+  cmd->add_option("--min-elements", o->min_elements, "Weights smaller than this stay float unless a rule matches (1024)");
+  cmd->add_option("--report", o->report, "Write the per-tensor report as JSON");
+  cmd->callback([o, &global] { run_quantize(*o, global); });
+}
+
+}  // namespace slmopt::cli

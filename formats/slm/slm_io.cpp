@@ -1,0 +1,220 @@
+#include "slm/slm_io.hpp"
+
+#include <onnx/onnx_pb.h>
+
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <google/protobuf/io/coded_stream.h>
+#include <nlohmann/json.hpp>
+
+#include "core/atomic_file.hpp"
+#include "core/buffer.hpp"
+#include "core/checked.hpp"
+#include "core/quant_tensor.hpp"
+#include "onnx/onnx_io.hpp"
+#include "quant/scheme.hpp"
+
+namespace slmopt::slm {
+namespace {
+
+constexpr char kMagic[8] = {'S', 'L', 'M', 'O', 'P', 'T', 'I', 'R'};
+constexpr uint64_t kAlign = 64;
+constexpr int kVersion = 1;
+constexpr uint64_t kMaxHeader = 256ull << 20;
+
+uint64_t align_up(uint64_t v) { return (v + kAlign - 1) / kAlign * kAlign; }
+
+struct Blob {
+  const uint8_t* data;
+  uint64_t size;
+};
+
+// Lays blobs out in the data region and records where each went.
+class DataLayout {
+ public:
+  nlohmann::json add(const uint8_t* data, uint64_t size) {
+    const uint64_t offset = align_up(end_);
+    blobs_.push_back({data, size});
+    offsets_.push_back(offset);
+    end_ = offset + size;
+    return {{"offset", offset}, {"length", size}};
+  }
+  void write(AtomicFile& out) const {
+    uint64_t at = 0;
+    for (size_t i = 0; i < blobs_.size(); ++i) {
+      out.write_zeros(offsets_[i] - at);
+      if (blobs_[i].size) out.write(blobs_[i].data, blobs_[i].size);
+      at = offsets_[i] + blobs_[i].size;
+    }
+  }
+
+ private:
+  std::vector<Blob> blobs_;
+  std::vector<uint64_t> offsets_;
+  uint64_t end_ = 0;
+};
+
+nlohmann::json params_json(const QuantParams& p) {
+  return {{"bits", p.bits},
+          {"group", p.group},
+          {"symmetric", p.symmetric},
+          {"scale_dtype", dtype_name(p.scale_dtype)},
+          {"sub_scale_bits", p.sub_scale_bits},
+          {"super_block", p.super_block}};
+}
+
+}  // namespace
+
+void write_slm(const Model& model, const std::string& path) {
+  Model structure = model;
+  structure.graph.initializers.clear();
+  std::string graph_bytes;
+  if (!onnx_format::model_to_proto(structure).SerializeToString(&graph_bytes))
+    throw_internal("cannot serialize the graph of " + path);
+  DataLayout layout;
+  nlohmann::json header = {{"format", "slmopt-ir"}, {"version", kVersion}};
+  header["graph"] = layout.add(reinterpret_cast<const uint8_t*>(graph_bytes.data()), graph_bytes.size());
+  nlohmann::json tensors = nlohmann::json::array();
+  for (const auto& init : model.graph.initializers) {
+    const Tensor& t = init.tensor;
+    nlohmann::json entry = {{"name", init.name}, {"shape", t.shape()}};
+    if (!init.doc.empty()) entry["doc"] = init.doc;
+    if (const QuantTensor* q = t.quant()) {
+      nlohmann::json parts = nlohmann::json::array();
+      for (const auto& part : q->parts) {
+        nlohmann::json pj = layout.add(part.bytes.data(), part.bytes.size());
+        pj["name"] = part.name;
+        pj["bits"] = part.bits;
+        pj["count"] = part.count;
+        parts.push_back(pj);
+      }
+      entry["quant"] = {{"scheme", q->scheme},   {"params", params_json(q->params)}, {"transposed", q->transposed},
+                        {"rows", q->rows},       {"cols", q->cols},                 {"parts", parts}};
+    } else if (t.dtype() == DType::String) {
+      throw_usage("string initializer '" + init.name + "' cannot be stored in .slm");
+    } else {
+      entry["dtype"] = dtype_name(t.dtype());
+      entry["data"] = layout.add(t.bytes(), t.nbytes());
+    }
+    tensors.push_back(entry);
+  }
+  header["tensors"] = tensors;
+  const std::string text = header.dump();
+  AtomicFile out(path);
+  out.write(kMagic, sizeof kMagic);
+  uint8_t size_bytes[8];
+  for (int i = 0; i < 8; ++i) size_bytes[i] = static_cast<uint8_t>(static_cast<uint64_t>(text.size()) >> (8 * i));
+  out.write(size_bytes, 8);
+  out.write(text);
+  out.write_zeros(align_up(16 + text.size()) - (16 + text.size()));
+  layout.write(out);
+  out.commit();
+}
+
+bool is_slm_file(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  char magic[8] = {};
+  return in.read(magic, 8) && std::memcmp(magic, kMagic, 8) == 0;
+}
+
+Model read_slm(const std::string& path) {
+  auto file = MappedFile::open(path);
+  const uint8_t* base = file->data();
+  const uint64_t size = file->size();
+  if (size < 16 || std::memcmp(base, kMagic, 8) != 0) throw_bad_input("not a .slm file (bad magic)", path);
+  uint64_t header_size = 0;
+  for (int i = 0; i < 8; ++i) header_size |= static_cast<uint64_t>(base[8 + i]) << (8 * i);
+  if (header_size > kMaxHeader || header_size > size - 16)
+    throw_bad_input("header length " + std::to_string(header_size) + " runs past the end of the file", path);
+  const uint64_t data_start = align_up(16 + header_size);
+  const uint64_t data_size = data_start <= size ? size - data_start : 0;
+  nlohmann::json header;
+  try {
+    header = nlohmann::json::parse(base + 16, base + 16 + header_size);
+    if (header.at("format").get<std::string>() != "slmopt-ir") throw_bad_input("header format is not slmopt-ir", path);
+    if (header.at("version").get<int>() != kVersion)
+      throw_bad_input("version " + header.at("version").dump() + " is not supported (this build reads 1)", path);
+  } catch (const nlohmann::json::exception& e) {
+    throw_bad_input(std::string("malformed header: ") + e.what(), path);
+  }
+  auto blob = [&](const nlohmann::json& j, const std::string& what) {
+    const uint64_t offset = j.at("offset").get<uint64_t>(), length = j.at("length").get<uint64_t>();
+    if (offset > data_size || length > data_size - offset)
+      throw_bad_input(what + ": bytes [" + std::to_string(offset) + ", +" + std::to_string(length) +
+                          ") run past the end of the file",
+                      path);
+    return std::pair<uint64_t, uint64_t>{data_start + offset, length};
+  };
+  try {
+    auto [goff, glen] = blob(header.at("graph"), "graph");
+    onnx::ModelProto proto;
+    if (glen > static_cast<uint64_t>(INT32_MAX)) throw_bad_input("graph section is too large", path);
+    google::protobuf::io::CodedInputStream stream(base + goff, static_cast<int>(glen));
+    if (!proto.ParseFromCodedStream(&stream) || !stream.ConsumedEntireMessage())
+      throw_bad_input("graph section is not a valid onnx.ModelProto", path);
+    Model model = onnx_format::model_from_proto(proto, std::filesystem::path(path).parent_path().string(), path);
+    for (const auto& entry : header.at("tensors")) {
+      NamedTensor init;
+      init.name = entry.at("name").get<std::string>();
+      init.doc = entry.value("doc", std::string());
+      const auto shape = entry.at("shape").get<std::vector<int64_t>>();
+      const std::string what = "tensor '" + init.name + "'";
+      if (entry.contains("quant")) {
+        const auto& qj = entry.at("quant");
+        auto q = std::make_shared<QuantTensor>();
+        q->scheme = qj.at("scheme").get<std::string>();
+        const auto& pj = qj.at("params");
+        q->params.bits = pj.at("bits").get<int>();
+        q->params.group = pj.at("group").get<int64_t>();
+        q->params.symmetric = pj.at("symmetric").get<bool>();
+        const auto scale = dtype_from_name(pj.at("scale_dtype").get<std::string>());
+        if (!scale) throw_bad_input(what + ": unknown scale type", path);
+        q->params.scale_dtype = *scale;
+        q->params.sub_scale_bits = pj.at("sub_scale_bits").get<int>();
+        q->params.super_block = pj.at("super_block").get<int64_t>();
+        q->shape = shape;
+        q->transposed = qj.at("transposed").get<bool>();
+        q->rows = qj.at("rows").get<int64_t>();
+        q->cols = qj.at("cols").get<int64_t>();
+        if (q->rows < 0 || q->cols < 0 || checked_numel(shape) != checked_mul(q->rows, q->cols, "quantized tensor size"))
+          throw_bad_input(what + ": rows x cols do not match its shape", path);
+        for (const auto& partj : qj.at("parts")) {
+          QuantPart part;
+          part.name = partj.at("name").get<std::string>();
+          part.bits = partj.at("bits").get<int>();
+          part.count = partj.at("count").get<int64_t>();
+          auto [off, len] = blob(partj, what + " part '" + part.name + "'");
+          part.bytes.assign(base + off, base + off + len);
+          q->parts.push_back(std::move(part));
+        }
+        try {
+          quant::validate_quant_tensor(*q);
+        } catch (const Error& e) {
+          throw_bad_input(what + ": " + e.what(), path);
+        }
+        init.tensor = Tensor::quantized(std::move(q));
+      } else {
+        const auto dtype = dtype_from_name(entry.at("dtype").get<std::string>());
+        if (!dtype || *dtype == DType::String) throw_bad_input(what + ": unknown element type", path);
+        auto [off, len] = blob(entry.at("data"), what);
+        const int64_t expected = checked_mul(checked_numel(shape), dtype_size(*dtype), "tensor byte size");
+        if (static_cast<uint64_t>(expected) != len)
+          throw_bad_input(what + ": " + std::to_string(len) + " bytes for shape " + shape_to_string(shape) + ", expected " +
+                              std::to_string(expected),
+                          path);
+        init.tensor = Tensor::from_buffer(*dtype, shape, Buffer::view(file, off, len));
+      }
+      model.graph.initializers.push_back(std::move(init));
+    }
+    model.source_format = "slm";
+    return model;
+  } catch (const nlohmann::json::exception& e) {
+    throw_bad_input(std::string("malformed header: ") + e.what(), path);
+  } catch (Error& e) {
+    if (e.file().empty()) e.add_context(path);
+    throw;
+  }
+}
+
+}  // namespace slmopt::slm

@@ -1,0 +1,230 @@
+#include "passes/quantize.hpp"
+
+#include <cmath>
+#include <map>
+
+#include "core/error.hpp"
+#include "core/half.hpp"
+#include "core/quant_tensor.hpp"
+#include "quant/quantize_weight.hpp"
+#include "quant/spec.hpp"
+
+namespace slmopt::passes {
+namespace {
+
+// How an op reads a weight: which input, and which axis is the input dimension.
+struct WeightUse {
+  std::string node, op;
+  quant::InputAxis axis;
+};
+
+std::map<std::string, WeightUse> find_weights(const Graph& g) {
+  std::map<std::string, WeightUse> uses;
+  auto note = [&](const Node& n, size_t input, quant::InputAxis axis) {
+    if (input < n.inputs.size() && g.find_initializer(n.inputs[input]) && !uses.count(n.inputs[input]))
+      uses[n.inputs[input]] = {n.name, n.op_type, axis};
+  };
+  for (const Node& n : g.nodes) {
+    if (!n.domain.empty() && n.domain != "ai.onnx") continue;
+    if (n.op_type == "MatMul") note(n, 1, quant::InputAxis::First);
+    if (n.op_type == "Gemm") {
+      const Attribute* tb = n.find_attribute("transB");
+      note(n, 1, tb && tb->i ? quant::InputAxis::Rest : quant::InputAxis::First);
+    }
+    if (n.op_type == "Conv") note(n, 1, quant::InputAxis::Rest);
+    if (n.op_type == "Gather") {
+      const Attribute* axis = n.find_attribute("axis");
+      if (!axis || axis->i == 0) note(n, 0, quant::InputAxis::Rest);
+    }
+  }
+  return uses;
+}
+
+struct Action {
+  std::string keep;  // "", "f32" or "f16"
+  quant::QuantSpec spec;
+  std::string algorithm;
+};
+
+bool parse_bool(const std::string& v, const std::string& where) {
+  if (v == "true" || v == "yes" || v == "1") return true;
+  if (v == "false" || v == "no" || v == "0") return false;
+  throw_usage(where + ": expected true or false, got '" + v + "'");
+}
+
+int64_t parse_integer(const std::string& v, const std::string& where) {
+  size_t used = 0;
+  int64_t n = 0;
+  try {
+    n = std::stoll(v, &used);
+  } catch (const std::exception&) {
+    used = 0;
+  }
+  if (used == 0 || used != v.size()) throw_usage(where + ": expected an integer, got '" + v + "'");
+  return n;
+}
+
+Action resolve(const std::map<std::string, std::string>& s, const QuantizeConfig& config, const std::string& label) {
+  for (const auto& [key, value] : s) {
+    (void)value;
+    bool known = false;
+    for (const auto& k : quantize_rule_keys()) known = known || k == key;
+    if (!known) {
+      std::string keys;
+      for (const auto& k : quantize_rule_keys()) keys += (keys.empty() ? "" : ", ") + k;
+      throw_usage(label + ": unknown setting '" + key + "' (known: " + keys + ")");
+    }
+  }
+  Action a;
+  a.algorithm = config.algorithm;
+  auto get = [&](const char* key) -> const std::string* {
+    auto it = s.find(key);
+    return it == s.end() ? nullptr : &it->second;
+  };
+  if (const auto* keep = get("keep")) {
+    if (*keep != "f32" && *keep != "f16") throw_usage(label + ": keep must be f32 or f16, got '" + *keep + "'");
+    a.keep = *keep;
+    return a;
+  }
+  try {
+    if (const auto* scheme = get("scheme")) a.spec = quant::parse_spec(*scheme);
+    else if (const auto* bits = get("bits")) a.spec = quant::spec_for_bits(static_cast<int>(parse_integer(*bits, label + " bits")));
+    else a.spec = quant::parse_spec(config.default_spec);
+    if (const auto* bits = get("bits"); bits && get("scheme")) a.spec.params.bits = static_cast<int>(parse_integer(*bits, label + " bits"));
+    if (const auto* group = get("group")) {
+      if (*group == "channel") a.spec.params.group = 0;
+      else if (*group == "tensor") a.spec.params.group = -1;
+      else {
+        const int64_t g = parse_integer(*group, label + " group");
+        if (g <= 0) throw_usage(label + ": group size must be positive, got " + *group + " (or 'channel', 'tensor')");
+        a.spec.params.group = g;
+        if (a.spec.params.sub_scale_bits && a.spec.params.super_block % g != 0)
+          a.spec.params.super_block = g * std::max<int64_t>(2, a.spec.params.super_block / g);
+      }
+    }
+    if (const auto* sym = get("symmetric")) a.spec.params.symmetric = parse_bool(*sym, label + " symmetric");
+    if (const auto* scale = get("scale")) {
+      if (*scale != "f16" && *scale != "f32") throw_usage(label + ": scale must be f16 or f32, got '" + *scale + "'");
+      a.spec.params.scale_dtype = *scale == "f16" ? DType::F16 : DType::F32;
+    }
+    if (const auto* sb = get("scale_bits")) a.spec.params.sub_scale_bits = static_cast<int>(parse_integer(*sb, label + " scale_bits"));
+    if (const auto* sup = get("super_block")) a.spec.params.super_block = parse_integer(*sup, label + " super_block");
+    if (const auto* alg = get("algorithm")) a.algorithm = *alg;
+    a.spec.scheme->validate(a.spec.params);
+  } catch (const Error& e) {
+    if (e.kind() == ErrorKind::Usage) throw;
+    throw_usage(label + ": " + e.what());
+  }
+  if (a.algorithm == "gptq" || a.algorithm == "awq")
+    throw_usage(label + ": algorithm '" + a.algorithm + "' needs calibration statistics, which this build does not collect yet (use rtn or mse)");
+  if (a.algorithm != "rtn" && a.algorithm != "mse")
+    throw_usage(label + ": unknown algorithm '" + a.algorithm + "' (known: rtn, mse)");
+  return a;
+}
+
+double relative_error(const Tensor& w, const Tensor& q) {
+  const Tensor back = quant::dequantize(q);
+  double num = 0, den = 0;
+  for (int64_t i = 0; i < w.numel(); ++i) {
+    const double d = static_cast<double>(w.data<float>()[i]) - back.data<float>()[i];
+    num += d * d;
+    den += static_cast<double>(w.data<float>()[i]) * w.data<float>()[i];
+  }
+  return den > 0 ? std::sqrt(num / den) : (num > 0 ? INFINITY : 0.0);
+}
+
+Tensor to_f16(const Tensor& w) {
+  Tensor h(DType::F16, w.shape());
+  for (int64_t i = 0; i < w.numel(); ++i) h.mutable_data<uint16_t>()[i] = float_to_half(w.data<float>()[i]);
+  return h;
+}
+
+}  // namespace
+
+const std::vector<std::string>& quantize_rule_keys() {
+  static const std::vector<std::string> keys = {"scheme", "bits", "group", "symmetric", "scale",
+                                                "scale_bits", "super_block", "algorithm", "keep"};
+  return keys;
+}
+
+void check_quantize_config(const QuantizeConfig& config) {
+  resolve({}, config, "default");
+  for (const auto& r : config.rules.rules) resolve(r.settings, config, r.label);
+}
+
+Model quantize_model(const Model& model, const QuantizeConfig& config, QuantizeReport& report, const Progress& progress) {
+  check_quantize_config(config);
+  Model out = model;
+  Graph& g = out.graph;
+  const auto uses = find_weights(g);
+  std::vector<int64_t> rule_hits(config.rules.rules.size(), 0);
+  std::vector<Node> casts;
+  size_t done = 0;
+  for (auto& init : g.initializers) {
+    auto use = uses.find(init.name);
+    if (use == uses.end()) continue;
+    if (progress) progress(done++, uses.size(), init.name);
+    const Tensor w = init.tensor;
+    QuantizedTensor row{init.name, use->second.node, use->second.op, "default", "", config.algorithm, w.shape(), 32, 0};
+    report.bytes_before += w.nbytes();
+    const int match = config.rules.first_match(init.name, use->second.node, use->second.op);
+    if (match >= 0) {
+      ++rule_hits[static_cast<size_t>(match)];
+      row.rule = config.rules.rules[static_cast<size_t>(match)].label;
+    }
+    const bool eligible = w.dtype() == DType::F32 && !w.is_quantized() && w.rank() >= 1 &&
+                          (use->second.axis == quant::InputAxis::Rest || w.rank() == 2);
+    if (!eligible || (match < 0 && w.numel() < config.min_elements)) {
+      row.rule = !eligible ? "not a float32 weight" : "small tensor";
+      row.action = "keep " + std::string(dtype_name(w.dtype()));
+      row.bits_per_weight = 8.0 * dtype_size(w.dtype());
+      report.bytes_after += w.nbytes();
+      report.tensors.push_back(row);
+      continue;
+    }
+    const Action a = resolve(match >= 0 ? config.rules.rules[static_cast<size_t>(match)].settings
+                                        : std::map<std::string, std::string>{},
+                             config, row.rule);
+    row.algorithm = a.algorithm;
+    if (a.keep == "f32") {
+      row.action = "keep f32";
+    } else if (a.keep == "f16") {
+      // The weight is stored in f16 and cast back where the graph reads it.
+      const std::string half_name = init.name + "_f16";
+      Tensor h = to_f16(w);
+      Attribute to;
+      to.name = "to";
+      to.i = 1;  // onnx.TensorProto.FLOAT
+      casts.push_back(Node{init.name + "_cast", "Cast", "", {half_name}, {init.name}, {to}, {}});
+      Tensor back(DType::F32, w.shape());
+      for (int64_t i = 0; i < w.numel(); ++i) back.mutable_data<float>()[i] = half_to_float(h.data<uint16_t>()[i]);
+      double num = 0, den = 0;
+      for (int64_t i = 0; i < w.numel(); ++i) {
+        const double d = static_cast<double>(w.data<float>()[i]) - back.data<float>()[i];
+        num += d * d;
+        den += static_cast<double>(w.data<float>()[i]) * w.data<float>()[i];
+      }
+      row.relative_error = den > 0 ? std::sqrt(num / den) : 0.0;
+      row.action = "keep f16";
+      row.bits_per_weight = 16;
+      init.name = half_name;
+      init.tensor = h;
+    } else {
+      quant::QuantizeOptions qo;
+      qo.search = a.algorithm == "mse";
+      init.tensor = quant::quantize_weight(w, use->second.axis, *a.spec.scheme, a.spec.params, qo);
+      row.action = quant::format_spec(a.spec);
+      row.bits_per_weight = init.tensor.quant()->bits_per_weight();
+      row.relative_error = relative_error(w, init.tensor);
+    }
+    report.bytes_after += init.tensor.nbytes();
+    report.tensors.push_back(row);
+  }
+  if (progress) progress(uses.size(), uses.size(), "");
+  g.nodes.insert(g.nodes.begin(), casts.begin(), casts.end());
+  for (size_t i = 0; i < rule_hits.size(); ++i)
+    if (rule_hits[i] == 0) report.warnings.push_back(config.rules.rules[i].label + " matched no weight");
+  return out;
+}
+
+}  // namespace slmopt::passes
