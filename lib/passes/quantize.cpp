@@ -122,8 +122,8 @@ Action resolve(const std::map<std::string, std::string>& s, const QuantizeConfig
   return a;
 }
 
-double relative_error(const Tensor& w, const Tensor& q) {
-  const Tensor back = quant::dequantize(q);
+// ||w - back|| / ||w|| of two f32 tensors of the same shape.
+double relative_error(const Tensor& w, const Tensor& back) {
   double num = 0, den = 0;
   for (int64_t i = 0; i < w.numel(); ++i) {
     const double d = static_cast<double>(w.data<float>()[i]) - back.data<float>()[i];
@@ -198,13 +198,7 @@ Model quantize_model(const Model& model, const QuantizeConfig& config, QuantizeR
       casts.push_back(Node{init.name + "_cast", "Cast", "", {half_name}, {init.name}, {to}, {}});
       Tensor back(DType::F32, w.shape());
       for (int64_t i = 0; i < w.numel(); ++i) back.mutable_data<float>()[i] = half_to_float(h.data<uint16_t>()[i]);
-      double num = 0, den = 0;
-      for (int64_t i = 0; i < w.numel(); ++i) {
-        const double d = static_cast<double>(w.data<float>()[i]) - back.data<float>()[i];
-        num += d * d;
-        den += static_cast<double>(w.data<float>()[i]) * w.data<float>()[i];
-      }
-      row.relative_error = den > 0 ? std::sqrt(num / den) : 0.0;
+      row.relative_error = relative_error(w, back);
       row.action = "keep f16";
       row.bits_per_weight = 16;
       init.name = half_name;
@@ -215,7 +209,7 @@ Model quantize_model(const Model& model, const QuantizeConfig& config, QuantizeR
       init.tensor = quant::quantize_weight(w, use->second.axis, *a.spec.scheme, a.spec.params, qo);
       row.action = quant::format_spec(a.spec);
       row.bits_per_weight = init.tensor.quant()->bits_per_weight();
-      row.relative_error = relative_error(w, init.tensor);
+      row.relative_error = relative_error(w, quant::dequantize(init.tensor));
     }
     report.bytes_after += init.tensor.nbytes();
     report.tensors.push_back(row);

@@ -55,7 +55,6 @@ bool matmul_quantized_op(OpContext& c) {
   out_shape.back() = q.rows;
   Tensor out(DType::F32, out_shape);
   matmul_quantized_rows(a.data<float>(), a.numel() / std::max<int64_t>(q.cols, 1), q, out.mutable_data<float>());
-  if (q.cols == 0) std::fill(out.mutable_data<float>(), out.mutable_data<float>() + out.numel(), 0.0f);
   c.output(0) = narrow_from_float(out, c.input(0).dtype());
   return true;
 }
