@@ -2,13 +2,11 @@
 
 #include <onnx/onnx_pb.h>
 
-#include <cstring>
 #include <filesystem>
-#include <fstream>
 #include <google/protobuf/io/coded_stream.h>
 #include <nlohmann/json.hpp>
 
-#include "core/atomic_file.hpp"
+#include "common/blob_container.hpp"
 #include "core/buffer.hpp"
 #include "core/checked.hpp"
 #include "core/quant_tensor.hpp"
@@ -19,41 +17,7 @@ namespace slmopt::slm {
 namespace {
 
 constexpr char kMagic[8] = {'S', 'L', 'M', 'O', 'P', 'T', 'I', 'R'};
-constexpr uint64_t kAlign = 64;
 constexpr int kVersion = 1;
-constexpr uint64_t kMaxHeader = 256ull << 20;
-
-uint64_t align_up(uint64_t v) { return (v + kAlign - 1) / kAlign * kAlign; }
-
-struct Blob {
-  const uint8_t* data;
-  uint64_t size;
-};
-
-// Lays blobs out in the data region and records where each went.
-class DataLayout {
- public:
-  nlohmann::json add(const uint8_t* data, uint64_t size) {
-    const uint64_t offset = align_up(end_);
-    blobs_.push_back({data, size});
-    offsets_.push_back(offset);
-    end_ = offset + size;
-    return {{"offset", offset}, {"length", size}};
-  }
-  void write(AtomicFile& out) const {
-    uint64_t at = 0;
-    for (size_t i = 0; i < blobs_.size(); ++i) {
-      out.write_zeros(offsets_[i] - at);
-      if (blobs_[i].size) out.write(blobs_[i].data, blobs_[i].size);
-      at = offsets_[i] + blobs_[i].size;
-    }
-  }
-
- private:
-  std::vector<Blob> blobs_;
-  std::vector<uint64_t> offsets_;
-  uint64_t end_ = 0;
-};
 
 nlohmann::json params_json(const QuantParams& p) {
   return {{"bits", p.bits},
@@ -72,7 +36,7 @@ void write_slm(const Model& model, const std::string& path) {
   std::string graph_bytes;
   if (!onnx_format::model_to_proto(structure).SerializeToString(&graph_bytes))
     throw_internal("cannot serialize the graph of " + path);
-  DataLayout layout;
+  container::Writer layout;
   nlohmann::json header = {{"format", "slmopt-ir"}, {"version", kVersion}};
   header["graph"] = layout.add(reinterpret_cast<const uint8_t*>(graph_bytes.data()), graph_bytes.size());
   nlohmann::json tensors = nlohmann::json::array();
@@ -100,52 +64,22 @@ void write_slm(const Model& model, const std::string& path) {
     tensors.push_back(entry);
   }
   header["tensors"] = tensors;
-  const std::string text = header.dump();
-  AtomicFile out(path);
-  out.write(kMagic, sizeof kMagic);
-  uint8_t size_bytes[8];
-  for (int i = 0; i < 8; ++i) size_bytes[i] = static_cast<uint8_t>(static_cast<uint64_t>(text.size()) >> (8 * i));
-  out.write(size_bytes, 8);
-  out.write(text);
-  out.write_zeros(align_up(16 + text.size()) - (16 + text.size()));
-  layout.write(out);
-  out.commit();
+  layout.write(path, kMagic, header);
 }
 
-bool is_slm_file(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  char magic[8] = {};
-  return in.read(magic, 8) && std::memcmp(magic, kMagic, 8) == 0;
-}
+bool is_slm_file(const std::string& path) { return container::has_magic(path, kMagic); }
 
 Model read_slm(const std::string& path) {
-  auto file = MappedFile::open(path);
-  const uint8_t* base = file->data();
-  const uint64_t size = file->size();
-  if (size < 16 || std::memcmp(base, kMagic, 8) != 0) throw_bad_input("not a .slm file (bad magic)", path);
-  uint64_t header_size = 0;
-  for (int i = 0; i < 8; ++i) header_size |= static_cast<uint64_t>(base[8 + i]) << (8 * i);
-  if (header_size > kMaxHeader || header_size > size - 16)
-    throw_bad_input("header length " + std::to_string(header_size) + " runs past the end of the file", path);
-  const uint64_t data_start = align_up(16 + header_size);
-  const uint64_t data_size = data_start <= size ? size - data_start : 0;
-  nlohmann::json header;
+  const container::Reader file(path, kMagic, "slmopt-ir");
+  const nlohmann::json& header = file.header();
+  const uint8_t* base = file.base();
   try {
-    header = nlohmann::json::parse(base + 16, base + 16 + header_size);
-    if (header.at("format").get<std::string>() != "slmopt-ir") throw_bad_input("header format is not slmopt-ir", path);
     if (header.at("version").get<int>() != kVersion)
       throw_bad_input("version " + header.at("version").dump() + " is not supported (this build reads 1)", path);
   } catch (const nlohmann::json::exception& e) {
     throw_bad_input(std::string("malformed header: ") + e.what(), path);
   }
-  auto blob = [&](const nlohmann::json& j, const std::string& what) {
-    const uint64_t offset = j.at("offset").get<uint64_t>(), length = j.at("length").get<uint64_t>();
-    if (offset > data_size || length > data_size - offset)
-      throw_bad_input(what + ": bytes [" + std::to_string(offset) + ", +" + std::to_string(length) +
-                          ") run past the end of the file",
-                      path);
-    return std::pair<uint64_t, uint64_t>{data_start + offset, length};
-  };
+  auto blob = [&](const nlohmann::json& j, const std::string& what) { return file.blob(j, what); };
   try {
     auto [goff, glen] = blob(header.at("graph"), "graph");
     onnx::ModelProto proto;
@@ -203,7 +137,7 @@ Model read_slm(const std::string& path) {
           throw_bad_input(what + ": " + std::to_string(len) + " bytes for shape " + shape_to_string(shape) + ", expected " +
                               std::to_string(expected),
                           path);
-        init.tensor = Tensor::from_buffer(*dtype, shape, Buffer::view(file, off, len));
+        init.tensor = Tensor::from_buffer(*dtype, shape, Buffer::view(file.file(), off, len));
       }
       model.graph.initializers.push_back(std::move(init));
     }
