@@ -37,5 +37,6 @@ void setup_convert(CLI::App& app, const GlobalOptions& global);
 void setup_run(CLI::App& app, GlobalOptions& global);
 void setup_eval(CLI::App& app, GlobalOptions& global);
 void setup_quantize(CLI::App& app, const GlobalOptions& global);
+void setup_calibrate(CLI::App& app, const GlobalOptions& global);
 
 }  // namespace slmopt::cli

@@ -19,6 +19,7 @@ int main(int argc, char** argv) {
   cli::setup_convert(app, global);
   cli::setup_run(app, global);
   cli::setup_eval(app, global);
+  cli::setup_calibrate(app, global);
   cli::setup_quantize(app, global);
   try {
     app.parse(argc, argv);

@@ -6,38 +6,15 @@
 #include "core/error.hpp"
 #include "core/half.hpp"
 #include "core/quant_tensor.hpp"
+#include "core/weight_uses.hpp"
 #include "quant/quantize_weight.hpp"
 #include "quant/spec.hpp"
 
 namespace slmopt::passes {
 namespace {
 
-// How an op reads a weight: which input, and which axis is the input dimension.
-struct WeightUse {
-  std::string node, op;
-  quant::InputAxis axis;
-};
-
-std::map<std::string, WeightUse> find_weights(const Graph& g) {
-  std::map<std::string, WeightUse> uses;
-  auto note = [&](const Node& n, size_t input, quant::InputAxis axis) {
-    if (input < n.inputs.size() && g.find_initializer(n.inputs[input]) && !uses.count(n.inputs[input]))
-      uses[n.inputs[input]] = {n.name, n.op_type, axis};
-  };
-  for (const Node& n : g.nodes) {
-    if (!n.domain.empty() && n.domain != "ai.onnx") continue;
-    if (n.op_type == "MatMul") note(n, 1, quant::InputAxis::First);
-    if (n.op_type == "Gemm") {
-      const Attribute* tb = n.find_attribute("transB");
-      note(n, 1, tb && tb->i ? quant::InputAxis::Rest : quant::InputAxis::First);
-    }
-    if (n.op_type == "Conv") note(n, 1, quant::InputAxis::Rest);
-    if (n.op_type == "Gather") {
-      const Attribute* axis = n.find_attribute("axis");
-      if (!axis || axis->i == 0) note(n, 0, quant::InputAxis::Rest);
-    }
-  }
-  return uses;
+quant::InputAxis axis_of(const WeightUse& use) {
+  return use.input_axis_first ? quant::InputAxis::First : quant::InputAxis::Rest;
 }
 
 struct Action {
@@ -156,7 +133,7 @@ Model quantize_model(const Model& model, const QuantizeConfig& config, QuantizeR
   check_quantize_config(config);
   Model out = model;
   Graph& g = out.graph;
-  const auto uses = find_weights(g);
+  const auto uses = find_weight_uses(g);
   std::vector<int64_t> rule_hits(config.rules.rules.size(), 0);
   std::vector<Node> casts;
   size_t done = 0;
@@ -173,7 +150,7 @@ Model quantize_model(const Model& model, const QuantizeConfig& config, QuantizeR
       row.rule = config.rules.rules[static_cast<size_t>(match)].label;
     }
     const bool eligible = w.dtype() == DType::F32 && !w.is_quantized() && w.rank() >= 1 &&
-                          (use->second.axis == quant::InputAxis::Rest || w.rank() == 2);
+                          (!use->second.input_axis_first || w.rank() == 2);
     if (!eligible || (match < 0 && w.numel() < config.min_elements)) {
       row.rule = !eligible ? "not a float32 weight" : "small tensor";
       row.action = "keep " + std::string(dtype_name(w.dtype()));
@@ -206,7 +183,7 @@ Model quantize_model(const Model& model, const QuantizeConfig& config, QuantizeR
     } else {
       quant::QuantizeOptions qo;
       qo.search = a.algorithm == "mse";
-      init.tensor = quant::quantize_weight(w, use->second.axis, *a.spec.scheme, a.spec.params, qo);
+      init.tensor = quant::quantize_weight(w, axis_of(use->second), *a.spec.scheme, a.spec.params, qo);
       row.action = quant::format_spec(a.spec);
       row.bits_per_weight = init.tensor.quant()->bits_per_weight();
       row.relative_error = relative_error(w, quant::dequantize(init.tensor));

@@ -1,0 +1,56 @@
+// Gathers CalibStats while the reference runtime runs the calibration set:
+// the runtime's observer hands every value to observe(); values that feed a
+// weight's layer update that layer's input statistics (streaming: nothing is
+// kept but the sums), and every float value updates its range.
+#pragma once
+
+#include <functional>
+#include <map>
+#include <string>
+#include <vector>
+
+#include "calib/dataset.hpp"
+#include "calib/stats.hpp"
+#include "core/ir.hpp"
+
+namespace slmopt::calib {
+
+struct CollectOptions {
+  bool gram = true;               // X^T X per layer (GPTQ, activation-aware scaling)
+  int64_t max_gram_cols = 4096;   // larger inputs keep only per-channel sums (a Gram matrix costs 8 cols^2 bytes)
+};
+
+class StatsCollector {
+ public:
+  StatsCollector(const Model& model, const CollectOptions& options);
+  // Call for each graph input fed and each value a node produces.
+  void observe(const std::string& name, const Tensor& value);
+  // Counts one calibration sample.
+  void end_sample() { ++stats_.samples; }
+  // Fills the lower triangles; the collector is spent afterwards.
+  CalibStats finish();
+
+ private:
+  struct Reader {
+    std::string key;
+    const Node* node;
+    bool conv, transposed;
+    std::vector<int64_t> kernel;  // Conv: the weight's spatial shape
+    int64_t groups = 1;
+  };
+  void add_rows(InputStats& s, int64_t group, const float* x, int64_t rows);
+  void observe_matmul(const Reader& r, const Tensor& x);
+  void observe_conv(const Reader& r, const Tensor& x);
+
+  CollectOptions options_;
+  std::multimap<std::string, Reader> readers_;  // activation name -> layers that read it
+  CalibStats stats_;
+};
+
+using SampleProgress = std::function<void(size_t done, size_t total)>;
+
+// Runs `model` on every sample and returns what the collector gathered.
+CalibStats collect_stats(const Model& model, const std::vector<Sample>& samples, const CollectOptions& options,
+                         const SampleProgress& progress = {});
+
+}  // namespace slmopt::calib

@@ -1,0 +1,32 @@
+#include "core/weight_uses.hpp"
+
+namespace slmopt {
+
+std::map<std::string, WeightUse> find_weight_uses(const Graph& g) {
+  std::map<std::string, WeightUse> uses;
+  auto note = [&](const Node& n, size_t input, bool input_first, size_t activation) {
+    if (input >= n.inputs.size() || !g.find_initializer(n.inputs[input]) || uses.count(n.inputs[input])) return;
+    WeightUse u{n.name, n.op_type, input_first, "", false};
+    if (activation < n.inputs.size() && !g.find_initializer(n.inputs[activation])) u.activation = n.inputs[activation];
+    uses[n.inputs[input]] = u;
+  };
+  for (const Node& n : g.nodes) {
+    if (!n.domain.empty() && n.domain != "ai.onnx") continue;
+    if (n.op_type == "MatMul") note(n, 1, true, 0);
+    if (n.op_type == "Gemm") {
+      const Attribute* tb = n.find_attribute("transB");
+      const Attribute* ta = n.find_attribute("transA");
+      note(n, 1, !(tb && tb->i), 0);
+      if (auto it = uses.find(n.inputs.size() > 1 ? n.inputs[1] : ""); it != uses.end() && it->second.node == n.name)
+        it->second.activation_transposed = ta && ta->i;
+    }
+    if (n.op_type == "Conv") note(n, 1, false, 0);
+    if (n.op_type == "Gather") {
+      const Attribute* axis = n.find_attribute("axis");
+      if (!axis || axis->i == 0) note(n, 0, false, n.inputs.size());
+    }
+  }
+  return uses;
+}
+
+}  // namespace slmopt
