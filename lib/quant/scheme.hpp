@@ -39,6 +39,13 @@ struct Scheme {
                                      const QuantizeOptions& options);
   // Writes rows [row_begin, row_end) as floats, (row_end - row_begin) x cols.
   void (*dequantize)(const QuantTensor& q, int64_t row_begin, int64_t row_end, float* out);
+  // Error-compensating algorithms (GPTQ) fix a tensor's scales first and then
+  // round one weight at a time; a scheme that supports them gives both hooks,
+  // others leave them null.
+  // The value nearest to v that `fitted`'s stored scales express at (row, col).
+  float (*nearest)(const QuantTensor& fitted, int64_t row, int64_t col, float v);
+  // The parts of w (fitted.rows x fitted.cols) coded on `fitted`'s stored scales.
+  std::vector<QuantPart> (*encode)(const QuantTensor& fitted, const float* w);
 };
 
 const Scheme* find_scheme(std::string_view name);

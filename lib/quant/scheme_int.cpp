@@ -218,6 +218,28 @@ void dequantize_int(const QuantTensor& q, int64_t row_begin, int64_t row_end, fl
   }
 }
 
+float nearest_int(const QuantTensor& q, int64_t row, int64_t col, float v) {
+  const Geometry g = geometry(q.params, q.rows, q.cols);
+  const CodeRange cr = code_range(q.params.bits, q.params.symmetric);
+  const UniformFit f = stored_fit(q, g, group_of(g, row, col));
+  return f.scale * static_cast<float>(quantize_code(v, f, cr)) + f.min;
+}
+
+std::vector<QuantPart> encode_int(const QuantTensor& q, const float* w) {
+  const Geometry g = geometry(q.params, q.rows, q.cols);
+  const CodeRange cr = code_range(q.params.bits, q.params.symmetric);
+  BitWriter codes(q.rows * q.cols, q.params.bits);
+  for (int64_t gi = 0; gi < g.groups; ++gi) {
+    const Span s = group_span(g, gi);
+    const UniformFit f = stored_fit(q, g, gi);
+    for (int64_t i = 0; i < s.length; ++i) codes.put(static_cast<uint32_t>(quantize_code(w[s.offset + i], f, cr) - cr.qmin));
+  }
+  std::vector<QuantPart> parts = q.parts;
+  for (auto& part : parts)
+    if (part.name == "codes") part.bytes = codes.take();
+  return parts;
+}
+
 }  // namespace
 
 const Scheme kIntScheme = {
@@ -228,6 +250,8 @@ const Scheme kIntScheme = {
     layout_int,
     quantize_int,
     dequantize_int,
+    nearest_int,
+    encode_int,
 };
 
 }  // namespace slmopt::quant

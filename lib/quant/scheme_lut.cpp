@@ -205,11 +205,13 @@ void dequantize_fitted(const QuantTensor& q, int64_t row_begin, int64_t row_end,
 const Scheme kNormalFloatScheme = {
     "nf", "3/4-bit codes into a fixed NormalFloat table, scale per group", 0, validate_lut, layout_nf, quantize_nf,
     dequantize_nf,
+    nullptr,
+    nullptr,
 };
 
 const Scheme kFittedTableScheme = {
     "lut", "3/4-bit codes into a per-tensor table fitted by weighted k-means", 0, validate_lut, layout_fitted,
-    quantize_fitted, dequantize_fitted,
+    quantize_fitted, dequantize_fitted, nullptr, nullptr,
 };
 
 }  // namespace slmopt::quant

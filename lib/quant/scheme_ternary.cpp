@@ -112,6 +112,8 @@ void dequantize_ternary(const QuantTensor& q, int64_t row_begin, int64_t row_end
 const Scheme kTernaryScheme = {
     "ternary", "{-1, 0, +1} x scale per group (1.6 bits)", 2, validate_ternary, layout_ternary, quantize_ternary,
     dequantize_ternary,
+    nullptr,
+    nullptr,
 };
 
 }  // namespace slmopt::quant

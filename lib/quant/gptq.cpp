@@ -1,0 +1,79 @@
+#include "quant/gptq.hpp"
+
+#include <algorithm>
+#include <memory>
+#include <numeric>
+
+#include "core/error.hpp"
+#include "quant/hessian.hpp"
+
+namespace slmopt::quant {
+
+void gptq_round_rows(std::vector<float>& w, int64_t n, int64_t row_begin, int64_t row_end, const double* gram,
+                     const Scheme& scheme, const QuantTensor& fitted, const GptqOptions& options) {
+  if (!scheme.nearest) throw_usage("scheme '" + std::string(scheme.name) + "' does not support GPTQ");
+  std::vector<int64_t> order(static_cast<size_t>(n));
+  std::iota(order.begin(), order.end(), 0);
+  if (options.act_order)
+    std::stable_sort(order.begin(), order.end(), [&](int64_t a, int64_t b) { return gram[a * n + a] > gram[b * n + b]; });
+  std::vector<double> h(static_cast<size_t>(n * n));
+  for (int64_t i = 0; i < n; ++i)
+    for (int64_t j = 0; j < n; ++j) h[static_cast<size_t>(i * n + j)] = gram[order[static_cast<size_t>(i)] * n + order[static_cast<size_t>(j)]];
+  std::vector<bool> dead;
+  const std::vector<double> u = inverse_hessian_factor(std::move(h), n, options.damp, dead);
+
+  // Tiles of rows share each streamed row of U.
+  constexpr int64_t kTile = 8;
+  const int64_t tiles = (row_end - row_begin + kTile - 1) / kTile;
+#pragma omp parallel for schedule(dynamic, 1)
+  for (int64_t t = 0; t < tiles; ++t) {
+    const int64_t r0 = row_begin + t * kTile, r1 = std::min(row_end, r0 + kTile);
+    std::vector<double> x(static_cast<size_t>((r1 - r0) * n));
+    for (int64_t r = r0; r < r1; ++r)
+      for (int64_t i = 0; i < n; ++i) {
+        const auto k = static_cast<size_t>((r - r0) * n + i);
+        x[k] = dead[static_cast<size_t>(i)] ? 0.0 : w[static_cast<size_t>(r * n + order[static_cast<size_t>(i)])];
+      }
+    for (int64_t i = 0; i < n; ++i) {
+      const double* ui = u.data() + i * n;
+      const int64_t col = order[static_cast<size_t>(i)];
+      for (int64_t r = r0; r < r1; ++r) {
+        double* xr = x.data() + (r - r0) * n;
+        const float q = scheme.nearest(fitted, r, col, static_cast<float>(xr[i]));
+        const double err = (xr[i] - q) / ui[i];
+        w[static_cast<size_t>(r * n + col)] = q;
+        for (int64_t j = i + 1; j < n; ++j) xr[j] -= err * ui[j];
+      }
+    }
+  }
+}
+
+Tensor quantize_weight_gptq(const Tensor& w, InputAxis axis, const Scheme& scheme, const QuantParams& params,
+                            const QuantizeOptions& options, const double* grams, int64_t groups,
+                            const GptqOptions& gptq) {
+  if (!scheme.nearest || !scheme.encode) throw_usage("scheme '" + std::string(scheme.name) + "' does not support GPTQ");
+  scheme.validate(params);
+  auto q = std::make_shared<QuantTensor>();
+  q->scheme = std::string(scheme.name);
+  q->params = params;
+  q->shape = w.shape();
+  q->transposed = axis == InputAxis::First;
+  std::vector<float> m = weight_rows(w, axis, q->rows, q->cols);
+  const int64_t n = q->cols;
+  if (groups < 1 || q->rows % groups != 0) throw_internal("GPTQ: rows do not split into the layer's groups");
+  // Scales from the original weights, each input weighted by its mean x^2 (diag H).
+  const int64_t rows_per_group = q->rows / groups;
+  std::vector<float> importance(static_cast<size_t>(n), 0.0f);
+  for (int64_t g = 0; g < groups; ++g)
+    for (int64_t i = 0; i < n; ++i) importance[static_cast<size_t>(i)] += static_cast<float>(grams[g * n * n + i * n + i]);
+  QuantizeOptions fit = options;
+  fit.importance = importance.data();
+  q->parts = scheme.quantize(m.data(), q->rows, n, params, fit);
+  for (int64_t g = 0; g < groups; ++g)
+    gptq_round_rows(m, n, g * rows_per_group, (g + 1) * rows_per_group, grams + g * n * n, scheme, *q, gptq);
+  q->parts = scheme.encode(*q, m.data());
+  validate_quant_tensor(*q);
+  return Tensor::quantized(std::move(q));
+}
+
+}  // namespace slmopt::quant
