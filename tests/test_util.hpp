@@ -54,6 +54,19 @@ std::optional<std::filesystem::path> model_facts_file();
 // 4 s of speech-like audio at 16 kHz in int16 range, shape [1, 64000], seeded.
 Tensor speech_like_audio();
 
+// Real synthesized speech: espeak-ng speaks each phrase (voice, words per
+// minute and pitch varied by `variant`), resampled from 22,050 Hz to 16 kHz
+// in int16 range, phrases joined by 0.3 s of quiet noise; shape [1, n].
+// nullopt (with a warning, or a failure under SLMOPT_REQUIRE_TESTDATA=1)
+// when espeak-ng is not installed.
+std::optional<Tensor> spoken_audio(const std::vector<std::string>& phrases, int variant);
+
+// Runs a one-input model and returns its first output.
+Tensor run1(const Model& model, const Tensor& x);
+// openWakeWord's front end on `audio` (melspectrogram.onnx of `models_dir`):
+// mel features scaled (x / 10 + 2) in 76-frame windows, hop 8: [n, 76, 32, 1].
+Tensor mel_windows(const std::filesystem::path& models_dir, const Tensor& audio);
+
 inline std::string test_data(const std::string& name) { return std::string(SLMOPT_TEST_DATA) + "/" + name; }
 
 }  // namespace slmopt::test

@@ -7,17 +7,20 @@
 #include <iostream>
 #include <memory>
 
+#include "calib/collector.hpp"
+#include "calib/stats_io.hpp"
 #include "cli_common.hpp"
 #include "config/rule_file.hpp"
 #include "core/atomic_file.hpp"
 #include "model_io.hpp"
 #include "passes/quantize.hpp"
+#include "runtime/session.hpp"
 
 namespace slmopt::cli {
 namespace {
 
 struct QuantizeCliOptions {
-  std::string input, output, config, bits, default_spec, algorithm, report;
+  std::string input, output, config, bits, default_spec, algorithm, report, calib_dir, calib_stats;
   int64_t min_elements = -1;
 };
 
@@ -64,7 +67,8 @@ nlohmann::ordered_json report_json(const QuantizeCliOptions& o, const passes::Qu
                        {"action", t.action},
                        {"algorithm", t.algorithm},
                        {"bits_per_weight", t.bits_per_weight},
-                       {"relative_error", t.relative_error}});
+                       {"relative_error", t.relative_error},
+                       {"output_error", t.output_error < 0 ? nlohmann::ordered_json() : nlohmann::ordered_json(t.output_error)}});
   return {{"input", o.input},         {"output", o.output},        {"weight_bytes_before", r.bytes_before},
           {"weight_bytes_after", r.bytes_after}, {"warnings", r.warnings}, {"tensors", tensors}};
 }
@@ -72,10 +76,22 @@ nlohmann::ordered_json report_json(const QuantizeCliOptions& o, const passes::Qu
 void run_quantize(const QuantizeCliOptions& o, const GlobalOptions& global) {
   if (!o.output.ends_with(".slm"))
     throw_usage("quantized models are written as .slm (got '" + o.output + "'); ONNX QDQ export is not supported yet");
-  const passes::QuantizeConfig config = build_config(o);
+  if (!o.calib_dir.empty() && !o.calib_stats.empty()) throw_usage("give --calib or --calib-stats, not both");
+  passes::QuantizeConfig config = build_config(o);
+  config.expect_stats = !o.calib_dir.empty() || !o.calib_stats.empty();
   passes::check_quantize_config(config);  // a bad rule fails before the model is read
   const Model model = load_model(o.input);
   const bool show = !global.quiet && !global.json && isatty(2);
+  calib::CalibStats stats;
+  if (!o.calib_stats.empty()) stats = calib::read_stats(o.calib_stats);
+  if (!o.calib_dir.empty()) {
+    const runtime::Session probe(model);
+    const auto samples = calib::load_samples(o.calib_dir, probe.feed_inputs());
+    stats = calib::collect_stats(model, samples, {}, [&](size_t done, size_t total) {
+      if (show) std::fprintf(stderr, "\rcalibrate %zu/%zu samples", done, total);
+    });
+  }
+  if (config.expect_stats) config.stats = &stats;
   passes::QuantizeReport report;
   Model out = passes::quantize_model(model, config, report, [&](size_t done, size_t total, const std::string& name) {
     if (show) std::fprintf(stderr, "\rquantize %zu/%zu %-40.40s", done, total, name.c_str());
@@ -83,7 +99,9 @@ void run_quantize(const QuantizeCliOptions& o, const GlobalOptions& global) {
   if (show) std::fprintf(stderr, "\r%-70s\r", "");
   out.provenance.push_back({"quantize", "default=" + config.default_spec + " algorithm=" + config.algorithm +
                                             (o.config.empty() ? "" : " config=" + o.config) +
-                                            (o.bits.empty() ? "" : " bits=" + o.bits),
+                                            (o.bits.empty() ? "" : " bits=" + o.bits) +
+                                            (o.calib_dir.empty() ? "" : " calib=" + o.calib_dir) +
+                                            (o.calib_stats.empty() ? "" : " calib-stats=" + o.calib_stats),
                             ""});
   save_model(out, o.output);
   const auto doc = report_json(o, report);
@@ -95,10 +113,14 @@ void run_quantize(const QuantizeCliOptions& o, const GlobalOptions& global) {
     return;
   }
   if (global.quiet) return;
-  std::printf("%-40s %-8s %-22s %7s %10s  %s\n", "tensor", "op", "scheme", "bits/w", "rel.error", "rule");
-  for (const auto& t : report.tensors)
-    std::printf("%-40.40s %-8s %-22s %7.3f %10.2e  %s\n", t.name.c_str(), t.op.c_str(), t.action.c_str(),
-                t.bits_per_weight, t.relative_error, t.rule.c_str());
+  std::printf("%-40s %-8s %-22s %7s %10s %10s  %s\n", "tensor", "op", "scheme", "bits/w", "rel.error", "out.error",
+              "rule");
+  for (const auto& t : report.tensors) {
+    char out_error[32] = "-";
+    if (t.output_error >= 0) std::snprintf(out_error, sizeof out_error, "%.2e", t.output_error);
+    std::printf("%-40.40s %-8s %-22s %7.3f %10.2e %10s  %s\n", t.name.c_str(), t.op.c_str(), t.action.c_str(),
+                t.bits_per_weight, t.relative_error, out_error, t.rule.c_str());
+  }
   std::printf("weights: %s -> %s (%.2fx smaller); wrote %s\n", human_bytes(report.bytes_before).c_str(),
               human_bytes(report.bytes_after).c_str(),
               report.bytes_after ? static_cast<double>(report.bytes_before) / static_cast<double>(report.bytes_after) : 0.0,
@@ -115,7 +137,10 @@ void setup_quantize(CLI::App& app, const GlobalOptions& global) {
   cmd->add_option("--config", o->config, "Rule file (YAML or JSON), see docs/quantize.md");
   cmd->add_option("--bits", o->bits, "Shorthand rules, first match wins: \"embed*=8,*attn*=4,*=q4\"");
   cmd->add_option("--default", o->default_spec, "Scheme for weights no rule matches (default q4)");
-  cmd->add_option("--algorithm", o->algorithm, "rtn (round to nearest) or mse (scale search, default)");
+  cmd->add_option("--algorithm", o->algorithm,
+                  "rtn (round to nearest), mse (scale search, default), gptq or awq (both need calibration)");
+  cmd->add_option("--calib", o->calib_dir, "Calibration samples (folder, as --data of run/eval)");
+  cmd->add_option("--calib-stats", o->calib_stats, "Statistics written by slmopt calibrate");
   cmd->add_option("--min-elements", o->min_elements, "Weights smaller than this stay float unless a rule matches (1024)");
   cmd->add_option("--report", o->report, "Write the per-tensor report as JSON");
   cmd->callback([o, &global] { run_quantize(*o, global); });

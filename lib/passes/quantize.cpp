@@ -7,6 +7,9 @@
 #include "core/half.hpp"
 #include "core/quant_tensor.hpp"
 #include "core/weight_uses.hpp"
+#include "passes/awq.hpp"
+#include "quant/gptq.hpp"
+#include "quant/hessian.hpp"
 #include "quant/quantize_weight.hpp"
 #include "quant/spec.hpp"
 
@@ -21,6 +24,7 @@ struct Action {
   std::string keep;  // "", "f32" or "f16"
   quant::QuantSpec spec;
   std::string algorithm;
+  quant::GptqOptions gptq;
 };
 
 bool parse_bool(const std::string& v, const std::string& where) {
@@ -87,15 +91,26 @@ Action resolve(const std::map<std::string, std::string>& s, const QuantizeConfig
     if (const auto* sb = get("scale_bits")) a.spec.params.sub_scale_bits = static_cast<int>(parse_integer(*sb, label + " scale_bits"));
     if (const auto* sup = get("super_block")) a.spec.params.super_block = parse_integer(*sup, label + " super_block");
     if (const auto* alg = get("algorithm")) a.algorithm = *alg;
+    if (const auto* damp = get("damp")) {
+      try {
+        a.gptq.damp = std::stod(*damp);
+      } catch (const std::exception&) {
+        a.gptq.damp = -1;
+      }
+      if (!(a.gptq.damp >= 0 && a.gptq.damp <= 1)) throw_usage(label + ": damp must be a number in [0, 1], got '" + *damp + "'");
+    }
+    if (const auto* order = get("act_order")) a.gptq.act_order = parse_bool(*order, label + " act_order");
     a.spec.scheme->validate(a.spec.params);
   } catch (const Error& e) {
     if (e.kind() == ErrorKind::Usage) throw;
     throw_usage(label + ": " + e.what());
   }
-  if (a.algorithm == "gptq" || a.algorithm == "awq")
-    throw_usage(label + ": algorithm '" + a.algorithm + "' needs calibration statistics, which this build does not collect yet (use rtn or mse)");
-  if (a.algorithm != "rtn" && a.algorithm != "mse")
-    throw_usage(label + ": unknown algorithm '" + a.algorithm + "' (known: rtn, mse)");
+  if (a.algorithm != "rtn" && a.algorithm != "mse" && a.algorithm != "gptq" && a.algorithm != "awq")
+    throw_usage(label + ": unknown algorithm '" + a.algorithm + "' (known: rtn, mse, gptq, awq)");
+  if ((a.algorithm == "gptq" || a.algorithm == "awq") && !config.stats && !config.expect_stats)
+    throw_usage(label + ": algorithm '" + a.algorithm + "' needs calibration data (--calib DIR or --calib-stats FILE)");
+  if (a.algorithm == "gptq" && (!a.spec.scheme->nearest || !a.spec.scheme->encode))
+    throw_usage(label + ": scheme '" + std::string(a.spec.scheme->name) + "' does not support gptq (int schemes do)");
   return a;
 }
 
@@ -110,17 +125,74 @@ double relative_error(const Tensor& w, const Tensor& back) {
   return den > 0 ? std::sqrt(num / den) : (num > 0 ? INFINITY : 0.0);
 }
 
+// ||X (W - W_q)^T|| / ||X W^T|| from the layer's X^T X.
+double output_error(const Tensor& w, const Tensor& back, const WeightUse& use, const calib::InputStats& s) {
+  int64_t rows = 0, cols = 0;
+  const std::vector<float> a = quant::weight_rows(w, axis_of(use), rows, cols);
+  const std::vector<float> b = quant::weight_rows(back, axis_of(use), rows, cols);
+  if (!s.has_gram() || rows % s.groups != 0) return -1;
+  const double num = quant::hessian_error(a.data(), b.data(), rows, cols, s.gram.data(), s.groups);
+  const double den = quant::hessian_error(a.data(), nullptr, rows, cols, s.gram.data(), s.groups);
+  return den > 0 ? std::sqrt(std::max(0.0, num) / den) : -1;
+}
+
 Tensor to_f16(const Tensor& w) {
   Tensor h(DType::F16, w.shape());
   for (int64_t i = 0; i < w.numel(); ++i) h.mutable_data<uint16_t>()[i] = float_to_half(w.data<float>()[i]);
   return h;
 }
 
+// The length of the weight's rows: its input dimension.
+int64_t input_cols(const Tensor& w, const WeightUse& use) {
+  if (use.input_axis_first) return w.shape()[0];
+  return w.shape()[0] > 0 ? w.numel() / w.shape()[0] : 0;
+}
+
+// The statistics of the layer that reads `weight`, checked against its shape.
+const calib::InputStats* layer_stats(const calib::CalibStats* stats, const std::string& weight, int64_t cols) {
+  const calib::InputStats* s = stats ? stats->for_weight(weight) : nullptr;
+  if (s && s->cols != cols)
+    throw_bad_input("calibration statistics do not match the model: weight '" + weight + "' has " +
+                    std::to_string(cols) + " inputs, the statistics " + std::to_string(s->cols));
+  return s && s->count > 0 ? s : nullptr;
+}
+
+// Mean x^2 per input column over every group of the layer.
+std::vector<float> importance_of(const calib::InputStats& s) {
+  std::vector<float> m(static_cast<size_t>(s.cols), 0.0f);
+  for (int64_t g = 0; g < s.groups; ++g) {
+    const auto mg = s.mean_square(g);
+    for (size_t i = 0; i < m.size(); ++i) m[i] += mg[i];
+  }
+  return m;
+}
+
+Tensor quantize_one(const Tensor& w, const std::string& name, const WeightUse& use, const Action& a,
+                    const calib::CalibStats* stats) {
+  const calib::InputStats* s = layer_stats(stats, name, input_cols(w, use));
+  quant::QuantizeOptions qo;
+  qo.search = a.algorithm != "rtn";
+  std::vector<float> importance;
+  if (s) {
+    importance = importance_of(*s);
+    qo.importance = importance.data();
+  }
+  if (a.algorithm == "gptq") {
+    if (!s || !s->has_gram())
+      throw_usage("weight '" + name + "': gptq needs X^T X of its layer, which the calibration statistics lack" +
+                  (s ? " (input wider than --max-gram-cols, or --no-gram)" : " (no calibration data reached it)"));
+    return quant::quantize_weight_gptq(w, axis_of(use), *a.spec.scheme, a.spec.params, qo, s->gram.data(), s->groups,
+                                       a.gptq);
+  }
+  return quant::quantize_weight(w, axis_of(use), *a.spec.scheme, a.spec.params, qo);
+}
+
 }  // namespace
 
 const std::vector<std::string>& quantize_rule_keys() {
-  static const std::vector<std::string> keys = {"scheme", "bits", "group", "symmetric", "scale",
-                                                "scale_bits", "super_block", "algorithm", "keep"};
+  static const std::vector<std::string> keys = {"scheme",     "bits",      "group",     "symmetric", "scale",
+                                                "scale_bits", "super_block", "algorithm", "damp",    "act_order",
+                                                "keep"};
   return keys;
 }
 
@@ -129,40 +201,92 @@ void check_quantize_config(const QuantizeConfig& config) {
   for (const auto& r : config.rules.rules) resolve(r.settings, config, r.label);
 }
 
+namespace {
+
+// What the pass will do with one weight, decided before any weight changes.
+struct Decision {
+  std::string rule = "default";
+  int match = -1;
+  bool keep_as_is = false;  // not eligible, or small and unmatched
+  Action action;
+};
+
+std::map<std::string, Decision> decide(const Graph& g, const std::map<std::string, WeightUse>& uses,
+                                       const QuantizeConfig& config) {
+  std::map<std::string, Decision> out;
+  for (const auto& init : g.initializers) {
+    auto use = uses.find(init.name);
+    if (use == uses.end()) continue;
+    const Tensor& w = init.tensor;
+    Decision d;
+    d.match = config.rules.first_match(init.name, use->second.node, use->second.op);
+    if (d.match >= 0) d.rule = config.rules.rules[static_cast<size_t>(d.match)].label;
+    const bool eligible = w.dtype() == DType::F32 && !w.is_quantized() && w.rank() >= 1 &&
+                          (!use->second.input_axis_first || w.rank() == 2);
+    if (!eligible || (d.match < 0 && w.numel() < config.min_elements)) {
+      d.rule = !eligible ? "not a float32 weight" : "small tensor";
+      d.keep_as_is = true;
+    } else {
+      d.action = resolve(d.match >= 0 ? config.rules.rules[static_cast<size_t>(d.match)].settings
+                                      : std::map<std::string, std::string>{},
+                         config, d.rule);
+    }
+    out[init.name] = d;
+  }
+  return out;
+}
+
+}  // namespace
+
 Model quantize_model(const Model& model, const QuantizeConfig& config, QuantizeReport& report, const Progress& progress) {
   check_quantize_config(config);
   Model out = model;
   Graph& g = out.graph;
+  const auto decisions = decide(g, find_weight_uses(g), config);
+  // Activation-aware scaling rewrites weights, activations and their
+  // statistics first; everything after sees the scaled model.
+  calib::CalibStats scaled_stats;
+  const calib::CalibStats* stats = config.stats;
+  std::map<std::string, AwqChoice> awq;
+  {
+    std::vector<AwqTarget> targets;
+    const auto uses = find_weight_uses(g);
+    for (const auto& [name, d] : decisions)
+      if (!d.keep_as_is && d.action.keep.empty() && d.action.algorithm == "awq")
+        targets.push_back({name, uses.at(name), d.action.spec});
+    if (!targets.empty()) {
+      scaled_stats = *config.stats;
+      awq = apply_awq(out, scaled_stats, targets);
+      stats = &scaled_stats;
+    }
+  }
   const auto uses = find_weight_uses(g);
   std::vector<int64_t> rule_hits(config.rules.rules.size(), 0);
   std::vector<Node> casts;
   size_t done = 0;
   for (auto& init : g.initializers) {
     auto use = uses.find(init.name);
-    if (use == uses.end()) continue;
+    auto decision = decisions.find(init.name);
+    if (use == uses.end() || decision == decisions.end()) continue;
     if (progress) progress(done++, uses.size(), init.name);
     const Tensor w = init.tensor;
-    QuantizedTensor row{init.name, use->second.node, use->second.op, "default", "", config.algorithm, w.shape(), 32, 0};
+    const Decision& d = decision->second;
+    QuantizedTensor row{init.name, use->second.node, use->second.op, d.rule, "", config.algorithm, w.shape(), 32, 0};
     report.bytes_before += w.nbytes();
-    const int match = config.rules.first_match(init.name, use->second.node, use->second.op);
-    if (match >= 0) {
-      ++rule_hits[static_cast<size_t>(match)];
-      row.rule = config.rules.rules[static_cast<size_t>(match)].label;
-    }
-    const bool eligible = w.dtype() == DType::F32 && !w.is_quantized() && w.rank() >= 1 &&
-                          (!use->second.input_axis_first || w.rank() == 2);
-    if (!eligible || (match < 0 && w.numel() < config.min_elements)) {
-      row.rule = !eligible ? "not a float32 weight" : "small tensor";
+    if (d.match >= 0) ++rule_hits[static_cast<size_t>(d.match)];
+    if (d.keep_as_is) {
       row.action = "keep " + std::string(dtype_name(w.dtype()));
       row.bits_per_weight = 8.0 * dtype_size(w.dtype());
       report.bytes_after += w.nbytes();
       report.tensors.push_back(row);
       continue;
     }
-    const Action a = resolve(match >= 0 ? config.rules.rules[static_cast<size_t>(match)].settings
-                                        : std::map<std::string, std::string>{},
-                             config, row.rule);
+    const Action& a = d.action;
     row.algorithm = a.algorithm;
+    if (auto choice = awq.find(init.name); choice != awq.end())
+      row.algorithm = choice->second.applied ? "awq (alpha " + std::to_string(choice->second.alpha).substr(0, 4) + ", " +
+                                                   choice->second.placed + ")"
+                                             : "awq: " + choice->second.placed;
     if (a.keep == "f32") {
       row.action = "keep f32";
     } else if (a.keep == "f16") {
@@ -181,12 +305,13 @@ Model quantize_model(const Model& model, const QuantizeConfig& config, QuantizeR
       init.name = half_name;
       init.tensor = h;
     } else {
-      quant::QuantizeOptions qo;
-      qo.search = a.algorithm == "mse";
-      init.tensor = quant::quantize_weight(w, axis_of(use->second), *a.spec.scheme, a.spec.params, qo);
+      init.tensor = quantize_one(w, init.name, use->second, a, stats);
       row.action = quant::format_spec(a.spec);
       row.bits_per_weight = init.tensor.quant()->bits_per_weight();
-      row.relative_error = relative_error(w, quant::dequantize(init.tensor));
+      const Tensor back = quant::dequantize(init.tensor);
+      row.relative_error = relative_error(w, back);
+      if (const calib::InputStats* s = layer_stats(stats, init.name, input_cols(w, use->second)))
+        row.output_error = output_error(w, back, use->second, *s);
     }
     report.bytes_after += init.tensor.nbytes();
     report.tensors.push_back(row);

@@ -9,6 +9,7 @@
 #include <string>
 #include <vector>
 
+#include "calib/stats.hpp"
 #include "core/ir.hpp"
 #include "core/rules.hpp"
 
@@ -18,7 +19,12 @@ struct QuantizeConfig {
   RuleSet rules;
   std::string default_spec = "q4";  // scheme for weights no rule matches
   int64_t min_elements = 1024;      // smaller weights stay float unless a rule matches them
-  std::string algorithm = "mse";    // default algorithm: rtn or mse
+  std::string algorithm = "mse";    // default algorithm: rtn, mse, gptq or awq
+  // Calibration statistics of the model (calib/collector.hpp). With them, mse
+  // weighs each input channel by its mean x^2; gptq and awq need them.
+  const calib::CalibStats* stats = nullptr;
+  // Set when the caller will supply stats, so a config can be checked first.
+  bool expect_stats = false;
 };
 
 struct QuantizedTensor {
@@ -29,6 +35,9 @@ struct QuantizedTensor {
   std::vector<int64_t> shape;
   double bits_per_weight = 32;
   double relative_error = 0;  // ||W - W_q|| / ||W||
+  // With calibration: the layer's output error on the calibration inputs,
+  // ||X (W - W_q)^T|| / ||X W^T|| (from X^T X); -1 when not known.
+  double output_error = -1;
 };
 
 struct QuantizeReport {

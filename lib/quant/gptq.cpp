@@ -69,9 +69,18 @@ Tensor quantize_weight_gptq(const Tensor& w, InputAxis axis, const Scheme& schem
   QuantizeOptions fit = options;
   fit.importance = importance.data();
   q->parts = scheme.quantize(m.data(), q->rows, n, params, fit);
+  std::vector<float> fitted(m.size());
+  dequantize_rows(*q, 0, q->rows, fitted.data());
+  const std::vector<float> original = m;
   for (int64_t g = 0; g < groups; ++g)
     gptq_round_rows(m, n, g * rows_per_group, (g + 1) * rows_per_group, grams + g * n * n, scheme, *q, gptq);
-  q->parts = scheme.encode(*q, m.data());
+  // Error spreading can lose to plain rounding when H is dominated by a few
+  // directions and the spread weights run into the grid's ends (the first
+  // Conv of openWakeWord's embedding, fed nine near-identical mel values);
+  // keep whichever gives the lower output error on the calibration inputs.
+  const double e_fitted = hessian_error(original.data(), fitted.data(), q->rows, n, grams, groups);
+  const double e_gptq = hessian_error(original.data(), m.data(), q->rows, n, grams, groups);
+  if (e_gptq < e_fitted) q->parts = scheme.encode(*q, m.data());
   validate_quant_tensor(*q);
   return Tensor::quantized(std::move(q));
 }

@@ -1,5 +1,6 @@
 #include "quant/hessian.hpp"
 
+#include <algorithm>
 #include <cmath>
 
 #include "core/error.hpp"
@@ -80,6 +81,49 @@ std::vector<double> inverse_hessian_factor(std::vector<double> h, int64_t n, dou
     if (factor(damped, n, u)) return u;
   }
   throw_bad_input("the layer's input Hessian X^T X is not positive definite even with damping " + std::to_string(damp / 10));
+}
+
+double hessian_error(const float* a, const float* b, int64_t rows, int64_t n, const double* grams, int64_t groups) {
+  const int64_t per_group = rows / groups;
+  // Tiles of rows share each streamed row of H; y = d H by contiguous row
+  // updates (vectorizable without reassociation), then d . y per row. Each
+  // row's sum is kept apart and added in row order: thread count does not
+  // change the result.
+  // H and the differences in float: twice the SIMD width, and ample for an
+  // error estimate; the per-row dot products are summed in double.
+  constexpr int64_t kTile = 8;
+  std::vector<float> hf(static_cast<size_t>(groups * n * n));
+  for (size_t i = 0; i < hf.size(); ++i) hf[i] = static_cast<float>(grams[i]);
+  std::vector<double> row_error(static_cast<size_t>(rows), 0.0);
+  const int64_t tiles_per_group = (per_group + kTile - 1) / kTile;
+#pragma omp parallel for schedule(dynamic, 1)
+  for (int64_t t = 0; t < groups * tiles_per_group; ++t) {
+    const int64_t group = t / tiles_per_group;
+    const int64_t r0 = group * per_group + (t % tiles_per_group) * kTile;
+    const int64_t r1 = std::min((group + 1) * per_group, r0 + kTile), m = r1 - r0;
+    const float* h = hf.data() + group * n * n;
+    std::vector<float> d(static_cast<size_t>(m * n)), y(static_cast<size_t>(m * n), 0.0f);
+    for (int64_t r = r0; r < r1; ++r)
+      for (int64_t i = 0; i < n; ++i) d[static_cast<size_t>((r - r0) * n + i)] = a[r * n + i] - (b ? b[r * n + i] : 0.0f);
+    for (int64_t i = 0; i < n; ++i) {
+      const float* hi = h + i * n;
+      for (int64_t k = 0; k < m; ++k) {
+        const float di = d[static_cast<size_t>(k * n + i)];
+        if (di == 0) continue;
+        float* yk = y.data() + k * n;
+        for (int64_t j = 0; j < n; ++j) yk[j] += di * hi[j];
+      }
+    }
+    for (int64_t k = 0; k < m; ++k) {
+      double e = 0;
+      for (int64_t j = 0; j < n; ++j)
+        e += static_cast<double>(d[static_cast<size_t>(k * n + j)]) * y[static_cast<size_t>(k * n + j)];
+      row_error[static_cast<size_t>(r0 + k)] = e;
+    }
+  }
+  double total = 0;
+  for (double e : row_error) total += e;
+  return total;
 }
 
 }  // namespace slmopt::quant

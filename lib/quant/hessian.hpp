@@ -21,4 +21,10 @@ bool cholesky_lower(const std::vector<double>& a, int64_t n, std::vector<double>
 // throws Error(BadInput) when that does not help.
 std::vector<double> inverse_hessian_factor(std::vector<double> h, int64_t n, double damp, std::vector<bool>& dead);
 
+// sum over rows r of d_r H d_r^T with d = a - b (rows x n, row-major; b null
+// means zero): the squared output error of using b for a on the inputs H
+// summarises. `grams` holds `groups` n x n matrices; row r uses matrix
+// r / (rows / groups).
+double hessian_error(const float* a, const float* b, int64_t rows, int64_t n, const double* grams, int64_t groups);
+
 }  // namespace slmopt::quant
