@@ -4,9 +4,11 @@
 // calibration and evaluation audio.
 #include <cmath>
 #include <cstring>
+#include <nlohmann/json.hpp>
 
 #include "calib/collector.hpp"
 #include "calib/gram.hpp"
+#include "calib/npy.hpp"
 #include "calib/stats_io.hpp"
 #include "eval/metrics.hpp"
 #include "onnx/onnx_io.hpp"
@@ -16,6 +18,7 @@
 #include "quant/hessian.hpp"
 #include "quant/spec.hpp"
 #include "runtime/session.hpp"
+#include "slm/slm_io.hpp"
 #include "test_util.hpp"
 
 using namespace slmopt;
@@ -479,6 +482,77 @@ TEST_CASE("calibrated wake-word chain: GPTQ keeps 8-bit at cosine 0.9999, GPTQ a
         WARN(name << " " << spec << " " << alg << ": score cosine " << m["cosine"] << ", decisions changed " << flips
                   << "/" << n);
         CHECK(flips == 0);
+        // Importance-weighted scale search holds 8 bits at 0.9999; GPTQ has
+        // 218 calibration vectors for 1536 inputs here and overfits them.
+        if (std::string(spec) == "int8-ch" && std::string(alg) == "mse") CHECK(m["cosine"] >= 0.9999);
       }
   }
+}
+
+TEST_CASE("slmopt calibrate writes statistics that quantize --calib-stats uses; calibration errors are clear") {
+  test::TempDir tmp;
+  Model m = two_layer_model(61);
+  // Wider layers so that the default min_elements does not keep them float.
+  m.graph.initializers = {{"w1", gaussian_tensor({64, 48}, 62), {}}, {"w2", gaussian_tensor({40, 48}, 63), {}},
+                          {"b2", gaussian_tensor({40}, 64), {}}};
+  const std::string model = tmp.file("m.onnx");
+  onnx_format::write_onnx(m, model);
+  for (int i = 0; i < 3; ++i) {
+    fs::create_directories(tmp.path() / "calib" / ("s" + std::to_string(i)));
+    calib::write_npy((tmp.path() / "calib" / ("s" + std::to_string(i)) / "x.npy").string(), gaussian_tensor({40, 64}, 70 + i));
+  }
+  const std::string data = (tmp.path() / "calib").string();
+  auto r = test::run_slmopt("calibrate '" + model + "' --data '" + data + "' -o '" + tmp.file("s.bin") + "' --json");
+  REQUIRE(r.exit_code == 0);
+  const auto doc = nlohmann::json::parse(r.out);
+  CHECK(doc["samples"] == 3);
+  CHECK(doc["weights"] == 2);
+  // From the file and straight from the data: the same bytes.
+  r = test::run_slmopt("quantize '" + model + "' -o '" + tmp.file("a.slm") + "' --bits '*=q4' --algorithm gptq --calib-stats '" +
+                       tmp.file("s.bin") + "' --json");
+  REQUIRE(r.exit_code == 0);
+  const auto report = nlohmann::json::parse(r.out);
+  for (const auto& t : report["tensors"]) {
+    CHECK(t["algorithm"] == "gptq");
+    CHECK(t["output_error"].is_number());
+  }
+  r = test::run_slmopt("quantize '" + model + "' -o '" + tmp.file("b.slm") + "' --bits '*=q4' --algorithm gptq --calib '" + data + "' -q");
+  REQUIRE(r.exit_code == 0);
+  {
+    // The provenance records differ (calib= vs calib-stats=); the tensors may not.
+    const Model a = slm::read_slm(tmp.file("a.slm")), b = slm::read_slm(tmp.file("b.slm"));
+    REQUIRE(a.graph.initializers.size() == b.graph.initializers.size());
+    for (size_t i = 0; i < a.graph.initializers.size(); ++i) {
+      const QuantTensor *qa = a.graph.initializers[i].tensor.quant(), *qb = b.graph.initializers[i].tensor.quant();
+      REQUIRE((qa == nullptr) == (qb == nullptr));
+      if (!qa) continue;
+      for (size_t p = 0; p < qa->parts.size(); ++p) CHECK(qa->parts[p].bytes == qb->parts[p].bytes);
+    }
+  }
+  r = test::run_slmopt("quantize '" + model + "' -o '" + tmp.file("c.slm") + "' --bits '*=q4' --algorithm awq --calib '" + data + "' --json");
+  REQUIRE(r.exit_code == 0);
+  CHECK_THAT(r.out, Catch::Contains("awq"));
+
+  // Without calibration data, with a scheme GPTQ cannot use, with a damaged file.
+  r = test::run_slmopt("quantize '" + model + "' -o '" + tmp.file("d.slm") + "' --algorithm gptq");
+  CHECK(r.exit_code == 2);
+  CHECK_THAT(r.err, Catch::Contains("needs calibration data"));
+  r = test::run_slmopt("quantize '" + model + "' -o '" + tmp.file("d.slm") + "' --bits '*=t2' --algorithm gptq --calib-stats '" +
+                       tmp.file("s.bin") + "'");
+  CHECK(r.exit_code == 2);
+  CHECK_THAT(r.err, Catch::Contains("does not support gptq"));
+  test::write_bytes(tmp.file("bad.bin"), test::read_bytes(tmp.file("s.bin")).substr(0, 200));
+  r = test::run_slmopt("quantize '" + model + "' -o '" + tmp.file("d.slm") + "' --algorithm gptq --calib-stats '" + tmp.file("bad.bin") + "'");
+  CHECK(r.exit_code == 2);
+  CHECK_THAT(r.err, Catch::Contains("bad.bin"));
+  CHECK(std::count(r.err.begin(), r.err.end(), '\n') == 1);
+  CHECK(!fs::exists(tmp.file("d.slm")));
+  // Statistics of another model.
+  Model other = m;
+  other.graph.initializers[0].tensor = gaussian_tensor({32, 48}, 9);
+  onnx_format::write_onnx(other, tmp.file("other.onnx"));
+  r = test::run_slmopt("quantize '" + tmp.file("other.onnx") + "' -o '" + tmp.file("d.slm") +
+                       "' --algorithm gptq --calib-stats '" + tmp.file("s.bin") + "'");
+  CHECK(r.exit_code == 2);
+  CHECK_THAT(r.err, Catch::Contains("do not match the model"));
 }

@@ -195,7 +195,7 @@ TEST_CASE("slmopt quantize: rules, report, warnings and bad configs") {
       {"--bits '*=0'", "bits must be 1 to 8, got 0"},
       {"--bits '*=int4-g0'", "group size must be a positive integer"},
       {"--bits 'oops'", "is not PATTERN=VALUE"},
-      {"--algorithm gptq", "needs calibration statistics"},
+      {"--algorithm gptq", "needs calibration data"},
   };
   for (const auto& b : bad) {
     auto res = test::run_slmopt("quantize '" + model + "' -o '" + tmp.file("x.slm") + "' " + b.flags);

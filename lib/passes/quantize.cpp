@@ -168,7 +168,7 @@ std::vector<float> importance_of(const calib::InputStats& s) {
 }
 
 Tensor quantize_one(const Tensor& w, const std::string& name, const WeightUse& use, const Action& a,
-                    const calib::CalibStats* stats) {
+                    const calib::CalibStats* stats, std::vector<std::string>* warnings) {
   const calib::InputStats* s = layer_stats(stats, name, input_cols(w, use));
   quant::QuantizeOptions qo;
   qo.search = a.algorithm != "rtn";
@@ -181,6 +181,9 @@ Tensor quantize_one(const Tensor& w, const std::string& name, const WeightUse& u
     if (!s || !s->has_gram())
       throw_usage("weight '" + name + "': gptq needs X^T X of its layer, which the calibration statistics lack" +
                   (s ? " (input wider than --max-gram-cols, or --no-gram)" : " (no calibration data reached it)"));
+    if (s->count < 2 * s->cols && warnings)
+      warnings->push_back("weight '" + name + "': GPTQ saw " + std::to_string(s->count) + " calibration vectors for " +
+                          std::to_string(s->cols) + " inputs and may overfit them; give more calibration data");
     return quant::quantize_weight_gptq(w, axis_of(use), *a.spec.scheme, a.spec.params, qo, s->gram.data(), s->groups,
                                        a.gptq);
   }
@@ -305,7 +308,7 @@ Model quantize_model(const Model& model, const QuantizeConfig& config, QuantizeR
       init.name = half_name;
       init.tensor = h;
     } else {
-      init.tensor = quantize_one(w, init.name, use->second, a, stats);
+      init.tensor = quantize_one(w, init.name, use->second, a, stats, &report.warnings);
       row.action = quant::format_spec(a.spec);
       row.bits_per_weight = init.tensor.quant()->bits_per_weight();
       const Tensor back = quant::dequantize(init.tensor);
