@@ -17,12 +17,26 @@ export SLMOPT_REQUIRE_TESTDATA=1  # missing test data fails instead of skipping
 echo "== tests (Release)" >&2
 ctest --test-dir "$root/build" --output-on-failure -j2
 
+echo "== quantizer bytes: gcc against clang" >&2
+# The quantizer alone, built with clang; its digest of every preset and
+# algorithm must equal the gcc build's, and not depend on the thread count.
+CC=clang CXX=clang++ cmake -S "$root" -B "$root/build-clang" -G Ninja -DSLMOPT_QUANT_ONLY=ON -DCMAKE_BUILD_TYPE=Release >/dev/null
+cmake --build "$root/build-clang" -j2 >/dev/null
+"$root/build/bench/slmopt_quant_digest" > "$root/build/quant_digest_gcc.txt"
+OMP_NUM_THREADS=1 "$root/build-clang/slmopt_quant_digest" > "$root/build/quant_digest_clang.txt"
+if ! diff -u "$root/build/quant_digest_gcc.txt" "$root/build/quant_digest_clang.txt" >&2; then
+  echo "quantized bytes differ between gcc and clang" >&2
+  exit 1
+fi
+echo "identical: $(tail -1 "$root/build/quant_digest_gcc.txt")" >&2
+
 if [ "${SLMOPT_SANITIZE_STAGE:-1}" = 1 ]; then
   echo "== tests (AddressSanitizer + UBSan)" >&2
   # -O1 keeps the instrumented build quick while still catching what ASan/UBSan see.
   bash "$root/scripts/build.sh" "$root/build-asan" -DSLMOPT_SANITIZE=ON -DCMAKE_BUILD_TYPE=Debug -DCMAKE_CXX_FLAGS=-O1
-  # The >2 GiB model test needs ~5 GB, and the llama.cpp comparison quantizes
-  # two million weights per preset: both run in the Release stage only.
+  # The >2 GiB model test needs ~5 GB, the llama.cpp comparison quantizes
+  # two million weights per preset, and the calibrated wake-word chain
+  # quantizes the embedding model twelve times: they run in the Release stage only.
   ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
-    ctest --test-dir "$root/build-asan" --output-on-failure -j2 -E "2 GiB|quant_beats_llama_cpp"
+    ctest --test-dir "$root/build-asan" --output-on-failure -j2 -E "2 GiB|quant_beats_llama_cpp|calibrated wake-word"
 fi
