@@ -52,13 +52,8 @@ Tensor quantize_weight_gptq(const Tensor& w, InputAxis axis, const Scheme& schem
                             const QuantizeOptions& options, const double* grams, int64_t groups,
                             const GptqOptions& gptq) {
   if (!scheme.nearest || !scheme.encode) throw_usage("scheme '" + std::string(scheme.name) + "' does not support GPTQ");
-  scheme.validate(params);
-  auto q = std::make_shared<QuantTensor>();
-  q->scheme = std::string(scheme.name);
-  q->params = params;
-  q->shape = w.shape();
-  q->transposed = axis == InputAxis::First;
-  std::vector<float> m = weight_rows(w, axis, q->rows, q->cols);
+  std::vector<float> m;
+  auto q = new_quant_tensor(w, axis, scheme, params, m);
   const int64_t n = q->cols;
   if (groups < 1 || q->rows % groups != 0) throw_internal("GPTQ: rows do not split into the layer's groups");
   // Scales from the original weights, each input weighted by its mean x^2 (diag H).

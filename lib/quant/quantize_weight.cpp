@@ -26,15 +26,22 @@ std::vector<float> weight_rows(const Tensor& w, InputAxis axis, int64_t& rows, i
   return std::vector<float>(src, src + w.numel());
 }
 
-Tensor quantize_weight(const Tensor& w, InputAxis axis, const Scheme& scheme, const QuantParams& params,
-                       const QuantizeOptions& options) {
+std::shared_ptr<QuantTensor> new_quant_tensor(const Tensor& w, InputAxis axis, const Scheme& scheme,
+                                              const QuantParams& params, std::vector<float>& rows) {
   scheme.validate(params);
   auto q = std::make_shared<QuantTensor>();
   q->scheme = std::string(scheme.name);
   q->params = params;
   q->shape = w.shape();
   q->transposed = axis == InputAxis::First;
-  const std::vector<float> m = weight_rows(w, axis, q->rows, q->cols);
+  rows = weight_rows(w, axis, q->rows, q->cols);
+  return q;
+}
+
+Tensor quantize_weight(const Tensor& w, InputAxis axis, const Scheme& scheme, const QuantParams& params,
+                       const QuantizeOptions& options) {
+  std::vector<float> m;
+  auto q = new_quant_tensor(w, axis, scheme, params, m);
   q->parts = scheme.quantize(m.data(), q->rows, q->cols, params, options);
   validate_quant_tensor(*q);
   return Tensor::quantized(std::move(q));

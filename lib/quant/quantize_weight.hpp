@@ -2,6 +2,9 @@
 // (viewed as output-channel rows along the input dimension) and back.
 #pragma once
 
+#include <memory>
+#include <vector>
+
 #include "core/tensor.hpp"
 #include "quant/scheme.hpp"
 
@@ -14,6 +17,11 @@ enum class InputAxis { First, Rest };
 
 // The rows x cols float matrix that would be quantized, row-major.
 std::vector<float> weight_rows(const Tensor& w, InputAxis axis, int64_t& rows, int64_t& cols);
+
+// A QuantTensor with w's scheme, params, shape and rows x cols view but no
+// parts yet; `rows` receives the matrix to quantize.
+std::shared_ptr<QuantTensor> new_quant_tensor(const Tensor& w, InputAxis axis, const Scheme& scheme,
+                                              const QuantParams& params, std::vector<float>& rows);
 
 Tensor quantize_weight(const Tensor& w, InputAxis axis, const Scheme& scheme, const QuantParams& params,
                        const QuantizeOptions& options);
