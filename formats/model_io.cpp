@@ -3,6 +3,7 @@
 #include <filesystem>
 
 #include "onnx/onnx_io.hpp"
+#include "onnx/qdq_export.hpp"
 #include "safetensors/safetensors_io.hpp"
 #include "slm/slm_io.hpp"
 
@@ -37,10 +38,13 @@ Model load_model(const std::string& path) {
 
 void save_model(const Model& model, const std::string& path) {
   if (path.ends_with(".slm")) return slm::write_slm(model, path);
+  bool quantized = false;
+  for (const auto& init : model.graph.initializers) quantized = quantized || init.tensor.is_quantized();
+  // ONNX holds quantized weights as DequantizeLinear of int8 codes where exact.
+  if (path.ends_with(".onnx")) return onnx_format::write_onnx(quantized ? onnx_format::to_qdq(model) : model, path);
   for (const auto& init : model.graph.initializers)
     if (init.tensor.is_quantized())
-      throw_usage("'" + init.name + "' is quantized: write .slm (ONNX and safetensors cannot hold our schemes yet)");
-  if (path.ends_with(".onnx")) return onnx_format::write_onnx(model, path);
+      throw_usage("'" + init.name + "' is quantized: write .slm or .onnx (safetensors cannot hold our schemes)");
   if (path.ends_with(".safetensors")) return safetensors::write_model(model, path);
   throw_usage("cannot tell the output format of '" + path + "' (use .onnx, .slm or .safetensors)");
 }

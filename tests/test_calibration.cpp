@@ -152,22 +152,6 @@ Tensor gaussian_tensor(std::vector<int64_t> shape, uint32_t seed, float sd = 1.0
 
 ValueInfo f32_value(const std::string& name) { return {name, DType::F32, std::nullopt, {}, {}, {}}; }
 
-Attribute int_attr(const std::string& name, int64_t v) {
-  Attribute a;
-  a.name = name;
-  a.type = AttrType::Int;
-  a.i = v;
-  return a;
-}
-
-Attribute ints_attr(const std::string& name, std::vector<int64_t> v) {
-  Attribute a;
-  a.name = name;
-  a.type = AttrType::Ints;
-  a.ints = std::move(v);
-  return a;
-}
-
 // x [6, 8] -> MatMul(w1 [8, 5]) -> Relu -> Gemm(w2 [4, 5] transB, b2) -> y
 Model two_layer_model(uint32_t seed) {
   Model m;
@@ -179,7 +163,7 @@ Model two_layer_model(uint32_t seed) {
                           {"b2", gaussian_tensor({4}, seed + 2), {}}};
   m.graph.nodes = {{"mm", "MatMul", "", {"x", "w1"}, {"h"}, {}, {}},
                    {"relu", "Relu", "", {"h"}, {"h2"}, {}, {}},
-                   {"gemm", "Gemm", "", {"h2", "w2", "b2"}, {"y"}, {int_attr("transB", 1)}, {}}};
+                   {"gemm", "Gemm", "", {"h2", "w2", "b2"}, {"y"}, {Attribute::integer("transB", 1)}, {}}};
   return m;
 }
 
@@ -295,7 +279,7 @@ TEST_CASE("the collector's statistics equal ones computed by hand") {
       const int64_t cin = 3, cout = 6, kh = 3, kw = 2, ih = 6, iw = 5;
       m.graph.initializers = {{"w", gaussian_tensor({cout, cin / groups, kh, kw}, 41), {}}};
       m.graph.nodes = {{"conv", "Conv", "", {"x", "w"}, {"y"},
-                        {int_attr("group", groups), ints_attr("pads", {1, 0, 1, 1}), ints_attr("strides", {1, 2})}, {}}};
+                        {Attribute::integer("group", groups), Attribute::integers("pads", {1, 0, 1, 1}), Attribute::integers("strides", {1, 2})}, {}}};
       const Tensor x = gaussian_tensor({2, cin, ih, iw}, 43);
       const calib::CalibStats stats = calib::collect_stats(m, {{{"x", x}}}, {});
       const calib::InputStats& s = *stats.for_weight("w");
@@ -382,7 +366,7 @@ TEST_CASE("activation-aware scaling keeps the float model's function and lowers 
   m.graph.initializers = {{"w1", gaussian_tensor({48, k}, 52, 0.1f), {}},
                           {"b1", gaussian_tensor({48}, 53), {}},
                           {"w2", gaussian_tensor({48, 32}, 54, 0.1f), {}}};
-  m.graph.nodes = {{"gemm", "Gemm", "", {"x", "w1", "b1"}, {"h"}, {int_attr("transB", 1)}, {}},
+  m.graph.nodes = {{"gemm", "Gemm", "", {"x", "w1", "b1"}, {"h"}, {Attribute::integer("transB", 1)}, {}},
                    {"relu", "Relu", "", {"h"}, {"h2"}, {}, {}},
                    {"mm", "MatMul", "", {"h2", "w2"}, {"y"}, {}, {}}};
   const calib::CalibStats stats = calib::collect_stats(m, {{{"x", x}}}, {});

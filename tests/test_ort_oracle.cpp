@@ -14,6 +14,9 @@
 #include "calib/npy.hpp"
 #include "eval/metrics.hpp"
 #include "onnx/onnx_io.hpp"
+#include "onnx/qdq_export.hpp"
+#include "passes/quantize.hpp"
+#include "quant/quantize_weight.hpp"
 #include "runtime/session.hpp"
 #include "test_util.hpp"
 
@@ -173,4 +176,116 @@ TEST_CASE("silero VAD (Conv + LSTM + If) matches ONNX Runtime over a stream of c
     c = ours.at("cn");
   }
   WARN("silero_vad vs ONNX Runtime: worst rel_l2 " << worst);
+}
+
+namespace {
+
+Tensor normal_tensor(std::vector<int64_t> shape, uint32_t seed) {
+  std::mt19937 rng(seed);
+  std::normal_distribution<float> nd(0, 0.1f);
+  Tensor t(DType::F32, std::move(shape));
+  for (int64_t i = 0; i < t.numel(); ++i) t.mutable_data<float>()[i] = nd(rng);
+  return t;
+}
+
+Model quantized(const Model& m, const std::string& spec, const std::string& conv_spec = "") {
+  passes::QuantizeConfig c;
+  c.rules = parse_rule_shorthand((conv_spec.empty() ? "" : "wc=" + conv_spec + ",") + "*=" + spec, "bits", "scheme");
+  c.min_elements = 0;
+  passes::QuantizeReport report;
+  return passes::quantize_model(m, c, report);
+}
+
+}  // namespace
+
+TEST_CASE("quantized models export to ONNX as exact DequantizeLinear that ONNX Runtime runs") {
+  // x [3, 40] -> MatMul(w1 [40, 24]) -> Gemm(w2 [16, 24], transB) ; Conv branch on c [1, 6, 5, 5].
+  Model m;
+  m.opsets = {{"", 21}};
+  m.ir_version = 10;
+  m.graph.inputs = {{"x", DType::F32, std::vector<Dim>{{3, {}, {}}, {40, {}, {}}}, {}, {}, {}},
+                    {"c", DType::F32, std::vector<Dim>{{1, {}, {}}, {6, {}, {}}, {5, {}, {}}, {5, {}, {}}}, {}, {}, {}}};
+  m.graph.outputs = {{"y", DType::F32, std::nullopt, {}, {}, {}}, {"z", DType::F32, std::nullopt, {}, {}, {}}};
+  m.graph.initializers = {{"w1", normal_tensor({40, 24}, 1), {}},
+                          {"w2", normal_tensor({16, 24}, 2), {}},
+                          {"wc", normal_tensor({8, 6, 3, 3}, 3), {}}};
+  Attribute tb;
+  tb.name = "transB";
+  tb.i = 1;
+  m.graph.nodes = {{"mm", "MatMul", "", {"x", "w1"}, {"h"}, {}, {}},
+                   {"gemm", "Gemm", "", {"h", "w2"}, {"y"}, {tb}, {}},
+                   {"conv", "Conv", "", {"c", "wc"}, {"z"}, {}, {}}};
+  const std::map<std::string, Tensor> feeds = {{"x", normal_tensor({3, 40}, 4)}, {"c", normal_tensor({1, 6, 5, 5}, 5)}};
+  auto modules = ort_modules();
+  // Grouped (blocked along the input axis, the last group of w1's rows shorter;
+  // the Conv's groups whole kernels), per channel, per tensor, two-level
+  // scales, ternary, binary.
+  for (const auto& [spec, conv_spec] : std::vector<std::pair<std::string, std::string>>{
+           {"int8-g16", "int8-g18"}, {"int4-g16-k6", "int8-ch"}, {"int8-ch", "int8-ch"}, {"int4-tensor", "int4-tensor"},
+           {"int3-g18", "int3-g18"}, {"ternary-g9", "ternary-g9"}, {"binary-ch", "binary-ch"}}) {
+    INFO(spec << " / " << conv_spec);
+    const Model q = quantized(m, spec, conv_spec);
+    const Model qdq = onnx_format::to_qdq(q);
+    // DequantizeLinear gives exactly our dequantized weights.
+    runtime::Session ours_q(q), ours_qdq(qdq);
+    for (const char* w : {"w1", "w2", "wc"}) {
+      Model probe = qdq;
+      probe.graph.outputs = {{w, DType::F32, std::nullopt, {}, {}, {}}};
+      probe.graph.inputs.clear();
+      probe.graph.nodes.erase(std::remove_if(probe.graph.nodes.begin(), probe.graph.nodes.end(),
+                                             [](const Node& n) { return n.op_type != "DequantizeLinear"; }),
+                              probe.graph.nodes.end());
+      const Tensor got = runtime::Session(probe).run({}).at(w);
+      const Tensor want = quant::dequantize(q.graph.find_initializer(w)->tensor);
+      // Equal values (a zero may differ in sign: our decoder adds the minimum, 0).
+      REQUIRE(got.numel() == want.numel());
+      int64_t differ = 0;
+      for (int64_t i = 0; i < got.numel(); ++i) differ += got.data<float>()[i] != want.data<float>()[i];
+      CHECK(differ == 0);
+    }
+    // ONNX Runtime runs the exported file and agrees with our runtime.
+    if (!modules) continue;
+    test::TempDir tmp;
+    onnx_format::write_onnx(qdq, tmp.file("q.onnx"));
+    const auto theirs = run_ort_all(*modules, tmp.file("q.onnx"), feeds, 2, tmp);
+    const auto mine = ours_qdq.run(feeds);
+    CHECK(eval::compare_tensors(mine.at("y"), theirs[0])["rel_l2"] < 1e-5);
+    CHECK(eval::compare_tensors(mine.at("z"), theirs[1])["rel_l2"] < 1e-5);
+  }
+  // What has no exact form is refused with the tensor named.
+  auto refused = [&](const Model& model, const std::string& message) {
+    try {
+      onnx_format::to_qdq(model);
+      FAIL("no error: " << message);
+    } catch (const Error& e) {
+      CHECK_THAT(e.what(), Catch::Contains(message));
+    }
+  };
+  refused(quantized(m, "q4"), "has no exact DequantizeLinear form");  // minimums
+  refused(quantized(m, "nf4-g32"), "has no exact DequantizeLinear form");
+  Model old = m;
+  old.opsets = {{"", 13}};
+  refused(quantized(old, "int8-g16", "int8-ch"), "opset 21");
+  CHECK_NOTHROW(onnx_format::to_qdq(quantized(old, "int8-ch")));
+  refused(quantized(m, "int8-g4"), "split a kernel");  // Conv kernel of 9 weights
+}
+
+TEST_CASE("the 8-bit wake-word embedding as QDQ ONNX: 3.7x smaller, ONNX Runtime agrees") {
+  auto dir = test::real_models_dir();
+  auto modules = ort_modules();
+  if (!dir || !modules) return;
+  test::TempDir tmp;
+  const std::string src = (*dir / "embedding_model.onnx").string();
+  auto r = test::run_slmopt("quantize '" + src + "' -o '" + tmp.file("e8.onnx") + "' --bits '*=int8-ch' -q");
+  REQUIRE(r.exit_code == 0);
+  const double ratio = static_cast<double>(fs::file_size(src)) / static_cast<double>(fs::file_size(tmp.file("e8.onnx")));
+  WARN("embedding int8-ch QDQ: " << fs::file_size(tmp.file("e8.onnx")) << " bytes, " << ratio << "x smaller");
+  CHECK(ratio > 3.5);
+  r = test::run_slmopt("quantize '" + src + "' -o '" + tmp.file("e8.onnx.q4") + ".onnx' --bits '*=q4' -q");
+  CHECK(r.exit_code == 2);
+  CHECK_THAT(r.err, Catch::Contains("no exact DequantizeLinear form"));
+  const Tensor windows = test::mel_windows(*dir, test::speech_like_audio());
+  const Tensor theirs = run_ort(*modules, tmp.file("e8.onnx"), first_input(src), windows, tmp);
+  const Tensor mine = run_ours(tmp.file("e8.onnx"), first_input(src), windows);
+  CHECK(eval::compare_tensors(mine, theirs)["rel_l2"] < 1e-5);
 }

@@ -74,8 +74,8 @@ nlohmann::ordered_json report_json(const QuantizeCliOptions& o, const passes::Qu
 }
 
 void run_quantize(const QuantizeCliOptions& o, const GlobalOptions& global) {
-  if (!o.output.ends_with(".slm"))
-    throw_usage("quantized models are written as .slm (got '" + o.output + "'); ONNX QDQ export is not supported yet");
+  if (!o.output.ends_with(".slm") && !o.output.ends_with(".onnx"))
+    throw_usage("quantized models are written as .slm, or as .onnx with DequantizeLinear where exact (got '" + o.output + "')");
   if (!o.calib_dir.empty() && !o.calib_stats.empty()) throw_usage("give --calib or --calib-stats, not both");
   passes::QuantizeConfig config = build_config(o);
   config.expect_stats = !o.calib_dir.empty() || !o.calib_stats.empty();
@@ -133,7 +133,7 @@ void setup_quantize(CLI::App& app, const GlobalOptions& global) {
   auto o = std::make_shared<QuantizeCliOptions>();
   auto* cmd = app.add_subcommand("quantize", "Quantize weights by per-layer rules (writes .slm)");
   cmd->add_option("input", o->input, "Input model (.onnx, .slm, safetensors)")->required();
-  cmd->add_option("-o,--output", o->output, "Output .slm")->required();
+  cmd->add_option("-o,--output", o->output, "Output .slm (any scheme) or .onnx (QDQ: symmetric int, ternary, binary)")->required();
   cmd->add_option("--config", o->config, "Rule file (YAML or JSON), see docs/quantize.md");
   cmd->add_option("--bits", o->bits, "Shorthand rules, first match wins: \"embed*=8,*attn*=4,*=q4\"");
   cmd->add_option("--default", o->default_spec, "Scheme for weights no rule matches (default q4)");

@@ -60,6 +60,21 @@ struct Attribute {
   std::vector<Graph> graphs;    // one element for AttrType::Graph (If branches, Loop body)
   std::string ref_attr_name;    // set inside function bodies only
   std::string doc;
+
+  static Attribute integer(std::string attr_name, int64_t v) {
+    Attribute a;
+    a.name = std::move(attr_name);
+    a.type = AttrType::Int;
+    a.i = v;
+    return a;
+  }
+  static Attribute integers(std::string attr_name, std::vector<int64_t> v) {
+    Attribute a;
+    a.name = std::move(attr_name);
+    a.type = AttrType::Ints;
+    a.ints = std::move(v);
+    return a;
+  }
 };
 
 struct Node {

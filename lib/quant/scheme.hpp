@@ -46,7 +46,15 @@ struct Scheme {
   float (*nearest)(const QuantTensor& fitted, int64_t row, int64_t col, float v);
   // The parts of w (fitted.rows x fitted.cols) coded on `fitted`'s stored scales.
   std::vector<QuantPart> (*encode)(const QuantTensor& fitted, const float* w);
+  // When every weight is an integer code times its group's scale (symmetric
+  // uniform codes), those scales, one per group; empty when q's values have
+  // another form (a minimum, a lookup table). ONNX export (DequantizeLinear)
+  // rests on it. Null for schemes that never have this form.
+  std::vector<float> (*linear_scales)(const QuantTensor& q);
 };
+
+// The per-group scales of a scheme whose "scales" part holds them directly.
+std::vector<float> stored_scales(const QuantTensor& q);
 
 const Scheme* find_scheme(std::string_view name);
 const std::vector<const Scheme*>& all_schemes();

@@ -240,6 +240,14 @@ std::vector<QuantPart> encode_int(const QuantTensor& q, const float* w) {
   return parts;
 }
 
+std::vector<float> linear_scales_int(const QuantTensor& q) {
+  if (!q.params.symmetric) return {};
+  const Geometry g = geometry(q.params, q.rows, q.cols);
+  std::vector<float> scales(static_cast<size_t>(g.groups));
+  for (int64_t gi = 0; gi < g.groups; ++gi) scales[static_cast<size_t>(gi)] = stored_fit(q, g, gi).scale;
+  return scales;
+}
+
 }  // namespace
 
 const Scheme kIntScheme = {
@@ -252,6 +260,7 @@ const Scheme kIntScheme = {
     dequantize_int,
     nearest_int,
     encode_int,
+    linear_scales_int,
 };
 
 }  // namespace slmopt::quant

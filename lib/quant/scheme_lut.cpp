@@ -207,11 +207,12 @@ const Scheme kNormalFloatScheme = {
     dequantize_nf,
     nullptr,
     nullptr,
+    nullptr,
 };
 
 const Scheme kFittedTableScheme = {
     "lut", "3/4-bit codes into a per-tensor table fitted by weighted k-means", 0, validate_lut, layout_fitted,
-    quantize_fitted, dequantize_fitted, nullptr, nullptr,
+    quantize_fitted, dequantize_fitted, nullptr, nullptr, nullptr,
 };
 
 }  // namespace slmopt::quant

@@ -2,6 +2,9 @@
 
 #include "core/error.hpp"
 #include "quant/scheme.hpp"
+
+#include "quant/group_geometry.hpp"
+#include "quant/scale_store.hpp"
 #include "quant/scheme_families.hpp"
 
 namespace slmopt::quant {
@@ -70,6 +73,14 @@ void validate_quant_tensor(const QuantTensor& q) {
                       " bytes) does not match scheme " + q.scheme + "'s '" + want.name + "' (" +
                       std::to_string(want.count) + " x " + std::to_string(want.bits) + " bits)");
   }
+}
+
+std::vector<float> stored_scales(const QuantTensor& q) {
+  const Geometry g = geometry(q.params, q.rows, q.cols);
+  const uint8_t* bytes = q.part("scales")->bytes.data();
+  std::vector<float> scales(static_cast<size_t>(g.groups));
+  for (int64_t i = 0; i < g.groups; ++i) scales[static_cast<size_t>(i)] = read_scale(bytes, i, q.params.scale_dtype);
+  return scales;
 }
 
 }  // namespace slmopt::quant

@@ -114,6 +114,7 @@ const Scheme kTernaryScheme = {
     dequantize_ternary,
     nullptr,
     nullptr,
+    stored_scales,
 };
 
 }  // namespace slmopt::quant
