@@ -116,7 +116,8 @@ TEST_CASE("GPTQ lowers a layer's output error below round-to-nearest and scale s
   std::normal_distribution<float> nd(0, 0.05f);
   for (auto& v : wv) v = nd(rng);
   const Tensor w = Tensor::from_values<float>(DType::F32, {rows, n}, wv);
-  for (const char* spec : {"int4-g32", "int4-g32-asym", "q4", "int3-g16", "int8-ch", "int2-ch-asym"}) {
+  for (const char* spec : {"int4-g32", "int4-g32-asym", "q4", "int3-g16", "int8-ch", "int2-ch-asym", "t2", "b1", "q4n",
+                           "nf3-g32"}) {
     const auto s = quant::parse_spec(spec);
     auto err_of = [&](const Tensor& t) {
       const Tensor back = quant::dequantize(t);
@@ -517,14 +518,14 @@ TEST_CASE("slmopt calibrate writes statistics that quantize --calib-stats uses; 
   REQUIRE(r.exit_code == 0);
   CHECK_THAT(r.out, Catch::Contains("awq"));
 
-  // Without calibration data, with a scheme GPTQ cannot use, with a damaged file.
+  // Without calibration data, with a damaged file.
   r = test::run_slmopt("quantize '" + model + "' -o '" + tmp.file("d.slm") + "' --algorithm gptq");
   CHECK(r.exit_code == 2);
   CHECK_THAT(r.err, Catch::Contains("needs calibration data"));
-  r = test::run_slmopt("quantize '" + model + "' -o '" + tmp.file("d.slm") + "' --bits '*=t2' --algorithm gptq --calib-stats '" +
-                       tmp.file("s.bin") + "'");
-  CHECK(r.exit_code == 2);
-  CHECK_THAT(r.err, Catch::Contains("does not support gptq"));
+  // Every scheme takes GPTQ, ternary included.
+  r = test::run_slmopt("quantize '" + model + "' -o '" + tmp.file("t.slm") + "' --bits '*=t2' --algorithm gptq --calib-stats '" +
+                       tmp.file("s.bin") + "' -q");
+  CHECK(r.exit_code == 0);
   test::write_bytes(tmp.file("bad.bin"), test::read_bytes(tmp.file("s.bin")).substr(0, 200));
   r = test::run_slmopt("quantize '" + model + "' -o '" + tmp.file("d.slm") + "' --algorithm gptq --calib-stats '" + tmp.file("bad.bin") + "'");
   CHECK(r.exit_code == 2);

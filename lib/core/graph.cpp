@@ -6,6 +6,22 @@
 
 namespace slmopt {
 
+Attribute Attribute::integer(std::string attr_name, int64_t v) {
+  Attribute a;
+  a.name = std::move(attr_name);
+  a.type = AttrType::Int;
+  a.i = v;
+  return a;
+}
+
+Attribute Attribute::integers(std::string attr_name, std::vector<int64_t> v) {
+  Attribute a;
+  a.name = std::move(attr_name);
+  a.type = AttrType::Ints;
+  a.ints = std::move(v);
+  return a;
+}
+
 const Attribute* Node::find_attribute(const std::string& attr_name) const {
   for (const auto& a : attributes)
     if (a.name == attr_name) return &a;

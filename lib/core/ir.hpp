@@ -61,20 +61,9 @@ struct Attribute {
   std::string ref_attr_name;    // set inside function bodies only
   std::string doc;
 
-  static Attribute integer(std::string attr_name, int64_t v) {
-    Attribute a;
-    a.name = std::move(attr_name);
-    a.type = AttrType::Int;
-    a.i = v;
-    return a;
-  }
-  static Attribute integers(std::string attr_name, std::vector<int64_t> v) {
-    Attribute a;
-    a.name = std::move(attr_name);
-    a.type = AttrType::Ints;
-    a.ints = std::move(v);
-    return a;
-  }
+  // Defined in graph.cpp: Graph must be complete first.
+  static Attribute integer(std::string attr_name, int64_t v);
+  static Attribute integers(std::string attr_name, std::vector<int64_t> v);
 };
 
 struct Node {

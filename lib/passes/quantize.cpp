@@ -110,7 +110,7 @@ Action resolve(const std::map<std::string, std::string>& s, const QuantizeConfig
   if ((a.algorithm == "gptq" || a.algorithm == "awq") && !config.stats && !config.expect_stats)
     throw_usage(label + ": algorithm '" + a.algorithm + "' needs calibration data (--calib DIR or --calib-stats FILE)");
   if (a.algorithm == "gptq" && (!a.spec.scheme->nearest || !a.spec.scheme->encode))
-    throw_usage(label + ": scheme '" + std::string(a.spec.scheme->name) + "' does not support gptq (int schemes do)");
+    throw_usage(label + ": scheme '" + std::string(a.spec.scheme->name) + "' does not support gptq");
   return a;
 }
 

@@ -44,6 +44,20 @@ std::vector<QuantPart> quantize_binary(const float* w, int64_t rows, int64_t col
           {"scales", scale_bits(p.scale_dtype), g.groups, pack_scales(scales, p.scale_dtype)}};
 }
 
+float nearest_binary(const QuantTensor& q, int64_t row, int64_t col, float v) {
+  const Geometry g = geometry(q.params, q.rows, q.cols);
+  const float d = read_scale(q.part("scales")->bytes.data(), group_of(g, row, col), q.params.scale_dtype);
+  return v >= 0 ? d : -d;
+}
+
+std::vector<QuantPart> encode_binary(const QuantTensor& q, const float* w) {
+  BitWriter codes(q.rows * q.cols, 1);
+  for (int64_t i = 0; i < q.rows * q.cols; ++i) codes.put(w[i] >= 0 ? 1u : 0u);
+  std::vector<QuantPart> parts = q.parts;
+  parts[0].bytes = codes.take();
+  return parts;
+}
+
 void dequantize_binary(const QuantTensor& q, int64_t row_begin, int64_t row_end, float* out) {
   const Geometry g = geometry(q.params, q.rows, q.cols);
   const uint8_t* codes = q.part("codes")->bytes.data();
@@ -62,7 +76,7 @@ void dequantize_binary(const QuantTensor& q, int64_t row_begin, int64_t row_end,
 
 const Scheme kBinaryScheme = {
     "binary", "sign x scale per group (1 bit)", 1, validate_binary, layout_binary, quantize_binary, dequantize_binary,
-    nullptr, nullptr, stored_scales,
+    nearest_binary, encode_binary, stored_scales,
 };
 
 }  // namespace slmopt::quant

@@ -200,19 +200,50 @@ void dequantize_fitted(const QuantTensor& q, int64_t row_begin, int64_t row_end,
   dequantize_with(q, row_begin, row_end, out, table.data());
 }
 
+// The levels q's codes index: the fixed table, or the fitted one it stores.
+std::vector<float> table_of(const QuantTensor& q) {
+  const QuantPart* t = q.part("table");
+  if (!t) return normal_float_table(q.params.bits);
+  std::vector<float> table(static_cast<size_t>(t->count));
+  for (int64_t k = 0; k < t->count; ++k) table[static_cast<size_t>(k)] = read_scale(t->bytes.data(), k, DType::F16);
+  return table;
+}
+
+float nearest_lut(const QuantTensor& q, int64_t row, int64_t col, float v) {
+  const Geometry g = geometry(q.params, q.rows, q.cols);
+  const float d = read_group_scale(q, g, group_of(g, row, col));
+  const std::vector<float> table = table_of(q);
+  return d * table[static_cast<size_t>(nearest_level(table, d == 0 ? 0.0f : v / d))];
+}
+
+std::vector<QuantPart> encode_lut(const QuantTensor& q, const float* w) {
+  const Geometry g = geometry(q.params, q.rows, q.cols);
+  const std::vector<float> table = table_of(q);
+  BitWriter codes(q.rows * q.cols, q.params.bits);
+  for (int64_t gi = 0; gi < g.groups; ++gi) {
+    const Span s = group_span(g, gi);
+    const float d = read_group_scale(q, g, gi);
+    for (int64_t i = 0; i < s.length; ++i)
+      codes.put(static_cast<uint32_t>(nearest_level(table, d == 0 ? 0.0f : w[s.offset + i] / d)));
+  }
+  std::vector<QuantPart> parts = q.parts;
+  parts[0].bytes = codes.take();
+  return parts;
+}
+
 }  // namespace
 
 const Scheme kNormalFloatScheme = {
     "nf", "3/4-bit codes into a fixed NormalFloat table, scale per group", 0, validate_lut, layout_nf, quantize_nf,
     dequantize_nf,
-    nullptr,
-    nullptr,
+    nearest_lut,
+    encode_lut,
     nullptr,
 };
 
 const Scheme kFittedTableScheme = {
     "lut", "3/4-bit codes into a per-tensor table fitted by weighted k-means", 0, validate_lut, layout_fitted,
-    quantize_fitted, dequantize_fitted, nullptr, nullptr, nullptr,
+    quantize_fitted, dequantize_fitted, nearest_lut, encode_lut, nullptr,
 };
 
 }  // namespace slmopt::quant

@@ -68,24 +68,44 @@ int trit(float x, float d) {
   return 0;
 }
 
-std::vector<QuantPart> quantize_ternary(const float* w, int64_t rows, int64_t cols, const QuantParams& p,
-                                        const QuantizeOptions& o) {
-  const Geometry g = geometry(p, rows, cols);
-  std::vector<float> scales(static_cast<size_t>(g.groups)), scratch;
-  std::vector<uint8_t> codes(static_cast<size_t>(code_bytes(rows * cols)), 0);
+// Five trits per byte, each weight the nearest of {-d, 0, d} for its group's d.
+std::vector<uint8_t> ternary_codes(const float* w, const Geometry& g, const std::vector<float>& scales) {
+  std::vector<uint8_t> codes(static_cast<size_t>(code_bytes(g.rows * g.cols)), 0);
   static constexpr uint8_t kPow3[kTritsPerByte] = {1, 3, 9, 27, 81};
   for (int64_t gi = 0; gi < g.groups; ++gi) {
     const Span s = group_span(g, gi);
-    const float* wt = group_weights(g, s, o.importance, scratch);
-    const float d = stored_value(ternary_scale(w + s.offset, wt, s.length, o.search), p.scale_dtype);
-    scales[static_cast<size_t>(gi)] = d;
+    const float d = scales[static_cast<size_t>(gi)];
     for (int64_t i = 0; i < s.length; ++i) {
       const int64_t at = s.offset + i;
       codes[static_cast<size_t>(at / kTritsPerByte)] += static_cast<uint8_t>((trit(w[at], d) + 1) * kPow3[at % kTritsPerByte]);
     }
   }
-  return {{"codes", 8, code_bytes(rows * cols), std::move(codes)},
+  return codes;
+}
+
+std::vector<QuantPart> quantize_ternary(const float* w, int64_t rows, int64_t cols, const QuantParams& p,
+                                        const QuantizeOptions& o) {
+  const Geometry g = geometry(p, rows, cols);
+  std::vector<float> scales(static_cast<size_t>(g.groups)), scratch;
+  for (int64_t gi = 0; gi < g.groups; ++gi) {
+    const Span s = group_span(g, gi);
+    const float* wt = group_weights(g, s, o.importance, scratch);
+    scales[static_cast<size_t>(gi)] = stored_value(ternary_scale(w + s.offset, wt, s.length, o.search), p.scale_dtype);
+  }
+  return {{"codes", 8, code_bytes(rows * cols), ternary_codes(w, g, scales)},
           {"scales", scale_bits(p.scale_dtype), g.groups, pack_scales(scales, p.scale_dtype)}};
+}
+
+float nearest_ternary(const QuantTensor& q, int64_t row, int64_t col, float v) {
+  const Geometry g = geometry(q.params, q.rows, q.cols);
+  const float d = read_scale(q.part("scales")->bytes.data(), group_of(g, row, col), q.params.scale_dtype);
+  return d * static_cast<float>(trit(v, d));
+}
+
+std::vector<QuantPart> encode_ternary(const QuantTensor& q, const float* w) {
+  std::vector<QuantPart> parts = q.parts;
+  parts[0].bytes = ternary_codes(w, geometry(q.params, q.rows, q.cols), stored_scales(q));
+  return parts;
 }
 
 void dequantize_ternary(const QuantTensor& q, int64_t row_begin, int64_t row_end, float* out) {
@@ -112,8 +132,8 @@ void dequantize_ternary(const QuantTensor& q, int64_t row_begin, int64_t row_end
 const Scheme kTernaryScheme = {
     "ternary", "{-1, 0, +1} x scale per group (1.6 bits)", 2, validate_ternary, layout_ternary, quantize_ternary,
     dequantize_ternary,
-    nullptr,
-    nullptr,
+    nearest_ternary,
+    encode_ternary,
     stored_scales,
 };
 
