@@ -15,6 +15,8 @@
 #include "eval/metrics.hpp"
 #include "onnx/onnx_io.hpp"
 #include "onnx/qdq_export.hpp"
+#include "calib/collector.hpp"
+#include "passes/int8_activations.hpp"
 #include "passes/quantize.hpp"
 #include "quant/quantize_weight.hpp"
 #include "runtime/session.hpp"
@@ -288,4 +290,84 @@ TEST_CASE("the 8-bit wake-word embedding as QDQ ONNX: 3.7x smaller, ONNX Runtime
   const Tensor theirs = run_ort(*modules, tmp.file("e8.onnx"), first_input(src), windows, tmp);
   const Tensor mine = run_ours(tmp.file("e8.onnx"), first_input(src), windows);
   CHECK(eval::compare_tensors(mine, theirs)["rel_l2"] < 1e-5);
+}
+
+TEST_CASE("full-integer int8: QLinearConv and QLinearMatMul layers, run by us and by ONNX Runtime") {
+  // x [1, 4, 6, 6] (offset like mel features) -> Conv(bias, pads) -> Relu -> Flatten -> Gemm(transB, bias)
+  Model m;
+  m.opsets = {{"", 13}};
+  m.graph.inputs = {{"x", DType::F32, std::vector<Dim>{{1, {}, {}}, {4, {}, {}}, {6, {}, {}}, {6, {}, {}}}, {}, {}, {}}};
+  m.graph.outputs = {{"y", DType::F32, std::nullopt, {}, {}, {}}};
+  Attribute tb;
+  tb.name = "transB";
+  tb.i = 1;
+  m.graph.initializers = {{"w", normal_tensor({3, 4, 3, 3}, 11), {}}, {"b", normal_tensor({3}, 12), {}},
+                          {"w2", normal_tensor({5, 108}, 13), {}}, {"b2", normal_tensor({5}, 14), {}}};
+  m.graph.nodes = {{"conv", "Conv", "", {"x", "w", "b"}, {"c"}, {Attribute::integers("pads", {1, 1, 1, 1})}, {}},
+                   {"relu", "Relu", "", {"c"}, {"r"}, {}, {}},
+                   {"flat", "Flatten", "", {"r"}, {"f"}, {}, {}},
+                   {"gemm", "Gemm", "", {"f", "w2", "b2"}, {"y"}, {tb}, {}}};
+  Tensor x = normal_tensor({1, 4, 6, 6}, 15);
+  for (int64_t i = 0; i < x.numel(); ++i) x.mutable_data<float>()[i] = x.data<float>()[i] * 10 + 2;
+  const calib::CalibStats stats = calib::collect_stats(m, {{{"x", x}}}, {});
+  passes::Int8Report report;
+  const Model q = passes::quantize_activations_int8(m, stats, report);
+  REQUIRE(report.layers.size() == 2);
+  int qconv = 0, qmatmul = 0;
+  for (const Node& n : q.graph.nodes) {
+    qconv += n.op_type == "QLinearConv";
+    qmatmul += n.op_type == "QLinearMatMul";
+    CHECK(n.op_type != "Conv");
+    CHECK(n.op_type != "Gemm");
+  }
+  CHECK(qconv == 1);
+  CHECK(qmatmul == 1);
+  CHECK(q.graph.find_initializer("c_bias_q")->tensor.dtype() == DType::I32);
+  CHECK(q.graph.find_initializer("c_w_q")->tensor.dtype() == DType::I8);
+  CHECK(q.graph.find_initializer("c_w_scale")->tensor.numel() == 3);  // per output channel
+  CHECK(!q.graph.find_initializer("w"));  // the float weights are gone
+  const Tensor yf = runtime::Session(m).run({{"x", x}}).at("y");
+  const Tensor yq = runtime::Session(q).run({{"x", x}}).at("y");
+  const double error = eval::compare_tensors(yf, yq)["rel_l2"];
+  WARN("two-layer int8: rel_l2 to float " << error);
+  CHECK(error < 0.05);
+  auto modules = ort_modules();
+  if (!modules) return;
+  test::TempDir tmp;
+  onnx_format::write_onnx(q, tmp.file("q.onnx"));
+  const Tensor theirs = run_ort(*modules, tmp.file("q.onnx"), "x", x, tmp);
+  // ONNX Runtime runs the graph. Its x86 u8s8 kernels may saturate (see
+  // below): measured rel. L2 0.12 to ours here, while ours is 0.015 from float.
+  REQUIRE(theirs.shape() == yq.shape());
+  WARN("two-layer int8: ours vs ONNX Runtime rel_l2 " << eval::compare_tensors(yq, theirs)["rel_l2"]);
+  CHECK(eval::compare_tensors(yf, theirs)["cosine"] > 0.95);
+}
+
+// Measured, reported: ONNX Runtime's x86 u8s8 kernels (AVX2 without VNNI) can
+// saturate 16-bit intermediate sums when weights use the full int8 range;
+// with 7-bit weights it agrees with ours to rel. L2 0.016 on this chain, with
+// full-range weights only to 0.34. Our runtime computes exactly, as the ONNX
+// spec and integer devices (int32 accumulation) do, so weights keep the full range.
+TEST_CASE("full-integer int8 wake-word embedding: error against float, and against ONNX Runtime") {
+  auto dir = test::real_models_dir();
+  auto modules = ort_modules();
+  if (!dir || !modules) return;
+  test::TempDir tmp;
+  const std::string src = (*dir / "embedding_model.onnx").string();
+  const Tensor windows = test::mel_windows(*dir, test::speech_like_audio());
+  calib::write_npy(tmp.file("w.npy"), windows);
+  auto r = test::run_slmopt("calibrate '" + src + "' --input '" + first_input(src) + "=" + tmp.file("w.npy") + "' -o '" +
+                            tmp.file("s.bin") + "' -q");
+  REQUIRE(r.exit_code == 0);
+  r = test::run_slmopt("quantize '" + src + "' -o '" + tmp.file("e.onnx") + "' --activations int8 --calib-stats '" +
+                       tmp.file("s.bin") + "' -q");
+  REQUIRE(r.exit_code == 0);
+  const Tensor theirs = run_ort(*modules, tmp.file("e.onnx"), first_input(src), windows, tmp);
+  const Tensor mine = run_ours(tmp.file("e.onnx"), first_input(src), windows);
+  const Tensor ref = run_ours(src, first_input(src), windows);
+  auto to_float = eval::compare_tensors(ref, mine);
+  WARN("int8 embedding: cosine to float " << to_float["cosine"] << ", rel_l2 " << to_float["rel_l2"]
+                                          << "; ours vs ONNX Runtime rel_l2 " << eval::compare_tensors(mine, theirs)["rel_l2"]);
+  CHECK(to_float["rel_l2"] < 0.15);
+  CHECK(to_float["cosine"] > 0.99);
 }

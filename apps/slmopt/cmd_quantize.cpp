@@ -13,6 +13,7 @@
 #include "config/rule_file.hpp"
 #include "core/atomic_file.hpp"
 #include "model_io.hpp"
+#include "passes/int8_activations.hpp"
 #include "passes/quantize.hpp"
 #include "runtime/session.hpp"
 
@@ -20,7 +21,7 @@ namespace slmopt::cli {
 namespace {
 
 struct QuantizeCliOptions {
-  std::string input, output, config, bits, default_spec, algorithm, report, calib_dir, calib_stats;
+  std::string input, output, config, bits, default_spec, algorithm, report, calib_dir, calib_stats, activations;
   int64_t min_elements = -1;
 };
 
@@ -73,10 +74,44 @@ nlohmann::ordered_json report_json(const QuantizeCliOptions& o, const passes::Qu
           {"weight_bytes_after", r.bytes_after}, {"warnings", r.warnings}, {"tensors", tensors}};
 }
 
+void run_int8(const QuantizeCliOptions& o, const GlobalOptions& global, const Model& model, const calib::CalibStats& stats) {
+  passes::Int8Report report;
+  Model out = passes::quantize_activations_int8(model, stats, report);
+  out.provenance.push_back({"quantize", "activations=int8" + (o.calib_dir.empty() ? "" : " calib=" + o.calib_dir) +
+                                            (o.calib_stats.empty() ? "" : " calib-stats=" + o.calib_stats),
+                            ""});
+  save_model(out, o.output);
+  nlohmann::ordered_json layers = nlohmann::ordered_json::array();
+  for (const auto& l : report.layers)
+    layers.push_back({{"node", l.node}, {"op", l.op}, {"input_scale", l.input_scale}, {"input_zero_point", l.input_zero},
+                      {"output_scale", l.output_scale}, {"output_zero_point", l.output_zero}});
+  const nlohmann::ordered_json doc = {{"input", o.input}, {"output", o.output}, {"activations", "int8"},
+                                      {"layers", layers}, {"left_float", report.skipped}};
+  if (!o.report.empty()) write_file_atomically(o.report, doc.dump(2) + "\n");
+  if (global.json) {
+    print_json(doc);
+    return;
+  }
+  if (global.quiet) return;
+  std::printf("%-40s %-8s %12s %5s %12s %5s\n", "layer", "op", "in.scale", "in.zp", "out.scale", "out.zp");
+  for (const auto& l : report.layers)
+    std::printf("%-40.40s %-8s %12.4g %5d %12.4g %5d\n", l.node.c_str(), l.op.c_str(), l.input_scale, l.input_zero,
+                l.output_scale, l.output_zero);
+  for (const auto& s : report.skipped) std::printf("left float: %s\n", s.c_str());
+  std::printf("%zu layers in int8 (QLinearConv/QLinearMatMul); wrote %s\n", report.layers.size(), o.output.c_str());
+}
+
 void run_quantize(const QuantizeCliOptions& o, const GlobalOptions& global) {
   if (!o.output.ends_with(".slm") && !o.output.ends_with(".onnx"))
     throw_usage("quantized models are written as .slm, or as .onnx with DequantizeLinear where exact (got '" + o.output + "')");
   if (!o.calib_dir.empty() && !o.calib_stats.empty()) throw_usage("give --calib or --calib-stats, not both");
+  if (!o.activations.empty()) {
+    if (o.activations != "int8") throw_usage("--activations takes int8, got '" + o.activations + "'");
+    if (!o.config.empty() || !o.bits.empty() || !o.algorithm.empty() || !o.default_spec.empty())
+      throw_usage("--activations int8 stores every converted layer's weights as int8 per channel; --config, --bits, "
+                  "--default and --algorithm do not apply");
+    if (o.calib_dir.empty() && o.calib_stats.empty()) throw_usage("--activations int8 needs calibration data (--calib or --calib-stats)");
+  }
   passes::QuantizeConfig config = build_config(o);
   config.expect_stats = !o.calib_dir.empty() || !o.calib_stats.empty();
   passes::check_quantize_config(config);  // a bad rule fails before the model is read
@@ -92,6 +127,10 @@ void run_quantize(const QuantizeCliOptions& o, const GlobalOptions& global) {
     });
   }
   if (config.expect_stats) config.stats = &stats;
+  if (!o.activations.empty()) {
+    run_int8(o, global, model, stats);
+    return;
+  }
   passes::QuantizeReport report;
   Model out = passes::quantize_model(model, config, report, [&](size_t done, size_t total, const std::string& name) {
     if (show) std::fprintf(stderr, "\rquantize %zu/%zu %-40.40s", done, total, name.c_str());
@@ -141,6 +180,8 @@ void setup_quantize(CLI::App& app, const GlobalOptions& global) {
                   "rtn (round to nearest), mse (scale search, default), gptq or awq (both need calibration)");
   cmd->add_option("--calib", o->calib_dir, "Calibration samples (folder, as --data of run/eval)");
   cmd->add_option("--calib-stats", o->calib_stats, "Statistics written by slmopt calibrate");
+  cmd->add_option("--activations", o->activations,
+                  "int8: integer Conv/MatMul (QLinearConv, QLinearMatMul) with calibrated activation scales");
   cmd->add_option("--min-elements", o->min_elements, "Weights smaller than this stay float unless a rule matches (1024)");
   cmd->add_option("--report", o->report, "Write the per-tensor report as JSON");
   cmd->callback([o, &global] { run_quantize(*o, global); });
