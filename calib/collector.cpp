@@ -144,6 +144,27 @@ void StatsCollector::observe(const std::string& name, const Tensor& value) {
   }
 }
 
+void StatsCollector::observe_histogram(const std::string& name, const Tensor& value) {
+  if (options_.histogram_bins <= 0 || value.is_quantized() || !is_float(value.dtype()) || value.numel() == 0) return;
+  auto range = stats_.ranges.find(name);
+  if (range == stats_.ranges.end() || !(range->second.min <= range->second.max)) return;
+  const Tensor x = value.dtype() == DType::F32 ? value : runtime::widen_to_float(value);
+  ValueHistogram& h = stats_.histograms[name];
+  if (h.counts.empty()) {
+    h.lo = range->second.min;
+    h.hi = range->second.max;
+    h.counts.assign(static_cast<size_t>(options_.histogram_bins), 0);
+  }
+  const int64_t bins = options_.histogram_bins;
+  const double width = h.hi > h.lo ? (static_cast<double>(h.hi) - h.lo) / static_cast<double>(bins) : 1.0;
+  for (int64_t i = 0; i < x.numel(); ++i) {
+    const float v = x.data<float>()[i];
+    if (std::isnan(v)) continue;
+    const auto bin = static_cast<int64_t>((static_cast<double>(v) - h.lo) / width);
+    ++h.counts[static_cast<size_t>(std::clamp<int64_t>(bin, 0, bins - 1))];
+  }
+}
+
 CalibStats StatsCollector::finish() {
   for (auto& [key, s] : stats_.inputs)
     if (s.has_gram())
@@ -162,6 +183,14 @@ CalibStats collect_stats(const Model& model, const std::vector<Sample>& samples,
     for (const auto& [name, tensor] : samples[i]) collector.observe(name, tensor);
     session.run(samples[i]);
     collector.end_sample();
+  }
+  if (options.histogram_bins > 0) {
+    // Histograms need each value's final range: a second pass.
+    session.set_observer([&](const Node&, const std::string& name, const Tensor& value) { collector.observe_histogram(name, value); });
+    for (const auto& sample : samples) {
+      for (const auto& [name, tensor] : sample) collector.observe_histogram(name, tensor);
+      session.run(sample);
+    }
   }
   if (progress) progress(samples.size(), samples.size());
   return collector.finish();

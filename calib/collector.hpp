@@ -18,6 +18,9 @@ namespace slmopt::calib {
 struct CollectOptions {
   bool gram = true;               // X^T X per layer (GPTQ, activation-aware scaling)
   int64_t max_gram_cols = 4096;   // larger inputs keep only per-channel sums (a Gram matrix costs 8 cols^2 bytes)
+  // Bins of each value's histogram over its range (a second pass over the
+  // samples, once the ranges are known); 0 collects none.
+  int64_t histogram_bins = 2048;
 };
 
 class StatsCollector {
@@ -27,6 +30,8 @@ class StatsCollector {
   void observe(const std::string& name, const Tensor& value);
   // Counts one calibration sample.
   void end_sample() { ++stats_.samples; }
+  // Second pass: bins `value` into its histogram over the first pass's range.
+  void observe_histogram(const std::string& name, const Tensor& value);
   // Fills the lower triangles; the collector is spent afterwards.
   CalibStats finish();
 

@@ -34,11 +34,18 @@ struct ValueRange {
   float min = 0, max = 0;
 };
 
+// Counts of a value's elements in equal bins over its calibrated range.
+struct ValueHistogram {
+  float lo = 0, hi = 0;
+  std::vector<uint64_t> counts;
+};
+
 struct CalibStats {
   int64_t samples = 0;
   std::map<std::string, InputStats> inputs;          // by input key (input_key())
   std::map<std::string, std::string> weight_inputs;  // weight initializer -> input key
   std::map<std::string, ValueRange> ranges;          // every float activation, graph inputs included
+  std::map<std::string, ValueHistogram> histograms;  // the same values, when collected
 
   // The statistics of the layer that reads `weight`, or null.
   const InputStats* for_weight(const std::string& weight) const;

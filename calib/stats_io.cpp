@@ -48,6 +48,23 @@ void write_stats(const CalibStats& stats, const std::string& path) {
   header["inputs"] = inputs;
   header["weights"] = stats.weight_inputs;
   header["ranges"] = {{"names", names}, {"min_max", blobs.add(min_max.data(), min_max.size() * sizeof(float))}};
+  nlohmann::json hist_names = nlohmann::json::array();
+  std::vector<float> lo_hi;
+  std::vector<uint64_t> counts;
+  int64_t bins = 0;
+  for (const auto& [name, h] : stats.histograms) {
+    if (bins == 0) bins = static_cast<int64_t>(h.counts.size());
+    if (static_cast<int64_t>(h.counts.size()) != bins) throw_internal("histograms of different bin counts");
+    hist_names.push_back(name);
+    lo_hi.push_back(h.lo);
+    lo_hi.push_back(h.hi);
+    counts.insert(counts.end(), h.counts.begin(), h.counts.end());
+  }
+  if (!stats.histograms.empty())
+    header["histograms"] = {{"names", hist_names},
+                            {"bins", bins},
+                            {"lo_hi", blobs.add(lo_hi.data(), lo_hi.size() * sizeof(float))},
+                            {"counts", blobs.add(counts.data(), counts.size() * sizeof(uint64_t))}};
   blobs.write(path, kMagic, header);
 }
 
@@ -88,6 +105,24 @@ CalibStats read_stats(const std::string& path) {
     std::vector<float> min_max;
     read_array(file, ranges.at("min_max"), "ranges", names.size() * 2, min_max);
     for (size_t i = 0; i < names.size(); ++i) stats.ranges[names[i]] = {min_max[2 * i], min_max[2 * i + 1]};
+    if (h.contains("histograms")) {
+      const auto& hj = h.at("histograms");
+      const auto hist_names = hj.at("names").get<std::vector<std::string>>();
+      const int64_t bins = hj.at("bins").get<int64_t>();
+      if (bins < 1 || bins > kMaxCols) throw_bad_input("histogram bins out of range", path);
+      std::vector<float> lo_hi;
+      std::vector<uint64_t> counts;
+      read_array(file, hj.at("lo_hi"), "histogram ranges", hist_names.size() * 2, lo_hi);
+      read_array(file, hj.at("counts"), "histogram counts",
+                 static_cast<size_t>(checked_mul(static_cast<int64_t>(hist_names.size()), bins, "histogram size")), counts);
+      for (size_t i = 0; i < hist_names.size(); ++i) {
+        ValueHistogram& vh = stats.histograms[hist_names[i]];
+        vh.lo = lo_hi[2 * i];
+        vh.hi = lo_hi[2 * i + 1];
+        vh.counts.assign(counts.begin() + static_cast<std::ptrdiff_t>(i * static_cast<size_t>(bins)),
+                         counts.begin() + static_cast<std::ptrdiff_t>((i + 1) * static_cast<size_t>(bins)));
+      }
+    }
   } catch (const nlohmann::json::exception& e) {
     throw_bad_input(std::string("malformed header: ") + e.what(), path);
   }

@@ -6,7 +6,9 @@
 //                "sum_sq": blob f64[groups*cols], "sum_abs": blob f64[groups*cols],
 //                "abs_max": blob f32[groups*cols], "gram": blob f64[groups*cols*cols] (optional)}],
 //    "weights": {weight name: input key},
-//    "ranges": {"names": [...], "min_max": blob f32[2*names]}}
+//    "ranges": {"names": [...], "min_max": blob f32[2*names]},
+//    "histograms": {"names": [...], "bins": B, "lo_hi": blob f32[2*names],
+//                   "counts": blob u64[names*B]} (optional)}
 // All numbers little-endian. Same statistics, same bytes.
 #pragma once
 

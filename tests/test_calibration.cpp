@@ -12,7 +12,9 @@
 #include "calib/stats_io.hpp"
 #include "eval/metrics.hpp"
 #include "onnx/onnx_io.hpp"
+#include "calib/observers.hpp"
 #include "passes/awq.hpp"
+#include "passes/int8_activations.hpp"
 #include "passes/quantize.hpp"
 #include "quant/gptq.hpp"
 #include "quant/hessian.hpp"
@@ -329,6 +331,9 @@ TEST_CASE("calibration statistics files round-trip and damaged ones fail clearly
     CHECK(b.abs_max == s.abs_max);
   }
   CHECK(back.ranges.at("h").max == stats.ranges.at("h").max);
+  REQUIRE(back.histograms.size() == stats.histograms.size());
+  CHECK(back.histograms.at("h").counts == stats.histograms.at("h").counts);
+  CHECK(back.histograms.at("h").lo == stats.histograms.at("h").lo);
   // Same statistics, same bytes.
   calib::write_stats(back, tmp.file("again.bin"));
   const std::string good = test::read_bytes(path);
@@ -474,7 +479,64 @@ TEST_CASE("calibrated wake-word chain: GPTQ keeps 8-bit at cosine 0.9999, GPTQ a
   }
 }
 
-TEST_CASE("slmopt calibrate writes statistics that quantize --calib-stats uses; calibration errors are clear") {
+TEST_CASE("histograms count every value once and observers narrow ranges with a rare outlier") {
+  // 10000 values in [-1, 1] and one at 50: minmax spends the 8-bit grid on
+  // the outlier; percentile and mse clip it.
+  Model m;
+  m.opsets = {{"", 13}};
+  m.graph.inputs = {{"x", DType::F32, std::vector<Dim>{{10001, {}, {}}}, {}, {}, {}}};
+  m.graph.outputs = {{"y", DType::F32, std::nullopt, {}, {}, {}}};
+  m.graph.nodes = {{"relu", "Relu", "", {"x"}, {"y"}, {}, {}}};
+  std::vector<float> v = gaussian_values(10000, 3, 0.4f);
+  for (float& x : v) x = std::clamp(x, -1.0f, 1.0f);
+  v.push_back(50.0f);
+  const calib::CalibStats stats =
+      calib::collect_stats(m, {{{"x", Tensor::from_values<float>(DType::F32, {10001}, v)}}}, {});
+  const calib::ValueHistogram& h = stats.histograms.at("x");
+  uint64_t total = 0;
+  for (auto c : h.counts) total += c;
+  CHECK(total == 10001);
+  CHECK(h.lo == -1.0f);
+  CHECK(h.hi == 50.0f);
+  CHECK(h.counts.back() == 1);
+  calib::ValueRange r;
+  REQUIRE(calib::observed_range(stats, "x", calib::ObserverKind::MinMax, r));
+  CHECK(r.max == 50.0f);
+  REQUIRE(calib::observed_range(stats, "x", calib::ObserverKind::Percentile, r));
+  CHECK(r.max < 1.1f);
+  CHECK(r.min < -0.9f);
+  REQUIRE(calib::observed_range(stats, "x", calib::ObserverKind::Mse, r));
+  CHECK(r.max < 50.0f);
+  CHECK(!calib::observed_range(stats, "never", calib::ObserverKind::Mse, r));
+  CHECK(std::abs(calib::histogram_quantile(h, 0.5)) < 0.05f);
+  CHECK_THROWS_WITH(calib::parse_observer("kl"), Catch::Contains("minmax, percentile, mse"));
+}
+
+TEST_CASE("calibrated wake-word chain in full integer: every observer within cosine 0.99 and mse no worse than minmax") {
+  auto dir = test::real_models_dir();
+  if (!dir) return;
+  auto calib_audio = test::spoken_audio(kCalibPhrases, 0);
+  auto eval_audio = test::spoken_audio(kEvalPhrases, 1);
+  if (!calib_audio || !eval_audio) return;
+  const Tensor wc = test::mel_windows(*dir, *calib_audio), we = test::mel_windows(*dir, *eval_audio);
+  const Model emb = onnx_format::read_onnx((*dir / "embedding_model.onnx").string());
+  const calib::CalibStats stats = calib::collect_stats(emb, {{{emb.graph.inputs[0].name, wc}}}, {});
+  const Tensor ref = embed(emb, we);
+  std::map<std::string, double> rel_l2;
+  for (auto kind : {calib::ObserverKind::MinMax, calib::ObserverKind::Percentile, calib::ObserverKind::Mse}) {
+    passes::Int8Report report;
+    const Model q = passes::quantize_activations_int8(emb, stats, report, kind);
+    CHECK(report.layers.size() == 20);
+    auto m = eval::compare_tensors(ref, embed(q, we));
+    rel_l2[calib::observer_name(kind)] = m["rel_l2"];
+    WARN("embedding full int8, " << calib::observer_name(kind) << " ranges: cosine " << m["cosine"] << ", rel_l2 "
+                                 << m["rel_l2"]);
+    CHECK(m["cosine"] > 0.99);
+  }
+  CHECK(rel_l2["mse"] <= rel_l2["minmax"]);
+}
+
+TEST_CASE("slmopt calibrate writes statistics that quantize --calib-stats uses and calibration errors are clear") {
   test::TempDir tmp;
   Model m = two_layer_model(61);
   // Wider layers so that the default min_elements does not keep them float.

@@ -21,6 +21,7 @@ struct CalibrateCliOptions {
   DataOptions data;
   bool no_gram = false;
   int64_t max_gram_cols = 4096;
+  int64_t histogram_bins = 2048;
 };
 
 void run_calibrate(const CalibrateCliOptions& o, const GlobalOptions& global) {
@@ -30,6 +31,8 @@ void run_calibrate(const CalibrateCliOptions& o, const GlobalOptions& global) {
   calib::CollectOptions options;
   options.gram = !o.no_gram;
   options.max_gram_cols = o.max_gram_cols;
+  if (o.histogram_bins < 0 || o.histogram_bins > 1 << 20) throw_usage("--histogram-bins takes 0 to 1048576");
+  options.histogram_bins = o.histogram_bins;
   const bool show = !global.quiet && !global.json && isatty(2);
   const calib::CalibStats stats = calib::collect_stats(model, samples, options, [&](size_t done, size_t total) {
     if (show) std::fprintf(stderr, "\rcalibrate %zu/%zu samples", done, total);
@@ -66,6 +69,8 @@ void setup_calibrate(CLI::App& app, const GlobalOptions& global) {
   add_data_options(*cmd, o->data);
   cmd->add_flag("--no-gram", o->no_gram, "Skip X^T X (per-channel sums only; GPTQ and AWQ need it)");
   cmd->add_option("--max-gram-cols", o->max_gram_cols, "Layers with wider inputs skip X^T X (default 4096)");
+  cmd->add_option("--histogram-bins", o->histogram_bins,
+                  "Bins of each value's histogram for the percentile and mse observers; 0 skips the second pass (default 2048)");
   cmd->callback([o, &global] { run_calibrate(*o, global); });
 }
 

@@ -22,6 +22,7 @@ namespace {
 
 struct QuantizeCliOptions {
   std::string input, output, config, bits, default_spec, algorithm, report, calib_dir, calib_stats, activations;
+  std::string observer = "mse";
   int64_t min_elements = -1;
 };
 
@@ -76,8 +77,9 @@ nlohmann::ordered_json report_json(const QuantizeCliOptions& o, const passes::Qu
 
 void run_int8(const QuantizeCliOptions& o, const GlobalOptions& global, const Model& model, const calib::CalibStats& stats) {
   passes::Int8Report report;
-  Model out = passes::quantize_activations_int8(model, stats, report);
-  out.provenance.push_back({"quantize", "activations=int8" + (o.calib_dir.empty() ? "" : " calib=" + o.calib_dir) +
+  const calib::ObserverKind observer = calib::parse_observer(o.observer);
+  Model out = passes::quantize_activations_int8(model, stats, report, observer);
+  out.provenance.push_back({"quantize", "activations=int8 observer=" + o.observer + (o.calib_dir.empty() ? "" : " calib=" + o.calib_dir) +
                                             (o.calib_stats.empty() ? "" : " calib-stats=" + o.calib_stats),
                             ""});
   save_model(out, o.output);
@@ -85,7 +87,7 @@ void run_int8(const QuantizeCliOptions& o, const GlobalOptions& global, const Mo
   for (const auto& l : report.layers)
     layers.push_back({{"node", l.node}, {"op", l.op}, {"input_scale", l.input_scale}, {"input_zero_point", l.input_zero},
                       {"output_scale", l.output_scale}, {"output_zero_point", l.output_zero}});
-  const nlohmann::ordered_json doc = {{"input", o.input}, {"output", o.output}, {"activations", "int8"},
+  const nlohmann::ordered_json doc = {{"input", o.input}, {"output", o.output}, {"activations", "int8"}, {"observer", o.observer},
                                       {"layers", layers}, {"left_float", report.skipped}};
   if (!o.report.empty()) write_file_atomically(o.report, doc.dump(2) + "\n");
   if (global.json) {
@@ -107,6 +109,7 @@ void run_quantize(const QuantizeCliOptions& o, const GlobalOptions& global) {
   if (!o.calib_dir.empty() && !o.calib_stats.empty()) throw_usage("give --calib or --calib-stats, not both");
   if (!o.activations.empty()) {
     if (o.activations != "int8") throw_usage("--activations takes int8, got '" + o.activations + "'");
+    calib::parse_observer(o.observer);
     if (!o.config.empty() || !o.bits.empty() || !o.algorithm.empty() || !o.default_spec.empty())
       throw_usage("--activations int8 stores every converted layer's weights as int8 per channel; --config, --bits, "
                   "--default and --algorithm do not apply");
@@ -182,6 +185,7 @@ void setup_quantize(CLI::App& app, const GlobalOptions& global) {
   cmd->add_option("--calib-stats", o->calib_stats, "Statistics written by slmopt calibrate");
   cmd->add_option("--activations", o->activations,
                   "int8: integer Conv/MatMul (QLinearConv, QLinearMatMul) with calibrated activation scales");
+  cmd->add_option("--observer", o->observer, "Activation ranges for --activations int8: minmax, percentile or mse (default)");
   cmd->add_option("--min-elements", o->min_elements, "Weights smaller than this stay float unless a rule matches (1024)");
   cmd->add_option("--report", o->report, "Write the per-tensor report as JSON");
   cmd->callback([o, &global] { run_quantize(*o, global); });

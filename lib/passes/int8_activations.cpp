@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <map>
 
 #include "core/error.hpp"
 
@@ -55,13 +56,16 @@ class Builder {
 
 }  // namespace
 
-Model quantize_activations_int8(const Model& model, const calib::CalibStats& stats, Int8Report& report) {
+Model quantize_activations_int8(const Model& model, const calib::CalibStats& stats, Int8Report& report,
+                                calib::ObserverKind observer) {
   Model out = model;
   Graph& g = out.graph;
   Builder b;
+  std::map<std::string, calib::ValueRange> observed;
   auto range_of = [&](const std::string& value) -> const calib::ValueRange* {
-    auto it = stats.ranges.find(value);
-    return it == stats.ranges.end() || !(it->second.min <= it->second.max) ? nullptr : &it->second;
+    calib::ValueRange r;
+    if (!calib::observed_range(stats, value, observer, r)) return nullptr;
+    return &(observed[value] = r);
   };
   std::vector<Node> nodes;
   std::vector<std::string> converted;

@@ -3,13 +3,14 @@
 // bias, uint8 activations with calibrated scales and zero points) and every
 // MatMul, and Gemm without transA, becomes QLinearMatMul, each between a
 // QuantizeLinear of its input and a DequantizeLinear of its output. Ops
-// between them stay as they are. Activation ranges come from calibration
-// (the min/max observer over the calibration set).
+// between them stay as they are. Activation ranges come from calibration,
+// through the chosen observer (calib/observers.hpp).
 #pragma once
 
 #include <string>
 #include <vector>
 
+#include "calib/observers.hpp"
 #include "calib/stats.hpp"
 #include "core/ir.hpp"
 
@@ -28,6 +29,7 @@ struct Int8Report {
 
 // Needs opset >= 10 and ranges for every converted layer's input and output;
 // throws Error(Usage) when the statistics lack them.
-Model quantize_activations_int8(const Model& model, const calib::CalibStats& stats, Int8Report& report);
+Model quantize_activations_int8(const Model& model, const calib::CalibStats& stats, Int8Report& report,
+                                calib::ObserverKind observer = calib::ObserverKind::MinMax);
 
 }  // namespace slmopt::passes
