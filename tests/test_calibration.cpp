@@ -24,6 +24,9 @@
 #include "test_util.hpp"
 
 using namespace slmopt;
+using test::correlated_inputs;
+using test::gaussian_tensor;
+using test::gaussian_values;
 namespace fs = std::filesystem;
 
 namespace {
@@ -67,27 +70,6 @@ std::vector<Tensor> feature_runs(const Tensor& e, int64_t frames) {
 }  // namespace
 
 namespace {
-
-// A layer's inputs with strongly correlated, unevenly scaled channels, as real activations have.
-std::vector<float> correlated_inputs(int64_t count, int64_t n, uint32_t seed) {
-  std::mt19937 rng(seed);
-  std::normal_distribution<float> nd(0, 1);
-  std::vector<float> x(static_cast<size_t>(count * n));
-  const int64_t factors = 8;
-  std::vector<float> mix(static_cast<size_t>(factors * n)), scale(static_cast<size_t>(n));
-  for (auto& v : mix) v = nd(rng);
-  for (int64_t i = 0; i < n; ++i) scale[static_cast<size_t>(i)] = std::exp(nd(rng));
-  for (int64_t r = 0; r < count; ++r) {
-    float f[factors];
-    for (auto& v : f) v = nd(rng);
-    for (int64_t i = 0; i < n; ++i) {
-      float v = 0.3f * nd(rng);
-      for (int64_t k = 0; k < factors; ++k) v += f[k] * mix[static_cast<size_t>(k * n + i)];
-      x[static_cast<size_t>(r * n + i)] = v * scale[static_cast<size_t>(i)];
-    }
-  }
-  return x;
-}
 
 // ||X W^T - X Q^T||_F^2 for W and Q given as rows x n.
 double output_error(const std::vector<float>& x, int64_t count, int64_t n, const std::vector<float>& w,
@@ -138,20 +120,6 @@ TEST_CASE("GPTQ lowers a layer's output error below round-to-nearest and scale s
 }
 
 namespace {
-
-std::vector<float> gaussian_values(size_t n, uint32_t seed, float sd = 1.0f) {
-  std::mt19937 rng(seed);
-  std::normal_distribution<float> nd(0, sd);
-  std::vector<float> v(n);
-  for (auto& x : v) x = nd(rng);
-  return v;
-}
-
-Tensor gaussian_tensor(std::vector<int64_t> shape, uint32_t seed, float sd = 1.0f) {
-  int64_t n = 1;
-  for (auto d : shape) n *= d;
-  return Tensor::from_values<float>(DType::F32, shape, gaussian_values(static_cast<size_t>(n), seed, sd));
-}
 
 ValueInfo f32_value(const std::string& name) { return {name, DType::F32, std::nullopt, {}, {}, {}}; }
 

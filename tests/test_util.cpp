@@ -202,4 +202,39 @@ Tensor mel_windows(const fs::path& dir, const Tensor& audio) {
   return windows;
 }
 
+std::vector<float> gaussian_values(size_t n, uint32_t seed, float sd) {
+  std::mt19937 rng(seed);
+  std::normal_distribution<float> nd(0, sd);
+  std::vector<float> v(n);
+  for (auto& x : v) x = nd(rng);
+  return v;
+}
+
+Tensor gaussian_tensor(std::vector<int64_t> shape, uint32_t seed, float sd) {
+  int64_t n = 1;
+  for (auto d : shape) n *= d;
+  return Tensor::from_values<float>(DType::F32, shape, gaussian_values(static_cast<size_t>(n), seed, sd));
+}
+
+// A layer's inputs with strongly correlated, unevenly scaled channels, as real activations have.
+std::vector<float> correlated_inputs(int64_t count, int64_t n, uint32_t seed) {
+  std::mt19937 rng(seed);
+  std::normal_distribution<float> nd(0, 1);
+  std::vector<float> x(static_cast<size_t>(count * n));
+  const int64_t factors = 8;
+  std::vector<float> mix(static_cast<size_t>(factors * n)), scale(static_cast<size_t>(n));
+  for (auto& v : mix) v = nd(rng);
+  for (int64_t i = 0; i < n; ++i) scale[static_cast<size_t>(i)] = std::exp(nd(rng));
+  for (int64_t r = 0; r < count; ++r) {
+    float f[factors];
+    for (auto& v : f) v = nd(rng);
+    for (int64_t i = 0; i < n; ++i) {
+      float v = 0.3f * nd(rng);
+      for (int64_t k = 0; k < factors; ++k) v += f[k] * mix[static_cast<size_t>(k * n + i)];
+      x[static_cast<size_t>(r * n + i)] = v * scale[static_cast<size_t>(i)];
+    }
+  }
+  return x;
+}
+
 }  // namespace slmopt::test

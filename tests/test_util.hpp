@@ -30,6 +30,14 @@ class TempDir {
   std::filesystem::path path_;
 };
 
+// Seeded normal values, and an f32 tensor of them.
+std::vector<float> gaussian_values(size_t n, uint32_t seed, float sd = 1.0f);
+Tensor gaussian_tensor(std::vector<int64_t> shape, uint32_t seed, float sd = 1.0f);
+
+// `count` input vectors of width n with strongly correlated, unevenly scaled
+// channels, as real activations have (row-major count x n).
+std::vector<float> correlated_inputs(int64_t count, int64_t n, uint32_t seed);
+
 // A tensor of `dtype` filled with seeded random bytes (strings: random words).
 Tensor random_tensor(DType dtype, std::vector<int64_t> shape, uint32_t seed);
 

@@ -38,5 +38,7 @@ void setup_run(CLI::App& app, GlobalOptions& global);
 void setup_eval(CLI::App& app, GlobalOptions& global);
 void setup_quantize(CLI::App& app, const GlobalOptions& global);
 void setup_calibrate(CLI::App& app, const GlobalOptions& global);
+void setup_prune(CLI::App& app, const GlobalOptions& global);
+void setup_lowrank(CLI::App& app, const GlobalOptions& global);
 
 }  // namespace slmopt::cli

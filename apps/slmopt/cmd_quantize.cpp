@@ -9,6 +9,7 @@
 
 #include "calib/collector.hpp"
 #include "calib/stats_io.hpp"
+#include "calib_args.hpp"
 #include "cli_common.hpp"
 #include "config/rule_file.hpp"
 #include "core/atomic_file.hpp"
@@ -21,7 +22,8 @@ namespace slmopt::cli {
 namespace {
 
 struct QuantizeCliOptions {
-  std::string input, output, config, bits, default_spec, algorithm, report, calib_dir, calib_stats, activations;
+  std::string input, output, config, bits, default_spec, algorithm, report, activations;
+  CalibArgs calib;
   std::string observer = "mse";
   int64_t min_elements = -1;
 };
@@ -79,8 +81,7 @@ void run_int8(const QuantizeCliOptions& o, const GlobalOptions& global, const Mo
   passes::Int8Report report;
   const calib::ObserverKind observer = calib::parse_observer(o.observer);
   Model out = passes::quantize_activations_int8(model, stats, report, observer);
-  out.provenance.push_back({"quantize", "activations=int8 observer=" + o.observer + (o.calib_dir.empty() ? "" : " calib=" + o.calib_dir) +
-                                            (o.calib_stats.empty() ? "" : " calib-stats=" + o.calib_stats),
+  out.provenance.push_back({"quantize", "activations=int8 observer=" + o.observer + o.calib.describe(),
                             ""});
   save_model(out, o.output);
   nlohmann::ordered_json layers = nlohmann::ordered_json::array();
@@ -106,29 +107,21 @@ void run_int8(const QuantizeCliOptions& o, const GlobalOptions& global, const Mo
 void run_quantize(const QuantizeCliOptions& o, const GlobalOptions& global) {
   if (!o.output.ends_with(".slm") && !o.output.ends_with(".onnx"))
     throw_usage("quantized models are written as .slm, or as .onnx with DequantizeLinear where exact (got '" + o.output + "')");
-  if (!o.calib_dir.empty() && !o.calib_stats.empty()) throw_usage("give --calib or --calib-stats, not both");
+  check_calib_args(o.calib);
   if (!o.activations.empty()) {
     if (o.activations != "int8") throw_usage("--activations takes int8, got '" + o.activations + "'");
     calib::parse_observer(o.observer);
     if (!o.config.empty() || !o.bits.empty() || !o.algorithm.empty() || !o.default_spec.empty())
       throw_usage("--activations int8 stores every converted layer's weights as int8 per channel; --config, --bits, "
                   "--default and --algorithm do not apply");
-    if (o.calib_dir.empty() && o.calib_stats.empty()) throw_usage("--activations int8 needs calibration data (--calib or --calib-stats)");
+    if (!o.calib.given()) throw_usage("--activations int8 needs calibration data (--calib or --calib-stats)");
   }
   passes::QuantizeConfig config = build_config(o);
-  config.expect_stats = !o.calib_dir.empty() || !o.calib_stats.empty();
+  config.expect_stats = o.calib.given();
   passes::check_quantize_config(config);  // a bad rule fails before the model is read
   const Model model = load_model(o.input);
   const bool show = !global.quiet && !global.json && isatty(2);
-  calib::CalibStats stats;
-  if (!o.calib_stats.empty()) stats = calib::read_stats(o.calib_stats);
-  if (!o.calib_dir.empty()) {
-    const runtime::Session probe(model);
-    const auto samples = calib::load_samples(o.calib_dir, probe.feed_inputs());
-    stats = calib::collect_stats(model, samples, {}, [&](size_t done, size_t total) {
-      if (show) std::fprintf(stderr, "\rcalibrate %zu/%zu samples", done, total);
-    });
-  }
+  const calib::CalibStats stats = load_calibration(o.calib, model, show);
   if (config.expect_stats) config.stats = &stats;
   if (!o.activations.empty()) {
     run_int8(o, global, model, stats);
@@ -142,8 +135,7 @@ void run_quantize(const QuantizeCliOptions& o, const GlobalOptions& global) {
   out.provenance.push_back({"quantize", "default=" + config.default_spec + " algorithm=" + config.algorithm +
                                             (o.config.empty() ? "" : " config=" + o.config) +
                                             (o.bits.empty() ? "" : " bits=" + o.bits) +
-                                            (o.calib_dir.empty() ? "" : " calib=" + o.calib_dir) +
-                                            (o.calib_stats.empty() ? "" : " calib-stats=" + o.calib_stats),
+                                            o.calib.describe(),
                             ""});
   save_model(out, o.output);
   const auto doc = report_json(o, report);
@@ -181,8 +173,7 @@ void setup_quantize(CLI::App& app, const GlobalOptions& global) {
   cmd->add_option("--default", o->default_spec, "Scheme for weights no rule matches (default q4)");
   cmd->add_option("--algorithm", o->algorithm,
                   "rtn (round to nearest), mse (scale search, default), gptq or awq (both need calibration)");
-  cmd->add_option("--calib", o->calib_dir, "Calibration samples (folder, as --data of run/eval)");
-  cmd->add_option("--calib-stats", o->calib_stats, "Statistics written by slmopt calibrate");
+  add_calib_options(*cmd, o->calib);
   cmd->add_option("--activations", o->activations,
                   "int8: integer Conv/MatMul (QLinearConv, QLinearMatMul) with calibrated activation scales");
   cmd->add_option("--observer", o->observer, "Activation ranges for --activations int8: minmax, percentile or mse (default)");

@@ -20,7 +20,9 @@ int main(int argc, char** argv) {
   cli::setup_run(app, global);
   cli::setup_eval(app, global);
   cli::setup_calibrate(app, global);
+  cli::setup_prune(app, global);
   cli::setup_quantize(app, global);
+  cli::setup_lowrank(app, global);
   try {
     app.parse(argc, argv);
     return global.exit_code;

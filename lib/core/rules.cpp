@@ -1,8 +1,20 @@
 #include "core/rules.hpp"
 
+#include <cmath>
+#include <cstdio>
+
 #include "core/error.hpp"
 
 namespace slmopt {
+namespace {
+
+std::string format_number(double x) {
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%g", x);
+  return buf;
+}
+
+}  // namespace
 
 bool glob_match(std::string_view pattern, std::string_view text) {
   // Iterative matcher with one backtrack point: linear in practice, no recursion.
@@ -23,6 +35,50 @@ bool glob_match(std::string_view pattern, std::string_view text) {
   }
   while (p < pattern.size() && pattern[p] == '*') ++p;
   return p == pattern.size();
+}
+
+void check_setting_keys(const std::map<std::string, std::string>& settings, const std::vector<std::string>& known,
+                        const std::string& where) {
+  for (const auto& [key, value] : settings) {
+    (void)value;
+    bool found = false;
+    for (const auto& k : known) found = found || k == key;
+    if (found) continue;
+    std::string keys;
+    for (const auto& k : known) keys += (keys.empty() ? "" : ", ") + k;
+    throw_usage(where + ": unknown setting '" + key + "' (known: " + keys + ")");
+  }
+}
+
+bool setting_bool(const std::string& value, const std::string& where) {
+  if (value == "true" || value == "yes" || value == "1") return true;
+  if (value == "false" || value == "no" || value == "0") return false;
+  throw_usage(where + ": expected true or false, got '" + value + "'");
+}
+
+int64_t setting_integer(const std::string& value, const std::string& where) {
+  size_t used = 0;
+  int64_t n = 0;
+  try {
+    n = std::stoll(value, &used);
+  } catch (const std::exception&) {
+    used = 0;
+  }
+  if (used == 0 || used != value.size()) throw_usage(where + ": expected an integer, got '" + value + "'");
+  return n;
+}
+
+double setting_number(const std::string& value, double lo, double hi, const std::string& where) {
+  size_t used = 0;
+  double x = NAN;
+  try {
+    x = std::stod(value, &used);
+  } catch (const std::exception&) {
+    used = 0;
+  }
+  if (used == 0 || used != value.size() || !(x >= lo && x <= hi))
+    throw_usage(where + ": expected a number in [" + format_number(lo) + ", " + format_number(hi) + "], got '" + value + "'");
+  return x;
 }
 
 int RuleSet::first_match(std::string_view tensor, std::string_view node, std::string_view op) const {

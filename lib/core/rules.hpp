@@ -4,6 +4,7 @@
 // each pass reads the keys it knows and rejects the rest.
 #pragma once
 
+#include <cstdint>
 #include <map>
 #include <string>
 #include <string_view>
@@ -25,6 +26,15 @@ struct RuleSet {
 };
 
 bool glob_match(std::string_view pattern, std::string_view text);
+
+// Reading a rule's settings. `where` names the rule (and key) in the
+// Error(Usage) a bad value raises.
+void check_setting_keys(const std::map<std::string, std::string>& settings, const std::vector<std::string>& known,
+                        const std::string& where);
+bool setting_bool(const std::string& value, const std::string& where);
+int64_t setting_integer(const std::string& value, const std::string& where);
+// A number in [lo, hi].
+double setting_number(const std::string& value, double lo, double hi, const std::string& where);
 
 // The CLI shorthand "embed*=8,*attn*=4,*=q4": one rule per comma-separated
 // entry, in order; a number sets bits, anything else a scheme or preset.

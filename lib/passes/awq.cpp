@@ -5,6 +5,7 @@
 #include <set>
 
 #include "core/error.hpp"
+#include "passes/layer_weight.hpp"
 #include "quant/hessian.hpp"
 #include "quant/quantize_weight.hpp"
 
@@ -12,10 +13,6 @@ namespace slmopt::passes {
 namespace {
 
 constexpr int kAlphaSteps = 20;  // alpha = 0, 0.05, ..., 0.95 as the AWQ paper
-
-quant::InputAxis axis_of(const WeightUse& use) {
-  return use.input_axis_first ? quant::InputAxis::First : quant::InputAxis::Rest;
-}
 
 // Whether n is the layer that reads t's weight (node names may be empty).
 bool reads_weight(const Node& n, const AwqTarget& t) {

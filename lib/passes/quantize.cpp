@@ -8,6 +8,7 @@
 #include "core/quant_tensor.hpp"
 #include "core/weight_uses.hpp"
 #include "passes/awq.hpp"
+#include "passes/layer_weight.hpp"
 #include "quant/gptq.hpp"
 #include "quant/hessian.hpp"
 #include "quant/quantize_weight.hpp"
@@ -16,10 +17,6 @@
 namespace slmopt::passes {
 namespace {
 
-quant::InputAxis axis_of(const WeightUse& use) {
-  return use.input_axis_first ? quant::InputAxis::First : quant::InputAxis::Rest;
-}
-
 struct Action {
   std::string keep;  // "", "f32" or "f16"
   quant::QuantSpec spec;
@@ -27,35 +24,8 @@ struct Action {
   quant::GptqOptions gptq;
 };
 
-bool parse_bool(const std::string& v, const std::string& where) {
-  if (v == "true" || v == "yes" || v == "1") return true;
-  if (v == "false" || v == "no" || v == "0") return false;
-  throw_usage(where + ": expected true or false, got '" + v + "'");
-}
-
-int64_t parse_integer(const std::string& v, const std::string& where) {
-  size_t used = 0;
-  int64_t n = 0;
-  try {
-    n = std::stoll(v, &used);
-  } catch (const std::exception&) {
-    used = 0;
-  }
-  if (used == 0 || used != v.size()) throw_usage(where + ": expected an integer, got '" + v + "'");
-  return n;
-}
-
 Action resolve(const std::map<std::string, std::string>& s, const QuantizeConfig& config, const std::string& label) {
-  for (const auto& [key, value] : s) {
-    (void)value;
-    bool known = false;
-    for (const auto& k : quantize_rule_keys()) known = known || k == key;
-    if (!known) {
-      std::string keys;
-      for (const auto& k : quantize_rule_keys()) keys += (keys.empty() ? "" : ", ") + k;
-      throw_usage(label + ": unknown setting '" + key + "' (known: " + keys + ")");
-    }
-  }
+  check_setting_keys(s, quantize_rule_keys(), label);
   Action a;
   a.algorithm = config.algorithm;
   auto get = [&](const char* key) -> const std::string* {
@@ -69,37 +39,30 @@ Action resolve(const std::map<std::string, std::string>& s, const QuantizeConfig
   }
   try {
     if (const auto* scheme = get("scheme")) a.spec = quant::parse_spec(*scheme);
-    else if (const auto* bits = get("bits")) a.spec = quant::spec_for_bits(static_cast<int>(parse_integer(*bits, label + " bits")));
+    else if (const auto* bits = get("bits")) a.spec = quant::spec_for_bits(static_cast<int>(setting_integer(*bits, label + " bits")));
     else a.spec = quant::parse_spec(config.default_spec);
-    if (const auto* bits = get("bits"); bits && get("scheme")) a.spec.params.bits = static_cast<int>(parse_integer(*bits, label + " bits"));
+    if (const auto* bits = get("bits"); bits && get("scheme")) a.spec.params.bits = static_cast<int>(setting_integer(*bits, label + " bits"));
     if (const auto* group = get("group")) {
       if (*group == "channel") a.spec.params.group = 0;
       else if (*group == "tensor") a.spec.params.group = -1;
       else {
-        const int64_t g = parse_integer(*group, label + " group");
+        const int64_t g = setting_integer(*group, label + " group");
         if (g <= 0) throw_usage(label + ": group size must be positive, got " + *group + " (or 'channel', 'tensor')");
         a.spec.params.group = g;
         if (a.spec.params.sub_scale_bits && a.spec.params.super_block % g != 0)
           a.spec.params.super_block = g * std::max<int64_t>(2, a.spec.params.super_block / g);
       }
     }
-    if (const auto* sym = get("symmetric")) a.spec.params.symmetric = parse_bool(*sym, label + " symmetric");
+    if (const auto* sym = get("symmetric")) a.spec.params.symmetric = setting_bool(*sym, label + " symmetric");
     if (const auto* scale = get("scale")) {
       if (*scale != "f16" && *scale != "f32") throw_usage(label + ": scale must be f16 or f32, got '" + *scale + "'");
       a.spec.params.scale_dtype = *scale == "f16" ? DType::F16 : DType::F32;
     }
-    if (const auto* sb = get("scale_bits")) a.spec.params.sub_scale_bits = static_cast<int>(parse_integer(*sb, label + " scale_bits"));
-    if (const auto* sup = get("super_block")) a.spec.params.super_block = parse_integer(*sup, label + " super_block");
+    if (const auto* sb = get("scale_bits")) a.spec.params.sub_scale_bits = static_cast<int>(setting_integer(*sb, label + " scale_bits"));
+    if (const auto* sup = get("super_block")) a.spec.params.super_block = setting_integer(*sup, label + " super_block");
     if (const auto* alg = get("algorithm")) a.algorithm = *alg;
-    if (const auto* damp = get("damp")) {
-      try {
-        a.gptq.damp = std::stod(*damp);
-      } catch (const std::exception&) {
-        a.gptq.damp = -1;
-      }
-      if (!(a.gptq.damp >= 0 && a.gptq.damp <= 1)) throw_usage(label + ": damp must be a number in [0, 1], got '" + *damp + "'");
-    }
-    if (const auto* order = get("act_order")) a.gptq.act_order = parse_bool(*order, label + " act_order");
+    if (const auto* damp = get("damp")) a.gptq.damp = setting_number(*damp, 0, 1, label + " damp");
+    if (const auto* order = get("act_order")) a.gptq.act_order = setting_bool(*order, label + " act_order");
     a.spec.scheme->validate(a.spec.params);
   } catch (const Error& e) {
     if (e.kind() == ErrorKind::Usage) throw;
@@ -114,57 +77,10 @@ Action resolve(const std::map<std::string, std::string>& s, const QuantizeConfig
   return a;
 }
 
-// ||w - back|| / ||w|| of two f32 tensors of the same shape.
-double relative_error(const Tensor& w, const Tensor& back) {
-  double num = 0, den = 0;
-  for (int64_t i = 0; i < w.numel(); ++i) {
-    const double d = static_cast<double>(w.data<float>()[i]) - back.data<float>()[i];
-    num += d * d;
-    den += static_cast<double>(w.data<float>()[i]) * w.data<float>()[i];
-  }
-  return den > 0 ? std::sqrt(num / den) : (num > 0 ? INFINITY : 0.0);
-}
-
-// ||X (W - W_q)^T|| / ||X W^T|| from the layer's X^T X.
-double output_error(const Tensor& w, const Tensor& back, const WeightUse& use, const calib::InputStats& s) {
-  int64_t rows = 0, cols = 0;
-  const std::vector<float> a = quant::weight_rows(w, axis_of(use), rows, cols);
-  const std::vector<float> b = quant::weight_rows(back, axis_of(use), rows, cols);
-  if (!s.has_gram() || rows % s.groups != 0) return -1;
-  const double num = quant::hessian_error(a.data(), b.data(), rows, cols, s.gram.data(), s.groups);
-  const double den = quant::hessian_error(a.data(), nullptr, rows, cols, s.gram.data(), s.groups);
-  return den > 0 ? std::sqrt(std::max(0.0, num) / den) : -1;
-}
-
 Tensor to_f16(const Tensor& w) {
   Tensor h(DType::F16, w.shape());
   for (int64_t i = 0; i < w.numel(); ++i) h.mutable_data<uint16_t>()[i] = float_to_half(w.data<float>()[i]);
   return h;
-}
-
-// The length of the weight's rows: its input dimension.
-int64_t input_cols(const Tensor& w, const WeightUse& use) {
-  if (use.input_axis_first) return w.shape()[0];
-  return w.shape()[0] > 0 ? w.numel() / w.shape()[0] : 0;
-}
-
-// The statistics of the layer that reads `weight`, checked against its shape.
-const calib::InputStats* layer_stats(const calib::CalibStats* stats, const std::string& weight, int64_t cols) {
-  const calib::InputStats* s = stats ? stats->for_weight(weight) : nullptr;
-  if (s && s->cols != cols)
-    throw_bad_input("calibration statistics do not match the model: weight '" + weight + "' has " +
-                    std::to_string(cols) + " inputs, the statistics " + std::to_string(s->cols));
-  return s && s->count > 0 ? s : nullptr;
-}
-
-// Mean x^2 per input column over every group of the layer.
-std::vector<float> importance_of(const calib::InputStats& s) {
-  std::vector<float> m(static_cast<size_t>(s.cols), 0.0f);
-  for (int64_t g = 0; g < s.groups; ++g) {
-    const auto mg = s.mean_square(g);
-    for (size_t i = 0; i < m.size(); ++i) m[i] += mg[i];
-  }
-  return m;
 }
 
 Tensor quantize_one(const Tensor& w, const std::string& name, const WeightUse& use, const Action& a,

@@ -1,0 +1,54 @@
+// The prune pass: every weight a MatMul, Gemm or Conv reads is matched
+// against the rules (first match wins) and the lowest-scoring share of it is
+// set to zero: by magnitude, by Wanda's |w|·||x|| or by SparseGPT (both need
+// calibration), to a fraction or an N:M pattern. Shapes do not change; the
+// zeros pay off once a sparse format stores them (docs/prune.md).
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "calib/stats.hpp"
+#include "core/ir.hpp"
+#include "core/rules.hpp"
+#include "passes/quantize.hpp"
+
+namespace slmopt::passes {
+
+struct PruneConfig {
+  RuleSet rules;
+  std::string sparsity = "0.5";       // for weights no rule matches: a fraction or "N:M"
+  std::string method = "magnitude";   // magnitude, wanda or sparsegpt
+  std::string scope = "layer";        // layer, or global: one magnitude threshold over a rule's layers
+  int64_t min_elements = 1024;        // smaller weights stay dense unless a rule matches them
+  const calib::CalibStats* stats = nullptr;
+  bool expect_stats = false;          // stats will come: check the config without them
+};
+
+struct PrunedTensor {
+  std::string name, node, op;
+  std::string rule;    // the rule's label, "default", "small tensor" or why it was left
+  std::string target;  // "0.5", "2:4", or "" when left dense
+  std::string method;
+  std::vector<int64_t> shape;
+  int64_t numel = 0, zeros = 0;  // zeros after pruning
+  double relative_error = 0;     // ||W - W'|| / ||W||
+  double output_error = -1;      // on the calibration inputs, -1 when not known
+};
+
+struct PruneReport {
+  std::vector<PrunedTensor> tensors;
+  int64_t weights = 0, zeros = 0;  // over every weight listed
+  std::vector<std::string> warnings;
+};
+
+// Keys a prune rule may set; anything else is an error naming the rule.
+const std::vector<std::string>& prune_rule_keys();
+
+// Checks every rule up front; Error(Usage) names the rule.
+void check_prune_config(const PruneConfig& config);
+
+Model prune_model(const Model& model, const PruneConfig& config, PruneReport& report, const Progress& progress = {});
+
+}  // namespace slmopt::passes
