@@ -15,6 +15,8 @@
 #include "calib/observers.hpp"
 #include "passes/awq.hpp"
 #include "passes/int8_activations.hpp"
+#include "passes/lowrank.hpp"
+#include "passes/prune.hpp"
 #include "passes/quantize.hpp"
 #include "quant/gptq.hpp"
 #include "quant/hessian.hpp"
@@ -54,6 +56,15 @@ Model quantize_with(const Model& m, const std::string& spec, const std::string& 
 
 // The embedding model's outputs for `windows`, flattened to [n, 96].
 Tensor embed(const Model& emb, const Tensor& windows) { return test::run1(emb, windows); }
+
+// A classifier's score for each run, through one session.
+std::vector<float> scores_of(const Model& clf, const std::vector<Tensor>& runs) {
+  runtime::Session session(clf);
+  std::vector<float> out;
+  for (const Tensor& x : runs)
+    out.push_back(session.run({{clf.graph.inputs.at(0).name, x}}).at(clf.graph.outputs.at(0).name).data<float>()[0]);
+  return out;
+}
 
 // Every 16-frame run of embeddings as one classifier input [1, 16, 96].
 std::vector<Tensor> feature_runs(const Tensor& e, int64_t frames) {
@@ -423,17 +434,13 @@ TEST_CASE("calibrated wake-word chain: GPTQ keeps 8-bit at cosine 0.9999, GPTQ a
     for (const Tensor& f : feature_runs(ec, frames)) samples.push_back({{clf.graph.inputs[0].name, f}});
     const calib::CalibStats cs = calib::collect_stats(clf, samples, {});
     const auto eval_runs = feature_runs(ref, frames);
-    std::vector<float> base;
-    for (const Tensor& f : eval_runs) base.push_back(test::run1(clf, f).data<float>()[0]);
+    const std::vector<float> base = scores_of(clf, eval_runs);
     for (const char* spec : {"int8-ch", "q4"})
       for (const char* alg : {"rtn", "mse", "gptq", "awq"}) {
         const Model q = quantize_with(clf, spec, alg, &cs);
-        std::vector<float> scores;
+        const std::vector<float> scores = scores_of(q, eval_runs);
         int flips = 0;
-        for (size_t i = 0; i < eval_runs.size(); ++i) {
-          scores.push_back(test::run1(q, eval_runs[i]).data<float>()[0]);
-          flips += (scores.back() > 0.5f) != (base[i] > 0.5f);
-        }
+        for (size_t i = 0; i < eval_runs.size(); ++i) flips += (scores[i] > 0.5f) != (base[i] > 0.5f);
         const auto n = static_cast<int64_t>(scores.size());
         auto m = eval::compare_tensors(Tensor::from_values<float>(DType::F32, {n}, base),
                                        Tensor::from_values<float>(DType::F32, {n}, scores));
@@ -502,6 +509,66 @@ TEST_CASE("calibrated wake-word chain in full integer: every observer within cos
     CHECK(m["cosine"] > 0.99);
   }
   CHECK(rel_l2["mse"] <= rel_l2["minmax"]);
+}
+
+TEST_CASE("calibrated wake-word chain pruned and factorized: calibrated methods win at equal size") {
+  auto dir = test::real_models_dir();
+  if (!dir) return;
+  auto calib_audio = test::spoken_audio(kCalibPhrases, 0);
+  auto eval_audio = test::spoken_audio(kEvalPhrases, 1);
+  if (!calib_audio || !eval_audio) return;
+  const Tensor wc = test::mel_windows(*dir, *calib_audio), we = test::mel_windows(*dir, *eval_audio);
+  const Model emb = onnx_format::read_onnx((*dir / "embedding_model.onnx").string());
+  const calib::CalibStats stats = calib::collect_stats(emb, {{{emb.graph.inputs[0].name, wc}}}, {});
+  const Tensor ref = embed(emb, we);
+  // The embedding CNN, pruned: output against float on the evaluation speech.
+  for (const char* sparsity : {"0.3", "0.5", "2:4"}) {
+    std::map<std::string, double> err;
+    for (const char* method : {"magnitude", "wanda", "sparsegpt"}) {
+      passes::PruneConfig c;
+      c.sparsity = sparsity;
+      c.method = method;
+      c.stats = &stats;
+      passes::PruneReport r;
+      auto m = eval::compare_tensors(ref, embed(passes::prune_model(emb, c, r), we));
+      err[method] = m["rel_l2"];
+      WARN("embedding pruned " << sparsity << " " << method << ": cosine " << m["cosine"] << ", rel_l2 " << m["rel_l2"]);
+    }
+    INFO(sparsity);
+    CHECK(err["sparsegpt"] < err["magnitude"]);
+    CHECK(err["wanda"] < err["magnitude"]);
+  }
+  // The alexa classifier, factorized at equal parameter budgets: scores on
+  // the evaluation speech against float.
+  const Tensor ec = embed(emb, wc);
+  const Model clf = onnx_format::read_onnx((*dir / "alexa_v0.1.onnx").string());
+  const int64_t frames = clf.graph.inputs.at(0).shape->at(1).value;
+  std::vector<calib::Sample> samples;
+  for (const Tensor& f : feature_runs(ec, frames)) samples.push_back({{clf.graph.inputs[0].name, f}});
+  const calib::CalibStats cs = calib::collect_stats(clf, samples, {});
+  const auto eval_runs = feature_runs(ref, frames);
+  const std::vector<float> base = scores_of(clf, eval_runs);
+  const auto n = static_cast<int64_t>(base.size());
+  for (const char* budget : {"0.25", "0.5"}) {
+    std::map<std::string, double> err;
+    for (const char* method : {"svd", "whiten"}) {
+      passes::LowrankConfig c;
+      c.rank = passes::parse_rank_rule("params", budget, "test");
+      c.method = method;
+      c.stats = &cs;
+      passes::LowrankReport r;
+      const Model f = passes::lowrank_model(clf, c, r);
+      const std::vector<float> scores = scores_of(f, eval_runs);
+      auto m = eval::compare_tensors(Tensor::from_values<float>(DType::F32, {n}, base),
+                                     Tensor::from_values<float>(DType::F32, {n}, scores));
+      err[method] = m["rel_l2"];
+      WARN("alexa factorized to " << budget << " of its parameters (" << r.params_after << " of " << r.params_before
+                                  << "), " << method << ": score rel_l2 " << m["rel_l2"] << ", first layer output error "
+                                  << r.tensors.at(0).output_error);
+    }
+    INFO(budget);
+    CHECK(err["whiten"] < err["svd"]);
+  }
 }
 
 TEST_CASE("slmopt calibrate writes statistics that quantize --calib-stats uses and calibration errors are clear") {
