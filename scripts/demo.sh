@@ -25,6 +25,18 @@ echo "== calibrate (activation statistics, X^T X per layer)"
 echo "== quantize (per-layer rules, GPTQ on the calibration statistics)"
 "$slmopt" quantize "$models/embedding_model.onnx" -o "$work/embedding.slm" --config "$root/examples/wakeword-bits.yaml" \
   --algorithm gptq --calib-stats "$work/embedding.stats" --report "$work/quantize.json"
+echo "== prune (SparseGPT, 30 % of every layer, on the calibration statistics)"
+"$slmopt" prune "$models/embedding_model.onnx" -o "$work/embedding-pruned.onnx" --sparsity 0.3 --method sparsegpt \
+  --calib-stats "$work/embedding.stats" --report "$work/prune.json"
+echo "== eval (pruned model, accuracy gate)"
+"$slmopt" eval --reference "$models/embedding_model.onnx" --candidate "$work/embedding-pruned.onnx" \
+  --random 16 --seed 1 --gate "cosine>=0.99" --report "$work/eval-pruned.json"
+echo "== lowrank (the alexa classifier at half its parameters, whitened by its inputs' X^T X)"
+"$slmopt" calibrate "$models/alexa_v0.1.onnx" --random 64 --seed 7 -o "$work/alexa.stats" -q
+"$slmopt" lowrank "$models/alexa_v0.1.onnx" -o "$work/alexa-lowrank.onnx" --params 0.5 --method whiten \
+  --calib-stats "$work/alexa.stats" --report "$work/lowrank.json"
+"$slmopt" eval --reference "$models/alexa_v0.1.onnx" --candidate "$work/alexa-lowrank.onnx" \
+  --random 16 --seed 1 --gate "rel_l2<=0.05" --report "$work/eval-lowrank.json"
 echo "== run"
 "$slmopt" run "$work/embedding.slm" --random 1 -o "$work/outputs"
 echo "== eval (accuracy gate)"

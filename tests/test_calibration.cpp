@@ -57,6 +57,33 @@ Model quantize_with(const Model& m, const std::string& spec, const std::string& 
 // The embedding model's outputs for `windows`, flattened to [n, 96].
 Tensor embed(const Model& emb, const Tensor& windows) { return test::run1(emb, windows); }
 
+// The embedding model with its calibration (spoken phrases) and evaluation
+// (other phrases) windows, its statistics on the first and float output on
+// the second; nullopt without the models or espeak-ng.
+struct SpokenChain {
+  std::filesystem::path dir;
+  Tensor wc, we;
+  Model emb;
+  calib::CalibStats stats;
+  Tensor ref;
+};
+
+std::optional<SpokenChain> spoken_chain() {
+  auto dir = test::real_models_dir();
+  if (!dir) return std::nullopt;
+  auto calib_audio = test::spoken_audio(kCalibPhrases, 0);
+  auto eval_audio = test::spoken_audio(kEvalPhrases, 1);
+  if (!calib_audio || !eval_audio) return std::nullopt;
+  SpokenChain c;
+  c.dir = *dir;
+  c.wc = test::mel_windows(*dir, *calib_audio);
+  c.we = test::mel_windows(*dir, *eval_audio);
+  c.emb = onnx_format::read_onnx((*dir / "embedding_model.onnx").string());
+  c.stats = calib::collect_stats(c.emb, {{{c.emb.graph.inputs[0].name, c.wc}}}, {});
+  c.ref = embed(c.emb, c.we);
+  return c;
+}
+
 // A classifier's score for each run, through one session.
 std::vector<float> scores_of(const Model& clf, const std::vector<Tensor>& runs) {
   runtime::Session session(clf);
@@ -65,6 +92,7 @@ std::vector<float> scores_of(const Model& clf, const std::vector<Tensor>& runs) 
     out.push_back(session.run({{clf.graph.inputs.at(0).name, x}}).at(clf.graph.outputs.at(0).name).data<float>()[0]);
   return out;
 }
+
 
 // Every 16-frame run of embeddings as one classifier input [1, 16, 96].
 std::vector<Tensor> feature_runs(const Tensor& e, int64_t frames) {
@@ -76,6 +104,27 @@ std::vector<Tensor> feature_runs(const Tensor& e, int64_t frames) {
     out.push_back(f);
   }
   return out;
+}
+
+// A classifier calibrated on the calibration speech's embeddings, the runs
+// of the evaluation speech's embeddings, and its float scores on them.
+struct ClassifierCase {
+  Model clf;
+  calib::CalibStats stats;
+  std::vector<Tensor> eval_runs;
+  std::vector<float> base;
+};
+
+ClassifierCase classifier_case(const SpokenChain& c, const std::string& name) {
+  ClassifierCase k;
+  k.clf = onnx_format::read_onnx((c.dir / name).string());
+  const int64_t frames = k.clf.graph.inputs.at(0).shape->at(1).value;
+  std::vector<calib::Sample> samples;
+  for (const Tensor& f : feature_runs(embed(c.emb, c.wc), frames)) samples.push_back({{k.clf.graph.inputs[0].name, f}});
+  k.stats = calib::collect_stats(k.clf, samples, {});
+  k.eval_runs = feature_runs(c.ref, frames);
+  k.base = scores_of(k.clf, k.eval_runs);
+  return k;
 }
 
 }  // namespace
@@ -402,15 +451,9 @@ TEST_CASE("activation-aware scaling keeps the float model's function and lowers 
 // Release stage only (scripts/test.sh): quantizes the real embedding model a
 // dozen times. The measured table is in docs/quantize.md.
 TEST_CASE("calibrated wake-word chain: GPTQ keeps 8-bit at cosine 0.9999, GPTQ and AWQ beat round-to-nearest") {
-  auto dir = test::real_models_dir();
-  if (!dir) return;
-  auto calib_audio = test::spoken_audio(kCalibPhrases, 0);
-  auto eval_audio = test::spoken_audio(kEvalPhrases, 1);
-  if (!calib_audio || !eval_audio) return;
-  const Tensor wc = test::mel_windows(*dir, *calib_audio), we = test::mel_windows(*dir, *eval_audio);
-  const Model emb = onnx_format::read_onnx((*dir / "embedding_model.onnx").string());
-  const calib::CalibStats stats = calib::collect_stats(emb, {{{emb.graph.inputs[0].name, wc}}}, {});
-  const Tensor ref = embed(emb, we);
+  auto chain = spoken_chain();
+  if (!chain) return;
+  const auto& [dir, wc, we, emb, stats, ref] = *chain;
   std::map<std::string, double> rel_l2;
   for (const auto& [spec, algorithms] : std::vector<std::pair<std::string, std::vector<std::string>>>{
            {"int8-ch", {"rtn", "mse", "gptq", "awq"}}, {"q4", {"rtn", "mse", "gptq", "awq"}}, {"q3", {"rtn", "mse", "gptq", "awq"}}})
@@ -426,15 +469,8 @@ TEST_CASE("calibrated wake-word chain: GPTQ keeps 8-bit at cosine 0.9999, GPTQ a
     CHECK(rel_l2[std::string(spec) + " awq"] < rel_l2[std::string(spec) + " rtn"]);
   }
   // The classifiers, calibrated on the calibration speech's embeddings.
-  const Tensor ec = embed(emb, wc);
   for (const char* name : {"alexa_v0.1.onnx", "hey_jarvis_v0.1.onnx"}) {
-    const Model clf = onnx_format::read_onnx((*dir / name).string());
-    const int64_t frames = clf.graph.inputs.at(0).shape->at(1).value;
-    std::vector<calib::Sample> samples;
-    for (const Tensor& f : feature_runs(ec, frames)) samples.push_back({{clf.graph.inputs[0].name, f}});
-    const calib::CalibStats cs = calib::collect_stats(clf, samples, {});
-    const auto eval_runs = feature_runs(ref, frames);
-    const std::vector<float> base = scores_of(clf, eval_runs);
+    const auto [clf, cs, eval_runs, base] = classifier_case(*chain, name);
     for (const char* spec : {"int8-ch", "q4"})
       for (const char* alg : {"rtn", "mse", "gptq", "awq"}) {
         const Model q = quantize_with(clf, spec, alg, &cs);
@@ -488,15 +524,9 @@ TEST_CASE("histograms count every value once and observers narrow ranges with a 
 }
 
 TEST_CASE("calibrated wake-word chain in full integer: every observer within cosine 0.99 and mse no worse than minmax") {
-  auto dir = test::real_models_dir();
-  if (!dir) return;
-  auto calib_audio = test::spoken_audio(kCalibPhrases, 0);
-  auto eval_audio = test::spoken_audio(kEvalPhrases, 1);
-  if (!calib_audio || !eval_audio) return;
-  const Tensor wc = test::mel_windows(*dir, *calib_audio), we = test::mel_windows(*dir, *eval_audio);
-  const Model emb = onnx_format::read_onnx((*dir / "embedding_model.onnx").string());
-  const calib::CalibStats stats = calib::collect_stats(emb, {{{emb.graph.inputs[0].name, wc}}}, {});
-  const Tensor ref = embed(emb, we);
+  auto chain = spoken_chain();
+  if (!chain) return;
+  const auto& [dir, wc, we, emb, stats, ref] = *chain;
   std::map<std::string, double> rel_l2;
   for (auto kind : {calib::ObserverKind::MinMax, calib::ObserverKind::Percentile, calib::ObserverKind::Mse}) {
     passes::Int8Report report;
@@ -512,15 +542,9 @@ TEST_CASE("calibrated wake-word chain in full integer: every observer within cos
 }
 
 TEST_CASE("calibrated wake-word chain pruned and factorized: calibrated methods win at equal size") {
-  auto dir = test::real_models_dir();
-  if (!dir) return;
-  auto calib_audio = test::spoken_audio(kCalibPhrases, 0);
-  auto eval_audio = test::spoken_audio(kEvalPhrases, 1);
-  if (!calib_audio || !eval_audio) return;
-  const Tensor wc = test::mel_windows(*dir, *calib_audio), we = test::mel_windows(*dir, *eval_audio);
-  const Model emb = onnx_format::read_onnx((*dir / "embedding_model.onnx").string());
-  const calib::CalibStats stats = calib::collect_stats(emb, {{{emb.graph.inputs[0].name, wc}}}, {});
-  const Tensor ref = embed(emb, we);
+  auto chain = spoken_chain();
+  if (!chain) return;
+  const auto& [dir, wc, we, emb, stats, ref] = *chain;
   // The embedding CNN, pruned: output against float on the evaluation speech.
   for (const char* sparsity : {"0.3", "0.5", "2:4"}) {
     std::map<std::string, double> err;
@@ -540,14 +564,7 @@ TEST_CASE("calibrated wake-word chain pruned and factorized: calibrated methods 
   }
   // The alexa classifier, factorized at equal parameter budgets: scores on
   // the evaluation speech against float.
-  const Tensor ec = embed(emb, wc);
-  const Model clf = onnx_format::read_onnx((*dir / "alexa_v0.1.onnx").string());
-  const int64_t frames = clf.graph.inputs.at(0).shape->at(1).value;
-  std::vector<calib::Sample> samples;
-  for (const Tensor& f : feature_runs(ec, frames)) samples.push_back({{clf.graph.inputs[0].name, f}});
-  const calib::CalibStats cs = calib::collect_stats(clf, samples, {});
-  const auto eval_runs = feature_runs(ref, frames);
-  const std::vector<float> base = scores_of(clf, eval_runs);
+  const auto [clf, cs, eval_runs, base] = classifier_case(*chain, "alexa_v0.1.onnx");
   const auto n = static_cast<int64_t>(base.size());
   for (const char* budget : {"0.25", "0.5"}) {
     std::map<std::string, double> err;

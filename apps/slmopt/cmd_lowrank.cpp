@@ -5,13 +5,11 @@
 #include <unistd.h>
 
 #include <cstdio>
-#include <iostream>
 #include <memory>
 
-#include "calib_args.hpp"
+#include "pass_cli.hpp"
 #include "cli_common.hpp"
 #include "config/rule_file.hpp"
-#include "core/atomic_file.hpp"
 #include "core/error.hpp"
 #include "model_io.hpp"
 #include "passes/lowrank.hpp"
@@ -41,13 +39,8 @@ passes::LowrankConfig build_config(const LowrankCliOptions& o) {
     }
     c.rules = file.rules;
   }
-  if (!o.rules.empty()) {
-    // A whole number is a rank, a fraction the energy to keep.
-    RuleSet shorthand = parse_rule_shorthand(o.rules, "rank", "energy");
-    for (auto& r : shorthand.rules) r.label = "--rules " + r.label;
-    shorthand.rules.insert(shorthand.rules.end(), c.rules.rules.begin(), c.rules.rules.end());
-    c.rules = shorthand;
-  }
+  // A whole number is a rank, a fraction the energy to keep.
+  c.rules = with_shorthand(c.rules, o.rules, "--rules", "rank", "energy");
   int given = 0;
   for (const auto& [key, value] : std::vector<std::pair<std::string, std::string>>{
            {"rank", o.rank}, {"rank_fraction", o.rank_fraction}, {"energy", o.energy}, {"params", o.params}})
@@ -96,24 +89,15 @@ void run_lowrank(const LowrankCliOptions& o, const GlobalOptions& global) {
   const calib::CalibStats stats = load_calibration(o.calib, model, show);
   if (o.calib.given()) config.stats = &stats;
   passes::LowrankReport report;
-  Model out = passes::lowrank_model(model, config, report, [&](size_t done, size_t total, const std::string& name) {
-    if (show) std::fprintf(stderr, "\rlowrank %zu/%zu %-40.40s", done, total, name.c_str());
-  });
-  if (show) std::fprintf(stderr, "\r%-70s\r", "");
+  Model out = passes::lowrank_model(model, config, report, progress_line("lowrank", show));
+  clear_progress(show);
   out.provenance.push_back({"lowrank", passes::format_rank_rule(config.rank) + " method=" + config.method +
                                            (o.config.empty() ? "" : " config=" + o.config) +
                                            (o.rules.empty() ? "" : " rules=" + o.rules) + o.calib.describe(),
                             ""});
   save_model(out, o.output);
   const auto doc = report_json(o, report);
-  if (!o.report.empty()) write_file_atomically(o.report, doc.dump(2) + "\n");
-  for (const auto& w : report.warnings)
-    if (!global.quiet) std::cerr << "slmopt: warning: " << w << "\n";
-  if (global.json) {
-    print_json(doc);
-    return;
-  }
-  if (global.quiet) return;
+  if (!emit_pass_result(global, o.report, doc, report.warnings)) return;
   std::printf("%-40s %-6s %-14s %9s %9s %8s %10s %10s  %s\n", "tensor", "op", "shape", "rank", "params", "energy",
               "rel.error", "out.error", "rule / note");
   for (const auto& t : report.tensors) {

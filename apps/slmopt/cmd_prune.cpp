@@ -5,13 +5,11 @@
 #include <unistd.h>
 
 #include <cstdio>
-#include <iostream>
 #include <memory>
 
-#include "calib_args.hpp"
+#include "pass_cli.hpp"
 #include "cli_common.hpp"
 #include "config/rule_file.hpp"
-#include "core/atomic_file.hpp"
 #include "core/error.hpp"
 #include "model_io.hpp"
 #include "passes/prune.hpp"
@@ -39,13 +37,7 @@ passes::PruneConfig build_config(const PruneCliOptions& o) {
     }
     c.rules = file.rules;
   }
-  if (!o.rules.empty()) {
-    // Shorthand rules come first: the command line overrides the file.
-    RuleSet shorthand = parse_rule_shorthand(o.rules, "sparsity", "sparsity");
-    for (auto& r : shorthand.rules) r.label = "--rules " + r.label;
-    shorthand.rules.insert(shorthand.rules.end(), c.rules.rules.begin(), c.rules.rules.end());
-    c.rules = shorthand;
-  }
+  c.rules = with_shorthand(c.rules, o.rules, "--rules", "sparsity", "sparsity");
   if (!o.sparsity.empty()) c.sparsity = o.sparsity;
   if (!o.method.empty()) c.method = o.method;
   if (o.global) c.scope = "global";
@@ -87,24 +79,15 @@ void run_prune(const PruneCliOptions& o, const GlobalOptions& global) {
   const calib::CalibStats stats = load_calibration(o.calib, model, show);
   if (o.calib.given()) config.stats = &stats;
   passes::PruneReport report;
-  Model out = passes::prune_model(model, config, report, [&](size_t done, size_t total, const std::string& name) {
-    if (show) std::fprintf(stderr, "\rprune %zu/%zu %-40.40s", done, total, name.c_str());
-  });
-  if (show) std::fprintf(stderr, "\r%-70s\r", "");
+  Model out = passes::prune_model(model, config, report, progress_line("prune", show));
+  clear_progress(show);
   out.provenance.push_back({"prune", "sparsity=" + config.sparsity + " method=" + config.method + " scope=" + config.scope +
                                          (o.config.empty() ? "" : " config=" + o.config) +
                                          (o.rules.empty() ? "" : " rules=" + o.rules) + o.calib.describe(),
                             ""});
   save_model(out, o.output);
   const auto doc = report_json(o, report);
-  if (!o.report.empty()) write_file_atomically(o.report, doc.dump(2) + "\n");
-  for (const auto& w : report.warnings)
-    if (!global.quiet) std::cerr << "slmopt: warning: " << w << "\n";
-  if (global.json) {
-    print_json(doc);
-    return;
-  }
-  if (global.quiet) return;
+  if (!emit_pass_result(global, o.report, doc, report.warnings)) return;
   std::printf("%-40s %-6s %-10s %-9s %8s %10s %10s  %s\n", "tensor", "op", "target", "method", "zeros", "rel.error",
               "out.error", "rule");
   for (const auto& t : report.tensors) {

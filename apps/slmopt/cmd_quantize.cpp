@@ -4,19 +4,14 @@
 #include <unistd.h>
 
 #include <cstdio>
-#include <iostream>
 #include <memory>
 
-#include "calib/collector.hpp"
-#include "calib/stats_io.hpp"
-#include "calib_args.hpp"
+#include "pass_cli.hpp"
 #include "cli_common.hpp"
 #include "config/rule_file.hpp"
-#include "core/atomic_file.hpp"
 #include "model_io.hpp"
 #include "passes/int8_activations.hpp"
 #include "passes/quantize.hpp"
-#include "runtime/session.hpp"
 
 namespace slmopt::cli {
 namespace {
@@ -47,13 +42,7 @@ passes::QuantizeConfig build_config(const QuantizeCliOptions& o) {
     }
     c.rules = file.rules;
   }
-  if (!o.bits.empty()) {
-    // Shorthand rules come first: the command line overrides the file.
-    RuleSet shorthand = parse_rule_shorthand(o.bits, "bits", "scheme");
-    for (auto& r : shorthand.rules) r.label = "--bits " + r.label;
-    shorthand.rules.insert(shorthand.rules.end(), c.rules.rules.begin(), c.rules.rules.end());
-    c.rules = shorthand;
-  }
+  c.rules = with_shorthand(c.rules, o.bits, "--bits", "bits", "scheme");
   if (!o.default_spec.empty()) c.default_spec = o.default_spec;
   if (!o.algorithm.empty()) c.algorithm = o.algorithm;
   if (o.min_elements >= 0) c.min_elements = o.min_elements;
@@ -81,8 +70,7 @@ void run_int8(const QuantizeCliOptions& o, const GlobalOptions& global, const Mo
   passes::Int8Report report;
   const calib::ObserverKind observer = calib::parse_observer(o.observer);
   Model out = passes::quantize_activations_int8(model, stats, report, observer);
-  out.provenance.push_back({"quantize", "activations=int8 observer=" + o.observer + o.calib.describe(),
-                            ""});
+  out.provenance.push_back({"quantize", "activations=int8 observer=" + o.observer + o.calib.describe(), ""});
   save_model(out, o.output);
   nlohmann::ordered_json layers = nlohmann::ordered_json::array();
   for (const auto& l : report.layers)
@@ -90,12 +78,7 @@ void run_int8(const QuantizeCliOptions& o, const GlobalOptions& global, const Mo
                       {"output_scale", l.output_scale}, {"output_zero_point", l.output_zero}});
   const nlohmann::ordered_json doc = {{"input", o.input}, {"output", o.output}, {"activations", "int8"}, {"observer", o.observer},
                                       {"layers", layers}, {"left_float", report.skipped}};
-  if (!o.report.empty()) write_file_atomically(o.report, doc.dump(2) + "\n");
-  if (global.json) {
-    print_json(doc);
-    return;
-  }
-  if (global.quiet) return;
+  if (!emit_pass_result(global, o.report, doc, {})) return;
   std::printf("%-40s %-8s %12s %5s %12s %5s\n", "layer", "op", "in.scale", "in.zp", "out.scale", "out.zp");
   for (const auto& l : report.layers)
     std::printf("%-40.40s %-8s %12.4g %5d %12.4g %5d\n", l.node.c_str(), l.op.c_str(), l.input_scale, l.input_zero,
@@ -128,10 +111,8 @@ void run_quantize(const QuantizeCliOptions& o, const GlobalOptions& global) {
     return;
   }
   passes::QuantizeReport report;
-  Model out = passes::quantize_model(model, config, report, [&](size_t done, size_t total, const std::string& name) {
-    if (show) std::fprintf(stderr, "\rquantize %zu/%zu %-40.40s", done, total, name.c_str());
-  });
-  if (show) std::fprintf(stderr, "\r%-70s\r", "");
+  Model out = passes::quantize_model(model, config, report, progress_line("quantize", show));
+  clear_progress(show);
   out.provenance.push_back({"quantize", "default=" + config.default_spec + " algorithm=" + config.algorithm +
                                             (o.config.empty() ? "" : " config=" + o.config) +
                                             (o.bits.empty() ? "" : " bits=" + o.bits) +
@@ -139,14 +120,7 @@ void run_quantize(const QuantizeCliOptions& o, const GlobalOptions& global) {
                             ""});
   save_model(out, o.output);
   const auto doc = report_json(o, report);
-  if (!o.report.empty()) write_file_atomically(o.report, doc.dump(2) + "\n");
-  for (const auto& w : report.warnings)
-    if (!global.quiet) std::cerr << "slmopt: warning: " << w << "\n";
-  if (global.json) {
-    print_json(doc);
-    return;
-  }
-  if (global.quiet) return;
+  if (!emit_pass_result(global, o.report, doc, report.warnings)) return;
   std::printf("%-40s %-8s %-22s %7s %10s %10s  %s\n", "tensor", "op", "scheme", "bits/w", "rel.error", "out.error",
               "rule");
   for (const auto& t : report.tensors) {

@@ -13,7 +13,7 @@ namespace slmopt::passes {
 namespace {
 
 // Matrices up to this size along their short side get the exact SVD.
-constexpr int64_t kExactSvdLimit = 1024;
+constexpr int64_t kExactSvdLimit = 512;
 
 const std::vector<std::string> kRankKeys = {"rank", "rank_fraction", "energy", "params"};
 

@@ -38,6 +38,7 @@ Svd svd_full(const MatrixD& a) {
 
 Svd svd_randomized(const MatrixD& a, int64_t k, int64_t oversample, int power, uint32_t seed) {
   const int64_t full = std::min<int64_t>(a.rows(), a.cols());
+  if (oversample < 0) oversample = std::max<int64_t>(10, k / 2);
   const int64_t probes = std::min(full, k + oversample);
   if (probes >= full) {
     Svd s = svd_full(a);

@@ -23,8 +23,11 @@ struct Svd {
 // The thin SVD of a (all min(m, n) triplets).
 Svd svd_full(const MatrixD& a);
 
-// The leading k triplets: a range of k + oversample Gaussian probes refined
-// by `power` subspace iterations, then an exact SVD of the small projection.
-Svd svd_randomized(const MatrixD& a, int64_t k, int64_t oversample = 10, int power = 2, uint32_t seed = 0x5eed);
+// The leading k triplets: a range of k + oversample Gaussian probes (-1:
+// max(10, k / 2)) refined by `power` subspace iterations, then an exact SVD of
+// the small projection. Measured on a 1024 x 1024 weight with a slowly
+// decaying spectrum, rank 128: 10 probes and 2 iterations miss sigma_128 by
+// 6 %, k / 2 and 4 by 3e-4, in 0.39 of the exact SVD's time.
+Svd svd_randomized(const MatrixD& a, int64_t k, int64_t oversample = -1, int power = 4, uint32_t seed = 0x5eed);
 
 }  // namespace slmopt::passes

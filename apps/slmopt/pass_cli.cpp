@@ -1,10 +1,12 @@
-#include "calib_args.hpp"
+#include "pass_cli.hpp"
 
 #include <cstdio>
+#include <iostream>
 
 #include "calib/collector.hpp"
 #include "calib/dataset.hpp"
 #include "calib/stats_io.hpp"
+#include "core/atomic_file.hpp"
 #include "core/error.hpp"
 #include "runtime/session.hpp"
 
@@ -34,6 +36,34 @@ calib::CalibStats load_calibration(const CalibArgs& args, const Model& model, bo
   });
   if (show) std::fprintf(stderr, "\r%-40s\r", "");
   return stats;
+}
+
+RuleSet with_shorthand(RuleSet file_rules, const std::string& text, const std::string& flag,
+                       const std::string& key_for_numbers, const std::string& key_for_words) {
+  if (text.empty()) return file_rules;
+  RuleSet out = parse_rule_shorthand(text, key_for_numbers, key_for_words);
+  for (auto& r : out.rules) r.label = flag + " " + r.label;
+  out.rules.insert(out.rules.end(), file_rules.rules.begin(), file_rules.rules.end());
+  return out;
+}
+
+passes::Progress progress_line(const std::string& verb, bool show) {
+  return [verb, show](size_t done, size_t total, const std::string& name) {
+    if (show) std::fprintf(stderr, "\r%s %zu/%zu %-40.40s", verb.c_str(), done, total, name.c_str());
+  };
+}
+
+void clear_progress(bool show) {
+  if (show) std::fprintf(stderr, "\r%-70s\r", "");
+}
+
+bool emit_pass_result(const GlobalOptions& global, const std::string& report_path, const nlohmann::ordered_json& doc,
+                      const std::vector<std::string>& warnings) {
+  if (!report_path.empty()) write_file_atomically(report_path, doc.dump(2) + "\n");
+  for (const auto& w : warnings)
+    if (!global.quiet) std::cerr << "slmopt: warning: " << w << "\n";
+  if (global.json) print_json(doc);
+  return !global.json && !global.quiet;
 }
 
 }  // namespace slmopt::cli
