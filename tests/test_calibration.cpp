@@ -562,6 +562,25 @@ TEST_CASE("calibrated wake-word chain pruned and factorized: calibrated methods 
     CHECK(err["sparsegpt"] < err["magnitude"]);
     CHECK(err["wanda"] < err["magnitude"]);
   }
+  // Structured: whole channels removed, ranked by weight norms or by the
+  // output energy they feed forward on the calibration speech.
+  for (const char* fraction : {"0.1", "0.25"}) {
+    std::map<std::string, double> err;
+    for (const char* method : {"magnitude", "wanda"}) {
+      passes::PruneConfig c;
+      c.structured = "channels";
+      c.sparsity = fraction;
+      c.method = method;
+      c.stats = &stats;
+      passes::PruneReport r;
+      auto m = eval::compare_tensors(ref, embed(passes::prune_model(emb, c, r), we));
+      err[method] = m["rel_l2"];
+      WARN("embedding, " << fraction << " of channels removed by " << method << ": cosine " << m["cosine"] << ", rel_l2 "
+                         << m["rel_l2"]);
+    }
+    INFO(fraction);
+    CHECK(err["wanda"] < err["magnitude"]);
+  }
   // The alexa classifier, factorized at equal parameter budgets: scores on
   // the evaluation speech against float.
   const auto [clf, cs, eval_runs, base] = classifier_case(*chain, "alexa_v0.1.onnx");
@@ -585,6 +604,25 @@ TEST_CASE("calibrated wake-word chain pruned and factorized: calibrated methods 
     }
     INFO(budget);
     CHECK(err["whiten"] < err["svd"]);
+  }
+  // And its hidden neurons removed (structured, ffn).
+  for (const char* fraction : {"0.25", "0.5"}) {
+    std::map<std::string, double> err;
+    for (const char* method : {"magnitude", "wanda"}) {
+      passes::PruneConfig c;
+      c.structured = "ffn";
+      c.sparsity = fraction;
+      c.method = method;
+      c.stats = &cs;
+      passes::PruneReport r;
+      const std::vector<float> scores = scores_of(passes::prune_model(clf, c, r), eval_runs);
+      auto m = eval::compare_tensors(Tensor::from_values<float>(DType::F32, {n}, base),
+                                     Tensor::from_values<float>(DType::F32, {n}, scores));
+      err[method] = m["rel_l2"];
+      WARN("alexa, " << fraction << " of hidden neurons removed by " << method << ": score rel_l2 " << m["rel_l2"]);
+    }
+    INFO(fraction);
+    CHECK(err["wanda"] < err["magnitude"]);
   }
 }
 

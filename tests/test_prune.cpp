@@ -12,6 +12,7 @@
 #include "calib/npy.hpp"
 #include "eval/metrics.hpp"
 #include "onnx/onnx_io.hpp"
+#include "passes/channel_groups.hpp"
 #include "passes/prune.hpp"
 #include "passes/sparsegpt.hpp"
 #include "passes/sparsity.hpp"
@@ -344,6 +345,172 @@ TEST_CASE("slmopt prune: rules, JSON report, and clear errors that leave no outp
            {"--method wanda", "needs calibration data"},
            {"--method sparse", "unknown method"},
            {"--global --sparsity 2:4", "scope global"}}) {
+    INFO(args);
+    r = test::run_slmopt("prune '" + tmp.file("m.onnx") + "' -o '" + tmp.file("bad.onnx") + "' " + args);
+    CHECK(r.exit_code == 2);
+    CHECK_THAT(r.err, Catch::Contains(message));
+    CHECK(!std::filesystem::exists(tmp.file("bad.onnx")));
+  }
+}
+
+namespace {
+
+Tensor constant(std::vector<int64_t> shape, uint32_t seed, float offset) {
+  Tensor t = gaussian_tensor(std::move(shape), seed, 0.3f);
+  for (int64_t i = 0; i < t.numel(); ++i) t.mutable_data<float>()[i] += offset;
+  return t;
+}
+
+// A Conv chain through BatchNormalization, Relu, a per-channel Mul, a scalar
+// Max and MaxPool; a SwiGLU feed-forward (gate and up MatMuls, SiLU, their
+// product, a per-neuron Add, the down MatMul); and a MatMul whose channels
+// meet a LayerNormalization (not prunable).
+Model structured_model() {
+  Model m;
+  m.opsets = {{"", 17}};
+  m.graph.inputs = {f32_input("img", {1, 4, 8, 8}), f32_input("h", {3, 16})};
+  for (const char* out : {"y", "z", "v"}) m.graph.outputs.push_back({out, DType::F32, std::nullopt, {}, {}, {}});
+  m.graph.initializers = {
+      {"w1", gaussian_tensor({8, 4, 3, 3}, 61), {}},   {"b1", gaussian_tensor({8}, 62), {}},
+      {"bn_s", constant({8}, 63, 1.0f), {}},           {"bn_b", gaussian_tensor({8}, 64), {}},
+      {"bn_m", gaussian_tensor({8}, 65), {}},          {"bn_v", constant({8}, 66, 2.0f), {}},
+      {"cmul", constant({1, 8, 1, 1}, 67, 1.0f), {}},  {"floor", Tensor::from_values<float>(DType::F32, {}, {-0.5f}), {}},
+      {"w2", gaussian_tensor({6, 8, 3, 3}, 68), {}},   {"wg", gaussian_tensor({16, 32}, 69), {}},
+      {"wu", gaussian_tensor({16, 32}, 70), {}},       {"cadd", gaussian_tensor({32}, 71), {}},
+      {"wd", gaussian_tensor({32, 16}, 72), {}},       {"wb", gaussian_tensor({16, 10}, 73), {}},
+      {"ln_s", constant({10}, 74, 1.0f), {}},          {"ln_b", gaussian_tensor({10}, 75), {}},
+      {"wc", gaussian_tensor({10, 5}, 76), {}}};
+  m.graph.nodes = {{"conv1", "Conv", "", {"img", "w1", "b1"}, {"c1"}, {Attribute::integers("pads", {1, 1, 1, 1})}, {}},
+                   {"bn", "BatchNormalization", "", {"c1", "bn_s", "bn_b", "bn_m", "bn_v"}, {"n1"}, {}, {}},
+                   {"relu", "Relu", "", {"n1"}, {"r1"}, {}, {}},
+                   {"scale", "Mul", "", {"r1", "cmul"}, {"s1"}, {}, {}},
+                   {"max", "Max", "", {"s1", "floor"}, {"m1"}, {}, {}},
+                   {"pool", "MaxPool", "", {"m1"}, {"p1"}, {Attribute::integers("kernel_shape", {2, 2})}, {}},
+                   {"conv2", "Conv", "", {"p1", "w2"}, {"y"}, {}, {}},
+                   {"gate", "MatMul", "", {"h", "wg"}, {"g"}, {}, {}},
+                   {"up", "MatMul", "", {"h", "wu"}, {"u"}, {}, {}},
+                   {"sig", "Sigmoid", "", {"g"}, {"sg"}, {}, {}},
+                   {"silu", "Mul", "", {"g", "sg"}, {"a"}, {}, {}},
+                   {"glu", "Mul", "", {"a", "u"}, {"au"}, {}, {}},
+                   {"shift", "Add", "", {"au", "cadd"}, {"as"}, {}, {}},
+                   {"down", "MatMul", "", {"as", "wd"}, {"z"}, {}, {}},
+                   {"proj", "MatMul", "", {"h", "wb"}, {"pb"}, {}, {}},
+                   {"ln", "LayerNormalization", "", {"pb", "ln_s", "ln_b"}, {"lb"}, {}, {}},
+                   {"out", "MatMul", "", {"lb", "wc"}, {"v"}, {}, {}}};
+  return m;
+}
+
+// Which of the original's channels (rows along `axis`) the pruned tensor kept.
+std::vector<int64_t> kept_channels(const Tensor& original, const Tensor& pruned, int64_t axis) {
+  std::vector<int64_t> kept;
+  for (int64_t c = 0; c < pruned.shape()[static_cast<size_t>(axis)]; ++c) {
+    const auto row = passes::channel_slice(pruned, axis, c);
+    for (int64_t o = 0; o < original.shape()[static_cast<size_t>(axis)]; ++o)
+      if (passes::channel_slice(original, axis, o) == row) {
+        kept.push_back(o);
+        break;
+      }
+  }
+  return kept;
+}
+
+// The original with the consumers' inputs from every channel not kept set to zero.
+void zero_inputs(Model& m, const std::string& weight, int64_t axis, const std::vector<int64_t>& kept) {
+  Tensor& w = const_cast<Tensor&>(m.graph.find_initializer(weight)->tensor);
+  const auto& s = w.shape();
+  int64_t inner = 1;
+  for (size_t i = static_cast<size_t>(axis) + 1; i < s.size(); ++i) inner *= s[i];
+  int64_t outer = 1;
+  for (int64_t i = 0; i < axis; ++i) outer *= s[static_cast<size_t>(i)];
+  const int64_t n = s[static_cast<size_t>(axis)];
+  for (int64_t o = 0; o < outer; ++o)
+    for (int64_t c = 0; c < n; ++c)
+      if (std::find(kept.begin(), kept.end(), c) == kept.end())
+        for (int64_t i = 0; i < inner; ++i) w.mutable_data<float>()[(o * n + c) * inner + i] = 0.0f;
+}
+
+}  // namespace
+
+TEST_CASE("structured pruning removes whole channels and the outputs equal the original without them") {
+  const Model m = structured_model();
+  const std::map<std::string, Tensor> feeds = {{"img", gaussian_tensor({1, 4, 8, 8}, 80)}, {"h", gaussian_tensor({3, 16}, 81)}};
+  const auto y0 = runtime::Session(m).run(feeds);
+  passes::PruneConfig c;
+  c.structured = "channels";
+  SECTION("at 0 % nothing changes") {
+    c.sparsity = "0";
+    passes::PruneReport r;
+    const Model p = passes::prune_model(m, c, r);
+    const auto y = runtime::Session(p).run(feeds);
+    for (const char* out : {"y", "z", "v"})
+      CHECK(std::memcmp(y.at(out).bytes(), y0.at(out).bytes(), y0.at(out).nbytes()) == 0);
+  }
+  for (const char* method : {"magnitude", "wanda"}) {
+    INFO(method);
+    std::vector<calib::Sample> samples;
+    for (uint32_t i = 0; i < 6; ++i)
+      samples.push_back({{"img", gaussian_tensor({1, 4, 8, 8}, 90 + i)}, {"h", gaussian_tensor({3, 16}, 100 + i)}});
+    const calib::CalibStats stats = calib::collect_stats(m, samples, {});
+    c.sparsity = "0.5";
+    c.method = method;
+    c.stats = &stats;
+    passes::PruneReport r;
+    const Model p = passes::prune_model(m, c, r);
+    // conv1, gate+up; left: conv2, down and out (graph outputs), proj (LayerNormalization)
+    REQUIRE(r.groups.size() == 6);
+    CHECK(weight(p, "w1").shape() == std::vector<int64_t>{4, 4, 3, 3});
+    CHECK(weight(p, "b1").shape() == std::vector<int64_t>{4});
+    CHECK(weight(p, "bn_v").shape() == std::vector<int64_t>{4});
+    CHECK(weight(p, "cmul").shape() == std::vector<int64_t>{1, 4, 1, 1});
+    CHECK(weight(p, "w2").shape() == std::vector<int64_t>{6, 4, 3, 3});
+    CHECK(weight(p, "wg").shape() == std::vector<int64_t>{16, 16});
+    CHECK(weight(p, "wu").shape() == std::vector<int64_t>{16, 16});
+    CHECK(weight(p, "cadd").shape() == std::vector<int64_t>{16});
+    CHECK(weight(p, "wd").shape() == std::vector<int64_t>{16, 16});
+    CHECK(weight(p, "wb").shape() == std::vector<int64_t>{16, 10});  // left: LayerNormalization
+    int left = 0;
+    for (const auto& g : r.groups)
+      if (!g.why_not.empty()) {
+        ++left;
+        CHECK((g.why_not.find("LayerNormalization") != std::string::npos || g.why_not.find("graph output") != std::string::npos));
+      }
+    CHECK(left == 4);
+    // Equivalence: the original with the removed channels' inputs zeroed.
+    Model ref = m;
+    zero_inputs(ref, "w2", 1, kept_channels(weight(m, "w1"), weight(p, "w1"), 0));
+    zero_inputs(ref, "wd", 0, kept_channels(weight(m, "wg"), weight(p, "wg"), 1));
+    const auto want = runtime::Session(ref).run(feeds);
+    const auto got = runtime::Session(p).run(feeds);
+    for (const char* out : {"y", "z", "v"}) {
+      INFO(out);
+      CHECK(eval::compare_tensors(want.at(out), got.at(out))["rel_l2"] < 1e-6);
+    }
+    // The pruned model survives ONNX.
+    test::TempDir tmp;
+    onnx_format::write_onnx(p, tmp.file("p.onnx"));
+    CHECK(eval::compare_tensors(got.at("z"), runtime::Session(onnx_format::read_onnx(tmp.file("p.onnx"))).run(feeds).at("z"))["rel_l2"] == 0);
+  }
+}
+
+TEST_CASE("slmopt prune --structured: ffn only, a table of groups, and clear errors") {
+  test::TempDir tmp;
+  onnx_format::write_onnx(structured_model(), tmp.file("m.onnx"));
+  auto r = test::run_slmopt("prune '" + tmp.file("m.onnx") + "' -o '" + tmp.file("p.onnx") + "' --structured ffn --sparsity 0.25 --json");
+  REQUIRE(r.exit_code == 0);
+  const auto doc = nlohmann::json::parse(r.out);
+  int pruned = 0;
+  for (const auto& g : doc["groups"]) {
+    if (g["why_not"] == "") {
+      ++pruned;
+      CHECK(g["kept"] == 24);
+      CHECK(g["producers"].size() == 2);  // gate and up together
+    }
+  }
+  CHECK(pruned == 1);
+  CHECK(onnx_format::read_onnx(tmp.file("p.onnx")).graph.find_initializer("w1")->tensor.shape()[0] == 8);
+  for (const auto& [args, message] : std::vector<std::pair<std::string, std::string>>{
+           {"--structured rows", "channels or ffn"},
+           {"--structured channels --sparsity 2:4", "not N:M"}}) {
     INFO(args);
     r = test::run_slmopt("prune '" + tmp.file("m.onnx") + "' -o '" + tmp.file("bad.onnx") + "' " + args);
     CHECK(r.exit_code == 2);

@@ -18,7 +18,7 @@ namespace slmopt::cli {
 namespace {
 
 struct PruneCliOptions {
-  std::string input, output, config, rules, sparsity, method, report;
+  std::string input, output, config, rules, sparsity, method, report, structured;
   bool global = false;
   int64_t min_elements = -1;
   CalibArgs calib;
@@ -41,6 +41,7 @@ passes::PruneConfig build_config(const PruneCliOptions& o) {
   if (!o.sparsity.empty()) c.sparsity = o.sparsity;
   if (!o.method.empty()) c.method = o.method;
   if (o.global) c.scope = "global";
+  c.structured = o.structured;
   if (o.min_elements >= 0) c.min_elements = o.min_elements;
   return c;
 }
@@ -60,13 +61,47 @@ nlohmann::ordered_json report_json(const PruneCliOptions& o, const passes::Prune
                        {"sparsity", t.numel ? static_cast<double>(t.zeros) / static_cast<double>(t.numel) : 0.0},
                        {"relative_error", t.relative_error},
                        {"output_error", t.output_error < 0 ? nlohmann::ordered_json() : nlohmann::ordered_json(t.output_error)}});
+  nlohmann::ordered_json groups = nlohmann::ordered_json::array();
+  for (const auto& gr : r.groups)
+    groups.push_back({{"producers", gr.producers},
+                      {"consumers", gr.consumers},
+                      {"rule", gr.rule},
+                      {"target", gr.target},
+                      {"method", gr.method},
+                      {"channels", gr.channels},
+                      {"kept", gr.kept},
+                      {"params_before", gr.params_before},
+                      {"params_after", gr.params_after},
+                      {"why_not", gr.why_not}});
   return {{"input", o.input},
           {"output", o.output},
           {"weights", r.weights},
           {"zeros", r.zeros},
           {"sparsity", r.weights ? static_cast<double>(r.zeros) / static_cast<double>(r.weights) : 0.0},
           {"warnings", r.warnings},
-          {"tensors", tensors}};
+          {"tensors", tensors},
+          {"groups", groups}};
+}
+
+int64_t parameters(const Model& m) {
+  int64_t n = 0;
+  for (const auto& init : m.graph.initializers) n += init.tensor.numel();
+  return n;
+}
+
+void print_groups(const passes::PruneReport& report, const Model& before_model, const Model& after_model) {
+  std::printf("%-40s %9s %10s %12s  %s\n", "channels of", "kept", "method", "parameters", "rule / why not");
+  for (const auto& gr : report.groups) {
+    std::string names;
+    for (const auto& p : gr.producers) names += (names.empty() ? "" : " + ") + p;
+    char kept[48];
+    std::snprintf(kept, sizeof kept, "%lld/%lld", static_cast<long long>(gr.kept), static_cast<long long>(gr.channels));
+    std::printf("%-40.40s %9s %10s %12s  %s\n", names.c_str(), kept, gr.why_not.empty() ? gr.method.c_str() : "-",
+                with_thousands(gr.params_after).c_str(), gr.why_not.empty() ? gr.rule.c_str() : gr.why_not.c_str());
+  }
+  const int64_t before = parameters(before_model), after = parameters(after_model);
+  std::printf("parameters: %s -> %s (%.2fx fewer)\n", with_thousands(before).c_str(), with_thousands(after).c_str(),
+              after ? static_cast<double>(before) / static_cast<double>(after) : 0.0);
 }
 
 void run_prune(const PruneCliOptions& o, const GlobalOptions& global) {
@@ -81,13 +116,18 @@ void run_prune(const PruneCliOptions& o, const GlobalOptions& global) {
   passes::PruneReport report;
   Model out = passes::prune_model(model, config, report, progress_line("prune", show));
   clear_progress(show);
-  out.provenance.push_back({"prune", "sparsity=" + config.sparsity + " method=" + config.method + " scope=" + config.scope +
+  out.provenance.push_back({"prune", (config.structured.empty() ? "" : "structured=" + config.structured + " ") + "sparsity=" + config.sparsity + " method=" + config.method + " scope=" + config.scope +
                                          (o.config.empty() ? "" : " config=" + o.config) +
                                          (o.rules.empty() ? "" : " rules=" + o.rules) + o.calib.describe(),
                             ""});
   save_model(out, o.output);
   const auto doc = report_json(o, report);
   if (!emit_pass_result(global, o.report, doc, report.warnings)) return;
+  if (!config.structured.empty()) {
+    print_groups(report, model, out);
+    std::printf("wrote %s\n", o.output.c_str());
+    return;
+  }
   std::printf("%-40s %-6s %-10s %-9s %8s %10s %10s  %s\n", "tensor", "op", "target", "method", "zeros", "rel.error",
               "out.error", "rule");
   for (const auto& t : report.tensors) {
@@ -113,6 +153,8 @@ void setup_prune(CLI::App& app, const GlobalOptions& global) {
   cmd->add_option("-o,--output", o->output, "Output model (.onnx or .slm)")->required();
   cmd->add_option("--sparsity", o->sparsity, "Share of weights to zero (0.5), or N:M such as 2:4, for weights no rule matches");
   cmd->add_option("--method", o->method, "magnitude (default), wanda or sparsegpt (both need calibration)");
+  cmd->add_option("--structured", o->structured,
+                  "Remove whole channels and shrink the tensors: channels (every layer) or ffn (MatMul/Gemm neurons)");
   cmd->add_flag("--global", o->global, "One magnitude threshold across the layers a rule matches, not one per layer");
   cmd->add_option("--rules", o->rules, "Shorthand rules, first match wins: \"*attn*=0.3,*fc*=2:4\"");
   cmd->add_option("--config", o->config, "Rule file (YAML or JSON), see docs/prune.md");

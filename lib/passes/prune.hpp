@@ -24,6 +24,11 @@ struct PruneConfig {
   int64_t min_elements = 1024;        // smaller weights stay dense unless a rule matches them
   const calib::CalibStats* stats = nullptr;
   bool expect_stats = false;          // stats will come: check the config without them
+  // Structured: "" (off), "channels" (every channel group) or "ffn" (groups of
+  // MatMul/Gemm layers: feed-forward neurons). Whole channels go and tensors
+  // shrink; magnitude ranks them by their layers' weights, wanda by the
+  // output energy each feeds into the layers that read it.
+  std::string structured;
 };
 
 struct PrunedTensor {
@@ -37,8 +42,17 @@ struct PrunedTensor {
   double output_error = -1;      // on the calibration inputs, -1 when not known
 };
 
+struct PrunedGroup {
+  std::vector<std::string> producers, consumers;  // weights
+  std::string rule, target, method;
+  int64_t channels = 0, kept = 0;
+  int64_t params_before = 0, params_after = 0;  // of every tensor the group cuts
+  std::string why_not;                          // set when the group was left
+};
+
 struct PruneReport {
   std::vector<PrunedTensor> tensors;
+  std::vector<PrunedGroup> groups;  // structured pruning
   int64_t weights = 0, zeros = 0;  // over every weight listed
   std::vector<std::string> warnings;
 };
@@ -49,6 +63,11 @@ const std::vector<std::string>& prune_rule_keys();
 // Checks every rule up front; Error(Usage) names the rule.
 void check_prune_config(const PruneConfig& config);
 
+// Unstructured or N:M unless config.structured is set, then prune_structured.
 Model prune_model(const Model& model, const PruneConfig& config, PruneReport& report, const Progress& progress = {});
+
+// Structured pruning (lib/passes/prune_structured.cpp): rules match a
+// group's first producing weight; every group is listed, pruned or with why not.
+Model prune_structured(const Model& model, const PruneConfig& config, PruneReport& report);
 
 }  // namespace slmopt::passes

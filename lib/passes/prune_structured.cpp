@@ -1,0 +1,111 @@
+// Structured pruning: whole channel groups (lib/passes/channel_groups.hpp)
+// lose their least important channels and every tensor of the group shrinks.
+#include <algorithm>
+#include <cmath>
+#include <numeric>
+
+#include "core/error.hpp"
+#include "passes/channel_groups.hpp"
+#include "passes/layer_weight.hpp"
+#include "passes/prune.hpp"
+#include "passes/sparsity.hpp"
+
+namespace slmopt::passes {
+namespace {
+
+const Tensor& tensor_of(const Graph& g, const std::string& name) { return g.find_initializer(name)->tensor; }
+
+double sum_sq(const std::vector<float>& v) {
+  double s = 0;
+  for (float x : v) s += static_cast<double>(x) * x;
+  return s;
+}
+
+// Per channel: the squared weights of the layers producing it (magnitude), or
+// E[x_c^2] * ||W[:, c]||^2 summed over the layers reading it (wanda): the
+// output energy the channel carries into them on the calibration data.
+std::vector<double> importance(const Graph& g, const ChannelGroup& grp, const std::string& method,
+                               const calib::CalibStats* stats) {
+  std::vector<double> score(static_cast<size_t>(grp.channels), 0.0);
+  if (method == "magnitude") {
+    for (const auto& p : grp.producers)
+      for (int64_t c = 0; c < grp.channels; ++c) score[static_cast<size_t>(c)] += sum_sq(channel_slice(tensor_of(g, p.tensor), p.axis, c));
+    return score;
+  }
+  for (const auto& s : grp.consumers) {
+    const Tensor& w = tensor_of(g, s.tensor);
+    int64_t inner = 1;  // kernel positions per input channel (Conv)
+    for (size_t i = static_cast<size_t>(s.axis) + 1; i < w.shape().size() && s.axis == 1; ++i) inner *= w.shape()[i];
+    const calib::InputStats* st = layer_stats(stats, s.tensor, grp.channels * inner);
+    if (!st) throw_usage("weight '" + s.tensor + "': structured wanda needs calibration statistics of its layer");
+    const std::vector<float> ms = importance_of(*st);
+    for (int64_t c = 0; c < grp.channels; ++c) {
+      const std::vector<float> col = channel_slice(w, s.axis, c);
+      for (size_t i = 0; i < col.size(); ++i)
+        score[static_cast<size_t>(c)] +=
+            static_cast<double>(ms[static_cast<size_t>(c * inner) + i % static_cast<size_t>(inner)]) * col[i] * col[i];
+    }
+  }
+  return score;
+}
+
+int64_t params_of(const Graph& g, const ChannelGroup& grp) {
+  int64_t n = 0;
+  for (const auto* list : {&grp.producers, &grp.biases, &grp.params, &grp.consumers})
+    for (const auto& s : *list) n += tensor_of(g, s.tensor).numel();
+  return n;
+}
+
+}  // namespace
+
+Model prune_structured(const Model& model, const PruneConfig& config, PruneReport& report) {
+  if (config.structured != "channels" && config.structured != "ffn")
+    throw_usage("--structured takes channels or ffn, got '" + config.structured + "'");
+  Model out = model;
+  Graph& g = out.graph;
+  std::vector<int64_t> rule_hits(config.rules.rules.size(), 0);
+  for (const ChannelGroup& grp : find_channel_groups(model.graph)) {
+    PrunedGroup row;
+    for (const auto& p : grp.producers) row.producers.push_back(p.tensor);
+    for (const auto& c : grp.consumers) row.consumers.push_back(c.tensor);
+    row.channels = row.kept = grp.channels;
+    row.why_not = grp.why_not;
+    const bool conv = tensor_of(g, grp.producers[0].tensor).rank() > 2;
+    if (row.why_not.empty() && config.structured == "ffn" && conv) row.why_not = "convolution channels (use --structured channels)";
+    const int match = config.rules.first_match(row.producers[0], "", "");
+    row.rule = match >= 0 ? config.rules.rules[static_cast<size_t>(match)].label : "default";
+    if (match >= 0) ++rule_hits[static_cast<size_t>(match)];
+    const auto& settings = match >= 0 ? config.rules.rules[static_cast<size_t>(match)].settings : std::map<std::string, std::string>{};
+    auto get = [&](const char* key, const std::string& fallback) {
+      auto it = settings.find(key);
+      return it == settings.end() ? fallback : it->second;
+    };
+    const SparsityTarget target = parse_sparsity(get("sparsity", config.sparsity), row.rule + " sparsity");
+    row.method = get("method", config.method);
+    if (target.nm()) throw_usage(row.rule + ": structured pruning removes a fraction of channels, not N:M");
+    if (row.method != "magnitude" && row.method != "wanda")
+      throw_usage(row.rule + ": structured pruning ranks channels by magnitude or wanda, not '" + row.method + "'");
+    row.params_before = row.params_after = params_of(g, grp);
+    if (!row.why_not.empty()) {
+      report.groups.push_back(row);
+      continue;
+    }
+    row.target = format_sparsity(target);
+    const int64_t remove = std::min(grp.channels - 1, zeros_before(target.fraction, grp.channels));
+    const std::vector<double> score = importance(g, grp, row.method, config.stats);
+    std::vector<int64_t> order(static_cast<size_t>(grp.channels));
+    std::iota(order.begin(), order.end(), 0);
+    std::stable_sort(order.begin(), order.end(), [&](int64_t a, int64_t b) { return score[static_cast<size_t>(a)] > score[static_cast<size_t>(b)]; });
+    std::vector<int64_t> keep(order.begin(), order.begin() + (grp.channels - remove));
+    std::sort(keep.begin(), keep.end());
+    shrink_group(g, grp, keep);
+    row.kept = static_cast<int64_t>(keep.size());
+    row.params_after = params_of(g, grp);
+    report.groups.push_back(row);
+  }
+  for (size_t i = 0; i < rule_hits.size(); ++i)
+    if (rule_hits[i] == 0) report.warnings.push_back(config.rules.rules[i].label + " matched no channel group");
+  return out;
+}
+
+}  // namespace slmopt::passes
