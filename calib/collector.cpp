@@ -55,6 +55,7 @@ StatsCollector::StatsCollector(const Model& model, const CollectOptions& options
       const auto n = static_cast<size_t>(r.groups * cols);
       s.sum_sq.assign(n, 0.0);
       s.sum_abs.assign(n, 0.0);
+      s.sum.assign(n, 0.0);
       s.abs_max.assign(n, 0.0f);
       if (options_.gram && cols <= options_.max_gram_cols) s.gram.assign(n * static_cast<size_t>(cols), 0.0);
       stats_.inputs[r.key] = std::move(s);
@@ -67,12 +68,14 @@ void StatsCollector::add_rows(InputStats& s, int64_t group, const float* x, int6
   const int64_t n = s.cols;
   double* sq = s.sum_sq.data() + group * n;
   double* ab = s.sum_abs.data() + group * n;
+  double* sm = s.sum.data() + group * n;
   float* mx = s.abs_max.data() + group * n;
   for (int64_t r = 0; r < rows; ++r)
     for (int64_t i = 0; i < n; ++i) {
       const float v = x[r * n + i];
       sq[i] += static_cast<double>(v) * v;
       ab[i] += std::fabs(static_cast<double>(v));
+      sm[i] += v;
       mx[i] = std::max(mx[i], std::fabs(v));
     }
   if (s.has_gram()) gram_accumulate(x, rows, n, s.gram.data() + group * n * n);

@@ -20,12 +20,15 @@ struct InputStats {
   int64_t count = 0;             // vectors seen (per group)
   std::vector<double> sum_sq;    // groups x cols: sum of x^2
   std::vector<double> sum_abs;   // groups x cols: sum of |x|
+  std::vector<double> sum;       // groups x cols: sum of x (empty in files from before it was kept)
   std::vector<float> abs_max;    // groups x cols: max |x|
   std::vector<double> gram;      // groups x cols x cols: X^T X (symmetric), empty when not collected
 
   bool has_gram() const { return !gram.empty(); }
   // Mean x^2 per input channel of group g: the importance of each weight column.
   std::vector<float> mean_square(int64_t g = 0) const;
+  // Mean x per column; zeros when `sum` was not collected.
+  std::vector<double> mean(int64_t g = 0) const;
   std::vector<float> mean_abs(int64_t g = 0) const;
   const double* gram_of(int64_t g) const { return gram.data() + g * cols * cols; }
 };

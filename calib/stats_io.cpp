@@ -34,6 +34,7 @@ void write_stats(const CalibStats& stats, const std::string& path) {
     j["sum_sq"] = blobs.add(s.sum_sq.data(), s.sum_sq.size() * sizeof(double));
     j["sum_abs"] = blobs.add(s.sum_abs.data(), s.sum_abs.size() * sizeof(double));
     j["abs_max"] = blobs.add(s.abs_max.data(), s.abs_max.size() * sizeof(float));
+    if (!s.sum.empty()) j["sum"] = blobs.add(s.sum.data(), s.sum.size() * sizeof(double));
     if (s.has_gram()) j["gram"] = blobs.add(s.gram.data(), s.gram.size() * sizeof(double));
     inputs.push_back(j);
   }
@@ -90,6 +91,7 @@ CalibStats read_stats(const std::string& path) {
       read_array(file, j.at("sum_sq"), what + " sum_sq", n, s.sum_sq);
       read_array(file, j.at("sum_abs"), what + " sum_abs", n, s.sum_abs);
       read_array(file, j.at("abs_max"), what + " abs_max", n, s.abs_max);
+      if (j.contains("sum")) read_array(file, j.at("sum"), what + " sum", n, s.sum);
       if (j.contains("gram"))
         read_array(file, j.at("gram"), what + " gram",
                    static_cast<size_t>(checked_mul(static_cast<int64_t>(n), s.cols, "Gram matrix size")), s.gram);

@@ -4,6 +4,7 @@
 //   {"format": "slmopt-calib", "version": 1, "samples": N,
 //    "inputs": [{"key", "kind", "groups", "cols", "count",
 //                "sum_sq": blob f64[groups*cols], "sum_abs": blob f64[groups*cols],
+//                "sum": blob f64[groups*cols] (optional),
 //                "abs_max": blob f32[groups*cols], "gram": blob f64[groups*cols*cols] (optional)}],
 //    "weights": {weight name: input key},
 //    "ranges": {"names": [...], "min_max": blob f32[2*names]},

@@ -287,9 +287,13 @@ TEST_CASE("the collector's statistics equal ones computed by hand") {
     const calib::InputStats& s2 = *stats.for_weight("w2");
     REQUIRE(s2.cols == 5);
     for (int64_t i = 0; i < 5; ++i) {
-      double sq = 0;
-      for (const auto& v : hs) sq += static_cast<double>(v[static_cast<size_t>(i)]) * v[static_cast<size_t>(i)];
+      double sq = 0, sum = 0;
+      for (const auto& v : hs) {
+        sq += static_cast<double>(v[static_cast<size_t>(i)]) * v[static_cast<size_t>(i)];
+        sum += v[static_cast<size_t>(i)];
+      }
       CHECK(s2.sum_sq[static_cast<size_t>(i)] == Approx(sq).epsilon(1e-5));  // h computed in float by two kernels
+      CHECK(s2.sum[static_cast<size_t>(i)] == Approx(sum).epsilon(1e-5).margin(1e-5));
     }
     // Ranges cover the graph input too.
     float lo = INFINITY, hi = -INFINITY;
@@ -356,6 +360,8 @@ TEST_CASE("calibration statistics files round-trip and damaged ones fail clearly
     CHECK(b.gram == s.gram);
     CHECK(b.sum_sq == s.sum_sq);
     CHECK(b.sum_abs == s.sum_abs);
+    CHECK(b.sum == s.sum);
+    CHECK(!b.sum.empty());
     CHECK(b.abs_max == s.abs_max);
   }
   CHECK(back.ranges.at("h").max == stats.ranges.at("h").max);
@@ -563,7 +569,8 @@ TEST_CASE("calibrated wake-word chain pruned and factorized: calibrated methods 
     CHECK(err["wanda"] < err["magnitude"]);
   }
   // Structured: whole channels removed, ranked by weight norms or by the
-  // output energy they feed forward on the calibration speech.
+  // output energy they feed forward on the calibration speech (whose means
+  // then move into the next layer's bias).
   for (const char* fraction : {"0.1", "0.25"}) {
     std::map<std::string, double> err;
     for (const char* method : {"magnitude", "wanda"}) {

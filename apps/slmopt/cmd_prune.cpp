@@ -72,6 +72,7 @@ nlohmann::ordered_json report_json(const PruneCliOptions& o, const passes::Prune
                       {"kept", gr.kept},
                       {"params_before", gr.params_before},
                       {"params_after", gr.params_after},
+                      {"compensated_readers", gr.compensated},
                       {"why_not", gr.why_not}});
   return {{"input", o.input},
           {"output", o.output},

@@ -200,6 +200,7 @@ calib::InputStats scaled_stats(const calib::InputStats& st, const std::vector<fl
       const auto at = static_cast<size_t>(g * n + i);
       out.sum_sq[at] /= si * si;
       out.sum_abs[at] /= si;
+      if (!out.sum.empty()) out.sum[at] /= si;
       out.abs_max[at] = static_cast<float>(out.abs_max[at] / si);
       if (st.has_gram())
         for (int64_t j = 0; j < n; ++j)

@@ -29,6 +29,9 @@ struct PruneConfig {
   // shrink; magnitude ranks them by their layers' weights, wanda by the
   // output energy each feeds into the layers that read it.
   std::string structured;
+  // With wanda and calibration: move each removed channel's mean output
+  // into the biases of the layers that read it.
+  bool compensate_means = true;
 };
 
 struct PrunedTensor {
@@ -47,6 +50,7 @@ struct PrunedGroup {
   std::string rule, target, method;
   int64_t channels = 0, kept = 0;
   int64_t params_before = 0, params_after = 0;  // of every tensor the group cuts
+  size_t compensated = 0;                       // readers whose bias took the removed channels' means
   std::string why_not;                          // set when the group was left
 };
 

@@ -21,11 +21,20 @@ double sum_sq(const std::vector<float>& v) {
   return s;
 }
 
+// Kernel positions per input channel of a consumer weight (Conv: kh x kw).
+int64_t positions(const Tensor& w, int64_t axis) {
+  int64_t inner = 1;
+  for (size_t i = static_cast<size_t>(axis) + 1; i < w.shape().size() && axis == 1; ++i) inner *= w.shape()[i];
+  return inner;
+}
+
 // Per channel: the squared weights of the layers producing it (magnitude), or
 // E[x_c^2] * ||W[:, c]||^2 summed over the layers reading it (wanda): the
-// output energy the channel carries into them on the calibration data.
+// output energy the channel carries into them on the calibration data. With
+// mean compensation the mean is not lost, so the variance counts instead
+// (FLAP, An et al. 2024).
 std::vector<double> importance(const Graph& g, const ChannelGroup& grp, const std::string& method,
-                               const calib::CalibStats* stats) {
+                               const calib::CalibStats* stats, bool compensate) {
   std::vector<double> score(static_cast<size_t>(grp.channels), 0.0);
   if (method == "magnitude") {
     for (const auto& p : grp.producers)
@@ -34,19 +43,77 @@ std::vector<double> importance(const Graph& g, const ChannelGroup& grp, const st
   }
   for (const auto& s : grp.consumers) {
     const Tensor& w = tensor_of(g, s.tensor);
-    int64_t inner = 1;  // kernel positions per input channel (Conv)
-    for (size_t i = static_cast<size_t>(s.axis) + 1; i < w.shape().size() && s.axis == 1; ++i) inner *= w.shape()[i];
+    const int64_t inner = positions(w, s.axis);
     const calib::InputStats* st = layer_stats(stats, s.tensor, grp.channels * inner);
     if (!st) throw_usage("weight '" + s.tensor + "': structured wanda needs calibration statistics of its layer");
-    const std::vector<float> ms = importance_of(*st);
+    const std::vector<float> ms = st->mean_square();
+    const std::vector<double> mean = st->mean();
     for (int64_t c = 0; c < grp.channels; ++c) {
       const std::vector<float> col = channel_slice(w, s.axis, c);
-      for (size_t i = 0; i < col.size(); ++i)
-        score[static_cast<size_t>(c)] +=
-            static_cast<double>(ms[static_cast<size_t>(c * inner) + i % static_cast<size_t>(inner)]) * col[i] * col[i];
+      for (size_t i = 0; i < col.size(); ++i) {
+        const auto k = static_cast<size_t>(c * inner) + i % static_cast<size_t>(inner);
+        const double energy = compensate ? std::max(0.0, ms[k] - mean[k] * mean[k]) : ms[k];
+        score[static_cast<size_t>(c)] += energy * col[i] * col[i];
+      }
     }
   }
   return score;
+}
+
+// Moves the removed channels' mean contribution on the calibration data into
+// the biases of the layers that read them (a Conv without one gets one), so
+// removing a channel loses only its fluctuation. MatMul readers have no bias
+// to take it; returns how many readers could not be compensated.
+int compensate_means(Graph& g, const ChannelGroup& grp, const std::vector<int64_t>& keep, const calib::CalibStats& stats) {
+  std::vector<bool> kept(static_cast<size_t>(grp.channels), false);
+  for (int64_t c : keep) kept[static_cast<size_t>(c)] = true;
+  int missed = 0;
+  for (const auto& s : grp.consumers) {
+    Node* node = nullptr;
+    for (Node& n : g.nodes)
+      if (n.inputs.size() > 1 && n.inputs[1] == s.tensor) node = &n;
+    const Tensor& w = tensor_of(g, s.tensor);
+    const int64_t inner = positions(w, s.axis);
+    const calib::InputStats* st = layer_stats(&stats, s.tensor, grp.channels * inner);
+    if (!node || !st || st->sum.empty() || node->op_type == "MatMul") {
+      ++missed;
+      continue;
+    }
+    // Output o of the reader gains sum over removed c, positions k of mean[c, k] * W[o, c, k].
+    const int64_t outputs = node->op_type == "Conv" ? w.shape()[0] : w.shape()[static_cast<size_t>(1 - s.axis)];
+    std::vector<double> shift(static_cast<size_t>(outputs), 0.0);
+    const std::vector<double> mean = st->mean();
+    for (int64_t c = 0; c < grp.channels; ++c) {
+      if (kept[static_cast<size_t>(c)]) continue;
+      const std::vector<float> col = channel_slice(w, s.axis, c);  // [outputs][inner]
+      for (size_t i = 0; i < col.size(); ++i)
+        shift[i / static_cast<size_t>(inner)] += mean[static_cast<size_t>(c * inner) + i % static_cast<size_t>(inner)] * col[i];
+    }
+    double scale = 1;
+    if (const Attribute* beta = node->find_attribute("beta"); beta && node->op_type == "Gemm") scale = beta->f;
+    std::string bias = node->inputs.size() > 2 ? node->inputs[2] : "";
+    if (bias.empty()) {
+      if (node->op_type != "Conv") {
+        ++missed;
+        continue;
+      }
+      bias = s.tensor + "_bias";
+      g.initializers.push_back({bias, Tensor(DType::F32, {outputs}), {}});
+      std::fill_n(g.initializers.back().tensor.mutable_data<float>(), outputs, 0.0f);
+      node->inputs.resize(3);
+      node->inputs[2] = bias;
+    }
+    auto* b = const_cast<NamedTensor*>(g.find_initializer(bias));
+    size_t readers = 0;
+    for (const Node& n : g.nodes) readers += static_cast<size_t>(std::count(n.inputs.begin(), n.inputs.end(), bias));
+    if (!b || b->tensor.dtype() != DType::F32 || b->tensor.numel() != outputs || readers != 1 || scale == 0) {
+      ++missed;
+      continue;
+    }
+    for (int64_t o = 0; o < outputs; ++o)
+      b->tensor.mutable_data<float>()[o] += static_cast<float>(shift[static_cast<size_t>(o)] / scale);
+  }
+  return missed;
 }
 
 int64_t params_of(const Graph& g, const ChannelGroup& grp) {
@@ -92,12 +159,14 @@ Model prune_structured(const Model& model, const PruneConfig& config, PruneRepor
     }
     row.target = format_sparsity(target);
     const int64_t remove = std::min(grp.channels - 1, zeros_before(target.fraction, grp.channels));
-    const std::vector<double> score = importance(g, grp, row.method, config.stats);
+    const bool compensate = config.compensate_means && row.method == "wanda" && config.stats;
+    const std::vector<double> score = importance(g, grp, row.method, config.stats, compensate);
     std::vector<int64_t> order(static_cast<size_t>(grp.channels));
     std::iota(order.begin(), order.end(), 0);
     std::stable_sort(order.begin(), order.end(), [&](int64_t a, int64_t b) { return score[static_cast<size_t>(a)] > score[static_cast<size_t>(b)]; });
     std::vector<int64_t> keep(order.begin(), order.begin() + (grp.channels - remove));
     std::sort(keep.begin(), keep.end());
+    if (compensate) row.compensated = grp.consumers.size() - static_cast<size_t>(compensate_means(g, grp, keep, *config.stats));
     shrink_group(g, grp, keep);
     row.kept = static_cast<int64_t>(keep.size());
     row.params_after = params_of(g, grp);
