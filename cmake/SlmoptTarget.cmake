@@ -2,7 +2,7 @@
 # SYSTEM includes through their imported targets.
 function(slmopt_target_defaults target)
   target_compile_features(${target} PUBLIC cxx_std_20)
-  target_compile_options(${target} PRIVATE -Wall -Wextra -Werror -Wshadow -Wnon-virtual-dtor)
+  target_compile_options(${target} PRIVATE -Wall -Wextra -Werror -Wshadow $<$<COMPILE_LANGUAGE:CXX>:-Wnon-virtual-dtor>)
   # GCC 12 at -O3 reports false -Wrestrict errors inside libstdc++'s
   # std::string operator+ (GCC bug 105651, fixed in GCC 13).
   if(CMAKE_CXX_COMPILER_ID STREQUAL "GNU" AND CMAKE_CXX_COMPILER_VERSION VERSION_LESS 13)

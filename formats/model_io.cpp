@@ -2,6 +2,7 @@
 
 #include <filesystem>
 
+#include "blob/blob_io.hpp"
 #include "onnx/onnx_io.hpp"
 #include "onnx/qdq_export.hpp"
 #include "safetensors/safetensors_io.hpp"
@@ -18,12 +19,13 @@ ModelFormat detect_format(const std::string& path) {
       throw_bad_input("folder holds model.onnx; pass the file itself", path);
     return ModelFormat::Safetensors;
   }
+  if (fs::is_regular_file(path, ec) && blob::is_blob_file(path)) return ModelFormat::Blob;
   if (path.ends_with(".onnx")) return ModelFormat::Onnx;
   if (path.ends_with(".slm")) return ModelFormat::Slm;
   if (path.ends_with(".safetensors") || path.ends_with(".safetensors.index.json"))
     return ModelFormat::Safetensors;
   throw_bad_input("unknown model format (expected .onnx, .slm, .safetensors, "
-                  ".safetensors.index.json or a Hugging Face folder)",
+                  ".safetensors.index.json, a Hugging Face folder or a blob from slmopt pack)",
                   path);
 }
 
@@ -32,6 +34,7 @@ Model load_model(const std::string& path) {
     case ModelFormat::Onnx: return onnx_format::read_onnx(path);
     case ModelFormat::Safetensors: return safetensors::read_model(path);
     case ModelFormat::Slm: return slm::read_slm(path);
+    case ModelFormat::Blob: return blob::read_blob(path);
   }
   throw_internal("unreachable");
 }

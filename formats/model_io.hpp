@@ -1,5 +1,6 @@
 // Chooses a reader or writer by the path: `.onnx` files, safetensors files,
-// sharded indexes (`*.index.json`) and Hugging Face folders.
+// sharded indexes (`*.index.json`), Hugging Face folders, and flat blobs
+// (recognised by their magic, whatever their name).
 #pragma once
 
 #include <optional>
@@ -10,7 +11,7 @@
 
 namespace slmopt {
 
-enum class ModelFormat { Onnx, Safetensors, Slm };
+enum class ModelFormat { Onnx, Safetensors, Slm, Blob };
 
 // Throws Error(BadInput) for a path whose format it cannot tell.
 ModelFormat detect_format(const std::string& path);

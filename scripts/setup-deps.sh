@@ -7,7 +7,7 @@ packages=(
   build-essential cmake ninja-build pkg-config
   clang libomp-dev  # the quantizer is also built with clang: its bytes must equal gcc's
   libonnx-dev libonnx-testdata libprotobuf-dev protobuf-compiler
-  libeigen3-dev libcli11-dev catch2 libzstd-dev nlohmann-json3-dev zlib1g-dev libyaml-cpp-dev
+  libeigen3-dev libcli11-dev catch2 libzstd-dev nlohmann-json3-dev zlib1g-dev libyaml-cpp-dev libssl-dev
   python3-onnx python3-numpy  # test fixtures only; slmopt itself never runs Python
   espeak-ng                   # speaks test phrases: realistic calibration and evaluation audio
 )

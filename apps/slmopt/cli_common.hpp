@@ -40,5 +40,7 @@ void setup_quantize(CLI::App& app, const GlobalOptions& global);
 void setup_calibrate(CLI::App& app, const GlobalOptions& global);
 void setup_prune(CLI::App& app, const GlobalOptions& global);
 void setup_lowrank(CLI::App& app, const GlobalOptions& global);
+void setup_pack(CLI::App& app, GlobalOptions& global);
+void setup_verify(CLI::App& app, GlobalOptions& global);
 
 }  // namespace slmopt::cli

@@ -23,6 +23,8 @@ int main(int argc, char** argv) {
   cli::setup_prune(app, global);
   cli::setup_quantize(app, global);
   cli::setup_lowrank(app, global);
+  cli::setup_pack(app, global);
+  cli::setup_verify(app, global);
   try {
     app.parse(argc, argv);
     return global.exit_code;

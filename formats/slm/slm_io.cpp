@@ -119,7 +119,7 @@ Model read_slm(const std::string& path) {
           part.bits = partj.at("bits").get<int>();
           part.count = partj.at("count").get<int64_t>();
           auto [off, len] = blob(partj, what + " part '" + part.name + "'");
-          part.bytes.assign(base + off, base + off + len);
+          part.bytes = std::vector<uint8_t>(base + off, base + off + len);
           q->parts.push_back(std::move(part));
         }
         try {

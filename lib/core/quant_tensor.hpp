@@ -9,12 +9,38 @@
 #pragma once
 
 #include <cstdint>
+#include <cstring>
+#include <memory>
 #include <string>
 #include <vector>
 
+#include "core/buffer.hpp"
 #include "core/tensor.hpp"
 
 namespace slmopt {
+
+// A part's bytes: owned (what quantization produces) or a read-only view of a
+// mapped file (a blob loaded in place, so its weights are never copied).
+class PartBytes {
+ public:
+  PartBytes() = default;
+  PartBytes(std::vector<uint8_t> owned) : owned_(std::move(owned)) {}  // NOLINT: implicit on purpose
+  static PartBytes view(std::shared_ptr<const Buffer> mapped) {
+    PartBytes b;
+    b.view_ = std::move(mapped);
+    return b;
+  }
+  const uint8_t* data() const { return view_ ? view_->data() : owned_.data(); }
+  size_t size() const { return view_ ? view_->size() : owned_.size(); }
+  bool is_view() const { return view_ != nullptr; }
+  bool operator==(const PartBytes& o) const {
+    return size() == o.size() && (size() == 0 || std::memcmp(data(), o.data(), size()) == 0);
+  }
+
+ private:
+  std::vector<uint8_t> owned_;
+  std::shared_ptr<const Buffer> view_;
+};
 
 struct QuantParams {
   int bits = 8;                   // code width, 1..8
@@ -31,7 +57,7 @@ struct QuantPart {
   std::string name;  // "codes", "scales", "mins", "table", ...
   int bits = 8;
   int64_t count = 0;
-  std::vector<uint8_t> bytes;  // exactly ceil(count * bits / 8) bytes
+  PartBytes bytes;  // exactly ceil(count * bits / 8) bytes
   bool operator==(const QuantPart&) const = default;
 };
 

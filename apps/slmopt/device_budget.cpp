@@ -1,0 +1,50 @@
+#include "device_budget.hpp"
+
+#include <cmath>
+
+#include "cli_common.hpp"
+#include "core/error.hpp"
+#include "runtime/session.hpp"
+
+namespace slmopt::cli {
+
+uint64_t parse_size(const std::string& text, const std::string& flag) {
+  static const std::pair<const char*, double> units[] = {
+      {"KiB", 1024.0}, {"MiB", 1048576.0}, {"GiB", 1073741824.0}, {"KB", 1e3}, {"MB", 1e6}, {"GB", 1e9},
+      {"K", 1024.0},   {"M", 1048576.0},   {"G", 1073741824.0},   {"B", 1.0},  {"", 1.0}};
+  size_t used = 0;
+  double value = 0;
+  try {
+    value = std::stod(text, &used);
+  } catch (const std::exception&) {
+    used = 0;
+  }
+  const std::string unit = used ? text.substr(used) : "";
+  for (const auto& [name, scale] : units)
+    if (used && unit == name && value >= 0 && std::isfinite(value) && value * scale < 1.8e19)
+      return static_cast<uint64_t>(std::llround(value * scale));
+  throw_usage(flag + " expects a size such as 4MiB, 512KiB or 65536, not '" + text + "'");
+}
+
+uint64_t activation_ram(const Model& model, const std::map<std::string, Tensor>& feeds) {
+  runtime::Session session(model);
+  uint64_t bytes = session.plan_memory(feeds).arena_bytes;
+  for (const auto& [name, t] : feeds) bytes += t.nbytes();
+  return bytes;
+}
+
+std::vector<std::string> over_budget(const DeviceFigures& f, const std::optional<uint64_t>& flash,
+                                     const std::optional<uint64_t>& ram) {
+  std::vector<std::string> problems;
+  auto check = [&](const char* what, uint64_t need, uint64_t have, const std::string& detail) {
+    if (need > have)
+      problems.push_back(std::string(what) + ": needs " + human_bytes(need) + " (" + with_thousands(static_cast<int64_t>(need)) +
+                         " bytes" + detail + "), the device has " + human_bytes(have) + ": " + human_bytes(need - have) +
+                         " over");
+  };
+  if (flash) check("flash", f.flash_bytes, *flash, "");
+  if (ram && f.ram_bytes) check("RAM", *f.ram_bytes, *ram, ", activations for inputs " + f.ram_shapes);
+  return problems;
+}
+
+}  // namespace slmopt::cli

@@ -1,0 +1,541 @@
+/* slmblob.h: a dependency-free C99 reader for slmopt's flat blob (.bin).
+ *
+ * Firmware includes this header; one translation unit defines
+ * SLMBLOB_IMPLEMENTATION before including it. The reader never allocates:
+ * slmblob_open() validates the header, the section table, every section's
+ * CRC-32C, the tensor table and the golden vectors of a blob in memory or
+ * flash, and later calls return pointers into it. Every size and offset is
+ * checked against the blob before use, with overflow-safe arithmetic.
+ * docs/blob-format.md specifies the byte layout this code reads.
+ *
+ * Fields are read byte by byte (little-endian on any host); weight data is
+ * little-endian and is used in place, so the host must be little-endian to
+ * use it without conversion (every Cortex-M, ESP32 and RISC-V MCU is).
+ * The blob's first byte must sit at an address aligned to the alignment it
+ * was packed with (slmblob_alignment()) for weights to be aligned too.
+ */
+#ifndef SLMBLOB_H
+#define SLMBLOB_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define SLMBLOB_VERSION_MAJOR 1
+#define SLMBLOB_HEADER_SIZE 64u
+#define SLMBLOB_SECTION_ENTRY_SIZE 32u
+#define SLMBLOB_TENSOR_ENTRY_SIZE 112u
+#define SLMBLOB_PART_ENTRY_SIZE 40u
+#define SLMBLOB_GOLDEN_ENTRY_SIZE 40u
+#define SLMBLOB_TRAILER_SIZE 32u /* SHA-256 of everything before it */
+#define SLMBLOB_MAX_DIMS 16u
+#define SLMBLOB_MAX_SECTIONS 32u
+
+enum slmblob_section_kind {
+  SLMBLOB_SECTION_METADATA = 1, /* UTF-8 JSON */
+  SLMBLOB_SECTION_STRINGS = 2,  /* NUL-terminated names */
+  SLMBLOB_SECTION_TENSORS = 3,  /* tensor table, part table, dims */
+  SLMBLOB_SECTION_GRAPH = 4,    /* onnx.ModelProto without initializers */
+  SLMBLOB_SECTION_GOLDEN = 5,   /* optional: self-test inputs and outputs */
+  SLMBLOB_SECTION_WEIGHTS = 6   /* tensor data, each part aligned */
+};
+
+/* Open flags. */
+#define SLMBLOB_SKIP_WEIGHTS_CRC 1u /* faster boot: trust the weights section */
+
+typedef enum {
+  SLMBLOB_OK = 0,
+  SLMBLOB_E_TRUNCATED,
+  SLMBLOB_E_MAGIC,
+  SLMBLOB_E_VERSION,
+  SLMBLOB_E_ENDIAN,
+  SLMBLOB_E_HEADER,
+  SLMBLOB_E_HEADER_CRC,
+  SLMBLOB_E_SECTION_TABLE,
+  SLMBLOB_E_SECTION_CRC,
+  SLMBLOB_E_PADDING,
+  SLMBLOB_E_TENSOR_TABLE,
+  SLMBLOB_E_GOLDEN,
+  SLMBLOB_E_NOT_FOUND,
+  SLMBLOB_E_ARGUMENT
+} slmblob_status;
+
+typedef struct {
+  const uint8_t* data;
+  uint64_t size; /* bytes of the blob proper (header's file size) */
+  uint32_t alignment;
+  uint32_t flags;
+  const uint8_t* sections[7]; /* by kind; NULL when absent */
+  uint64_t section_sizes[7];
+  uint32_t tensor_count, part_count, dim_count;
+  uint32_t golden_samples, golden_inputs, golden_outputs, golden_dims;
+  slmblob_status error;   /* why open failed */
+  uint32_t error_section; /* the section kind an error was found in, or 0 */
+} slmblob;
+
+typedef struct {
+  const char* name; /* NUL-terminated */
+  uint32_t bits;    /* bits per element */
+  uint64_t count;   /* elements */
+  const uint8_t* data;
+  uint64_t size; /* = ceil(count * bits / 8) */
+} slmblob_part;
+
+typedef struct {
+  const char* name;   /* NUL-terminated */
+  const char* scheme; /* "" for a plain tensor, else the quantization scheme */
+  uint32_t dtype;     /* onnx TensorProto.DataType of the logical elements */
+  uint32_t ndim;
+  int64_t dims[SLMBLOB_MAX_DIMS];
+  uint32_t part_count, first_part;
+  /* Quantization parameters (zero for plain tensors). */
+  uint32_t bits, symmetric, scale_dtype, sub_scale_bits, transposed;
+  int64_t group, super_block, rows, cols;
+  /* Sparsity: format 0 = dense storage; zero_count = weights equal to zero. */
+  uint32_t sparse_format, sparse_n, sparse_m;
+  uint64_t zero_count;
+  /* A plain tensor's data (its single part), NULL for quantized ones. */
+  const void* data;
+  uint64_t size;
+} slmblob_tensor;
+
+typedef struct {
+  const char* name;
+  uint32_t dtype, ndim, elem_bits, is_output;
+  int64_t dims[SLMBLOB_MAX_DIMS];
+  const void* data;
+  uint64_t size;
+} slmblob_value;
+
+const char* slmblob_status_text(slmblob_status status);
+uint32_t slmblob_crc32c(uint32_t crc, const void* data, size_t size);
+
+/* Validates the blob at data[0, size); size may exceed the blob (flash padding). */
+slmblob_status slmblob_open(slmblob* blob, const void* data, uint64_t size, uint32_t flags);
+
+/* A section's bytes by kind; SLMBLOB_E_NOT_FOUND when the blob has none. */
+slmblob_status slmblob_section(const slmblob* blob, uint32_t kind, const uint8_t** data, uint64_t* size);
+
+uint32_t slmblob_tensor_count(const slmblob* blob);
+slmblob_status slmblob_tensor_at(const slmblob* blob, uint32_t index, slmblob_tensor* out);
+slmblob_status slmblob_find_tensor(const slmblob* blob, const char* name, slmblob_tensor* out);
+slmblob_status slmblob_tensor_part(const slmblob* blob, const slmblob_tensor* tensor, uint32_t index, slmblob_part* out);
+slmblob_status slmblob_find_part(const slmblob* blob, const slmblob_tensor* tensor, const char* name, slmblob_part* out);
+
+/* Golden vectors: samples x (inputs, then outputs). */
+uint32_t slmblob_golden_samples(const slmblob* blob);
+uint32_t slmblob_golden_inputs(const slmblob* blob);
+uint32_t slmblob_golden_outputs(const slmblob* blob);
+/* Outputs pass when |got - want| <= atol + rtol * |want| (floats) or are equal (integers). */
+void slmblob_golden_tolerance(const slmblob* blob, float* atol, float* rtol);
+slmblob_status slmblob_golden_value(const slmblob* blob, uint32_t sample, uint32_t index, slmblob_value* out);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* SLMBLOB_H */
+
+#ifdef SLMBLOB_IMPLEMENTATION
+
+static const uint32_t slmblob__crc_table[256] = {
+    0x00000000u, 0xF26B8303u, 0xE13B70F7u, 0x1350F3F4u, 0xC79A971Fu, 0x35F1141Cu,
+    0x26A1E7E8u, 0xD4CA64EBu, 0x8AD958CFu, 0x78B2DBCCu, 0x6BE22838u, 0x9989AB3Bu,
+    0x4D43CFD0u, 0xBF284CD3u, 0xAC78BF27u, 0x5E133C24u, 0x105EC76Fu, 0xE235446Cu,
+    0xF165B798u, 0x030E349Bu, 0xD7C45070u, 0x25AFD373u, 0x36FF2087u, 0xC494A384u,
+    0x9A879FA0u, 0x68EC1CA3u, 0x7BBCEF57u, 0x89D76C54u, 0x5D1D08BFu, 0xAF768BBCu,
+    0xBC267848u, 0x4E4DFB4Bu, 0x20BD8EDEu, 0xD2D60DDDu, 0xC186FE29u, 0x33ED7D2Au,
+    0xE72719C1u, 0x154C9AC2u, 0x061C6936u, 0xF477EA35u, 0xAA64D611u, 0x580F5512u,
+    0x4B5FA6E6u, 0xB93425E5u, 0x6DFE410Eu, 0x9F95C20Du, 0x8CC531F9u, 0x7EAEB2FAu,
+    0x30E349B1u, 0xC288CAB2u, 0xD1D83946u, 0x23B3BA45u, 0xF779DEAEu, 0x05125DADu,
+    0x1642AE59u, 0xE4292D5Au, 0xBA3A117Eu, 0x4851927Du, 0x5B016189u, 0xA96AE28Au,
+    0x7DA08661u, 0x8FCB0562u, 0x9C9BF696u, 0x6EF07595u, 0x417B1DBCu, 0xB3109EBFu,
+    0xA0406D4Bu, 0x522BEE48u, 0x86E18AA3u, 0x748A09A0u, 0x67DAFA54u, 0x95B17957u,
+    0xCBA24573u, 0x39C9C670u, 0x2A993584u, 0xD8F2B687u, 0x0C38D26Cu, 0xFE53516Fu,
+    0xED03A29Bu, 0x1F682198u, 0x5125DAD3u, 0xA34E59D0u, 0xB01EAA24u, 0x42752927u,
+    0x96BF4DCCu, 0x64D4CECFu, 0x77843D3Bu, 0x85EFBE38u, 0xDBFC821Cu, 0x2997011Fu,
+    0x3AC7F2EBu, 0xC8AC71E8u, 0x1C661503u, 0xEE0D9600u, 0xFD5D65F4u, 0x0F36E6F7u,
+    0x61C69362u, 0x93AD1061u, 0x80FDE395u, 0x72966096u, 0xA65C047Du, 0x5437877Eu,
+    0x4767748Au, 0xB50CF789u, 0xEB1FCBADu, 0x197448AEu, 0x0A24BB5Au, 0xF84F3859u,
+    0x2C855CB2u, 0xDEEEDFB1u, 0xCDBE2C45u, 0x3FD5AF46u, 0x7198540Du, 0x83F3D70Eu,
+    0x90A324FAu, 0x62C8A7F9u, 0xB602C312u, 0x44694011u, 0x5739B3E5u, 0xA55230E6u,
+    0xFB410CC2u, 0x092A8FC1u, 0x1A7A7C35u, 0xE811FF36u, 0x3CDB9BDDu, 0xCEB018DEu,
+    0xDDE0EB2Au, 0x2F8B6829u, 0x82F63B78u, 0x709DB87Bu, 0x63CD4B8Fu, 0x91A6C88Cu,
+    0x456CAC67u, 0xB7072F64u, 0xA457DC90u, 0x563C5F93u, 0x082F63B7u, 0xFA44E0B4u,
+    0xE9141340u, 0x1B7F9043u, 0xCFB5F4A8u, 0x3DDE77ABu, 0x2E8E845Fu, 0xDCE5075Cu,
+    0x92A8FC17u, 0x60C37F14u, 0x73938CE0u, 0x81F80FE3u, 0x55326B08u, 0xA759E80Bu,
+    0xB4091BFFu, 0x466298FCu, 0x1871A4D8u, 0xEA1A27DBu, 0xF94AD42Fu, 0x0B21572Cu,
+    0xDFEB33C7u, 0x2D80B0C4u, 0x3ED04330u, 0xCCBBC033u, 0xA24BB5A6u, 0x502036A5u,
+    0x4370C551u, 0xB11B4652u, 0x65D122B9u, 0x97BAA1BAu, 0x84EA524Eu, 0x7681D14Du,
+    0x2892ED69u, 0xDAF96E6Au, 0xC9A99D9Eu, 0x3BC21E9Du, 0xEF087A76u, 0x1D63F975u,
+    0x0E330A81u, 0xFC588982u, 0xB21572C9u, 0x407EF1CAu, 0x532E023Eu, 0xA145813Du,
+    0x758FE5D6u, 0x87E466D5u, 0x94B49521u, 0x66DF1622u, 0x38CC2A06u, 0xCAA7A905u,
+    0xD9F75AF1u, 0x2B9CD9F2u, 0xFF56BD19u, 0x0D3D3E1Au, 0x1E6DCDEEu, 0xEC064EEDu,
+    0xC38D26C4u, 0x31E6A5C7u, 0x22B65633u, 0xD0DDD530u, 0x0417B1DBu, 0xF67C32D8u,
+    0xE52CC12Cu, 0x1747422Fu, 0x49547E0Bu, 0xBB3FFD08u, 0xA86F0EFCu, 0x5A048DFFu,
+    0x8ECEE914u, 0x7CA56A17u, 0x6FF599E3u, 0x9D9E1AE0u, 0xD3D3E1ABu, 0x21B862A8u,
+    0x32E8915Cu, 0xC083125Fu, 0x144976B4u, 0xE622F5B7u, 0xF5720643u, 0x07198540u,
+    0x590AB964u, 0xAB613A67u, 0xB831C993u, 0x4A5A4A90u, 0x9E902E7Bu, 0x6CFBAD78u,
+    0x7FAB5E8Cu, 0x8DC0DD8Fu, 0xE330A81Au, 0x115B2B19u, 0x020BD8EDu, 0xF0605BEEu,
+    0x24AA3F05u, 0xD6C1BC06u, 0xC5914FF2u, 0x37FACCF1u, 0x69E9F0D5u, 0x9B8273D6u,
+    0x88D28022u, 0x7AB90321u, 0xAE7367CAu, 0x5C18E4C9u, 0x4F48173Du, 0xBD23943Eu,
+    0xF36E6F75u, 0x0105EC76u, 0x12551F82u, 0xE03E9C81u, 0x34F4F86Au, 0xC69F7B69u,
+    0xD5CF889Du, 0x27A40B9Eu, 0x79B737BAu, 0x8BDCB4B9u, 0x988C474Du, 0x6AE7C44Eu,
+    0xBE2DA0A5u, 0x4C4623A6u, 0x5F16D052u, 0xAD7D5351u,
+};
+
+uint32_t slmblob_crc32c(uint32_t crc, const void* data, size_t size) {
+  const uint8_t* p = (const uint8_t*)data;
+  crc = ~crc;
+  while (size--) crc = slmblob__crc_table[(crc ^ *p++) & 0xFFu] ^ (crc >> 8);
+  return ~crc;
+}
+
+static uint16_t slmblob__u16(const uint8_t* p) { return (uint16_t)(p[0] | (p[1] << 8)); }
+static uint32_t slmblob__u32(const uint8_t* p) {
+  return (uint32_t)p[0] | ((uint32_t)p[1] << 8) | ((uint32_t)p[2] << 16) | ((uint32_t)p[3] << 24);
+}
+static uint64_t slmblob__u64(const uint8_t* p) { return (uint64_t)slmblob__u32(p) | ((uint64_t)slmblob__u32(p + 4) << 32); }
+static float slmblob__f32(const uint8_t* p) {
+  union {
+    uint32_t u;
+    float f;
+  } v;
+  v.u = slmblob__u32(p);
+  return v.f;
+}
+
+/* [offset, offset + length) lies inside [lo, hi). */
+static int slmblob__inside(uint64_t offset, uint64_t length, uint64_t lo, uint64_t hi) {
+  return offset >= lo && offset <= hi && length <= hi - offset;
+}
+
+static slmblob_status slmblob__fail(slmblob* blob, slmblob_status status, uint32_t section) {
+  blob->error = status;
+  blob->error_section = section;
+  return status;
+}
+
+const char* slmblob_status_text(slmblob_status status) {
+  switch (status) {
+    case SLMBLOB_OK: return "ok";
+    case SLMBLOB_E_TRUNCATED: return "truncated: the blob is shorter than its header says";
+    case SLMBLOB_E_MAGIC: return "not an slmopt blob (bad magic)";
+    case SLMBLOB_E_VERSION: return "unsupported blob format version";
+    case SLMBLOB_E_ENDIAN: return "bad endianness marker";
+    case SLMBLOB_E_HEADER: return "malformed header";
+    case SLMBLOB_E_HEADER_CRC: return "header checksum mismatch";
+    case SLMBLOB_E_SECTION_TABLE: return "malformed section table";
+    case SLMBLOB_E_SECTION_CRC: return "section checksum mismatch";
+    case SLMBLOB_E_PADDING: return "non-zero bytes between sections";
+    case SLMBLOB_E_TENSOR_TABLE: return "malformed tensor table";
+    case SLMBLOB_E_GOLDEN: return "malformed golden vectors";
+    case SLMBLOB_E_NOT_FOUND: return "not found";
+    case SLMBLOB_E_ARGUMENT: return "invalid argument";
+  }
+  return "unknown status";
+}
+
+/* A name: [offset, offset + length] inside the string section, NUL at the end. */
+static const char* slmblob__string(const slmblob* blob, const uint8_t* entry) {
+  uint64_t offset = slmblob__u32(entry), length = slmblob__u32(entry + 4);
+  const uint8_t* strings = blob->sections[SLMBLOB_SECTION_STRINGS];
+  uint64_t i;
+  if (!slmblob__inside(offset, length + 1, 0, blob->section_sizes[SLMBLOB_SECTION_STRINGS])) return NULL;
+  if (strings[offset + length] != 0) return NULL;
+  for (i = 0; i < length; ++i)
+    if (strings[offset + i] == 0) return NULL;
+  return (const char*)strings + offset;
+}
+
+static int slmblob__streq(const char* a, const char* b) {
+  while (*a && *a == *b) ++a, ++b;
+  return *a == *b;
+}
+
+/* ceil(count * bits / 8) without overflow, or UINT64_MAX. */
+static uint64_t slmblob__packed(uint64_t count, uint32_t bits) {
+  if (bits == 0 || bits > 64 || count > UINT64_MAX / 64) return UINT64_MAX;
+  return (count * bits + 7) / 8;
+}
+
+/* Reads n dims at p into out; -1 when one is negative or their product overflows. */
+static int64_t slmblob__dims(const uint8_t* p, uint32_t n, int64_t* out) {
+  uint64_t numel = 1;
+  uint32_t i;
+  for (i = 0; i < n; ++i) {
+    uint64_t d = slmblob__u64(p + 8u * i);
+    if (d > (uint64_t)INT64_MAX) return -1;
+    out[i] = (int64_t)d;
+    if (d != 0 && numel > (uint64_t)INT64_MAX / d) return -1;
+    numel *= d;
+  }
+  return (int64_t)numel;
+}
+
+static slmblob_status slmblob__read_part(const slmblob* blob, uint32_t index, slmblob_part* out) {
+  const uint8_t* e = blob->sections[SLMBLOB_SECTION_TENSORS] + 16 +
+                     (uint64_t)blob->tensor_count * SLMBLOB_TENSOR_ENTRY_SIZE + (uint64_t)index * SLMBLOB_PART_ENTRY_SIZE;
+  const uint8_t* weights = blob->sections[SLMBLOB_SECTION_WEIGHTS];
+  uint64_t weights_start = (uint64_t)(weights - blob->data);
+  uint64_t offset = slmblob__u64(e + 24), size = slmblob__u64(e + 32);
+  out->name = slmblob__string(blob, e);
+  out->bits = slmblob__u32(e + 8);
+  out->count = slmblob__u64(e + 16);
+  if (!out->name || slmblob__u32(e + 12) != 0) return SLMBLOB_E_TENSOR_TABLE;
+  if (!slmblob__inside(offset, size, weights_start, weights_start + blob->section_sizes[SLMBLOB_SECTION_WEIGHTS]))
+    return SLMBLOB_E_TENSOR_TABLE;
+  if (offset % blob->alignment != 0 || slmblob__packed(out->count, out->bits) != size) return SLMBLOB_E_TENSOR_TABLE;
+  out->data = blob->data + offset;
+  out->size = size;
+  return SLMBLOB_OK;
+}
+
+static slmblob_status slmblob__read_tensor(const slmblob* blob, uint32_t index, slmblob_tensor* out) {
+  const uint8_t* table = blob->sections[SLMBLOB_SECTION_TENSORS];
+  const uint8_t* e = table + 16 + (uint64_t)index * SLMBLOB_TENSOR_ENTRY_SIZE;
+  const uint8_t* dims = table + 16 + (uint64_t)blob->tensor_count * SLMBLOB_TENSOR_ENTRY_SIZE +
+                        (uint64_t)blob->part_count * SLMBLOB_PART_ENTRY_SIZE;
+  uint32_t first_dim, i;
+  int64_t numel;
+  slmblob_part part;
+  out->name = slmblob__string(blob, e);
+  out->scheme = slmblob__string(blob, e + 8);
+  out->dtype = slmblob__u32(e + 16);
+  out->ndim = slmblob__u16(e + 20);
+  out->part_count = slmblob__u16(e + 22);
+  first_dim = slmblob__u32(e + 24);
+  out->first_part = slmblob__u32(e + 28);
+  out->bits = e[32];
+  out->symmetric = e[33];
+  out->scale_dtype = e[34];
+  out->sub_scale_bits = e[35];
+  out->transposed = e[36];
+  out->group = (int64_t)slmblob__u64(e + 40);
+  out->super_block = (int64_t)slmblob__u64(e + 48);
+  out->rows = (int64_t)slmblob__u64(e + 56);
+  out->cols = (int64_t)slmblob__u64(e + 64);
+  out->sparse_format = slmblob__u32(e + 72);
+  out->sparse_n = slmblob__u16(e + 76);
+  out->sparse_m = slmblob__u16(e + 78);
+  out->zero_count = slmblob__u64(e + 80);
+  out->data = NULL;
+  out->size = 0;
+  if (!out->name || !out->scheme || out->ndim > SLMBLOB_MAX_DIMS || out->part_count == 0) return SLMBLOB_E_TENSOR_TABLE;
+  if (first_dim > blob->dim_count || out->ndim > blob->dim_count - first_dim) return SLMBLOB_E_TENSOR_TABLE;
+  if (out->first_part > blob->part_count || out->part_count > blob->part_count - out->first_part)
+    return SLMBLOB_E_TENSOR_TABLE;
+  for (i = 37; i < 40; ++i)
+    if (e[i] != 0) return SLMBLOB_E_TENSOR_TABLE;
+  for (i = 88; i < SLMBLOB_TENSOR_ENTRY_SIZE; ++i)
+    if (e[i] != 0) return SLMBLOB_E_TENSOR_TABLE;
+  numel = slmblob__dims(dims + 8u * (uint64_t)first_dim, out->ndim, out->dims);
+  if (numel < 0 || out->zero_count > (uint64_t)numel) return SLMBLOB_E_TENSOR_TABLE;
+  if (out->scheme[0] == 0) {
+    /* A plain tensor: one part holding every element. */
+    if (out->part_count != 1 || slmblob__read_part(blob, out->first_part, &part) != SLMBLOB_OK) return SLMBLOB_E_TENSOR_TABLE;
+    if (part.count != (uint64_t)numel || part.bits % 8 != 0) return SLMBLOB_E_TENSOR_TABLE;
+    out->data = part.data;
+    out->size = part.size;
+  } else {
+    if (out->bits < 1 || out->bits > 8 || out->rows < 0 || out->cols < 0) return SLMBLOB_E_TENSOR_TABLE;
+    if (out->cols != 0 && out->rows > INT64_MAX / out->cols) return SLMBLOB_E_TENSOR_TABLE;
+    if (out->rows * out->cols != numel) return SLMBLOB_E_TENSOR_TABLE;
+    for (i = 0; i < out->part_count; ++i)
+      if (slmblob__read_part(blob, out->first_part + i, &part) != SLMBLOB_OK) return SLMBLOB_E_TENSOR_TABLE;
+  }
+  return SLMBLOB_OK;
+}
+
+static slmblob_status slmblob__read_golden(const slmblob* blob, uint32_t index, slmblob_value* out) {
+  const uint8_t* g = blob->sections[SLMBLOB_SECTION_GOLDEN];
+  uint64_t g_start = (uint64_t)(g - blob->data), g_end = g_start + blob->section_sizes[SLMBLOB_SECTION_GOLDEN];
+  uint64_t values = (uint64_t)blob->golden_samples * (blob->golden_inputs + blob->golden_outputs);
+  const uint8_t* e = g + 32 + (uint64_t)index * SLMBLOB_GOLDEN_ENTRY_SIZE;
+  const uint8_t* dims = g + 32 + values * SLMBLOB_GOLDEN_ENTRY_SIZE;
+  uint32_t first_dim = slmblob__u32(e + 16);
+  uint64_t offset = slmblob__u64(e + 24), size = slmblob__u64(e + 32);
+  int64_t numel;
+  out->name = slmblob__string(blob, e);
+  out->dtype = slmblob__u32(e + 8);
+  out->ndim = slmblob__u32(e + 12);
+  out->elem_bits = slmblob__u32(e + 20);
+  out->is_output = (index % (blob->golden_inputs + blob->golden_outputs)) >= blob->golden_inputs;
+  if (!out->name || out->ndim > SLMBLOB_MAX_DIMS || first_dim > blob->golden_dims ||
+      out->ndim > blob->golden_dims - first_dim)
+    return SLMBLOB_E_GOLDEN;
+  numel = slmblob__dims(dims + 8u * (uint64_t)first_dim, out->ndim, out->dims);
+  if (numel < 0 || out->elem_bits == 0 || out->elem_bits % 8 != 0 ||
+      slmblob__packed((uint64_t)numel, out->elem_bits) != size || !slmblob__inside(offset, size, g_start, g_end) ||
+      offset % 8 != 0)
+    return SLMBLOB_E_GOLDEN;
+  out->data = blob->data + offset;
+  out->size = size;
+  return SLMBLOB_OK;
+}
+
+static slmblob_status slmblob__open_tensors(slmblob* blob) {
+  const uint8_t* t = blob->sections[SLMBLOB_SECTION_TENSORS];
+  uint64_t size = blob->section_sizes[SLMBLOB_SECTION_TENSORS], need;
+  uint32_t i;
+  slmblob_tensor tensor;
+  if (size < 16) return SLMBLOB_E_TENSOR_TABLE;
+  blob->tensor_count = slmblob__u32(t);
+  blob->part_count = slmblob__u32(t + 4);
+  blob->dim_count = slmblob__u32(t + 8);
+  if (slmblob__u32(t + 12) != 0) return SLMBLOB_E_TENSOR_TABLE;
+  need = 16 + (uint64_t)blob->tensor_count * SLMBLOB_TENSOR_ENTRY_SIZE + (uint64_t)blob->part_count * SLMBLOB_PART_ENTRY_SIZE +
+         (uint64_t)blob->dim_count * 8;
+  if (need != size) return SLMBLOB_E_TENSOR_TABLE;
+  for (i = 0; i < blob->tensor_count; ++i)
+    if (slmblob__read_tensor(blob, i, &tensor) != SLMBLOB_OK) return SLMBLOB_E_TENSOR_TABLE;
+  return SLMBLOB_OK;
+}
+
+static slmblob_status slmblob__open_golden(slmblob* blob) {
+  const uint8_t* g = blob->sections[SLMBLOB_SECTION_GOLDEN];
+  uint64_t size = blob->section_sizes[SLMBLOB_SECTION_GOLDEN], values;
+  uint32_t i;
+  slmblob_value value;
+  if (!g) return SLMBLOB_OK;
+  if (size < 32) return SLMBLOB_E_GOLDEN;
+  blob->golden_samples = slmblob__u32(g);
+  blob->golden_inputs = slmblob__u32(g + 4);
+  blob->golden_outputs = slmblob__u32(g + 8);
+  blob->golden_dims = slmblob__u32(g + 12);
+  if (slmblob__u32(g + 24) != 0 || slmblob__u32(g + 28) != 0) return SLMBLOB_E_GOLDEN;
+  if (blob->golden_inputs > 0xFFFFu || blob->golden_outputs > 0xFFFFu || blob->golden_outputs == 0)
+    return SLMBLOB_E_GOLDEN;
+  values = (uint64_t)blob->golden_samples * (blob->golden_inputs + blob->golden_outputs);
+  if (!slmblob__inside(32, values * SLMBLOB_GOLDEN_ENTRY_SIZE + (uint64_t)blob->golden_dims * 8, 0, size))
+    return SLMBLOB_E_GOLDEN;
+  for (i = 0; i < values; ++i)
+    if (slmblob__read_golden(blob, i, &value) != SLMBLOB_OK) return SLMBLOB_E_GOLDEN;
+  return SLMBLOB_OK;
+}
+
+slmblob_status slmblob_open(slmblob* blob, const void* data, uint64_t size, uint32_t flags) {
+  static const uint8_t magic[8] = {'S', 'L', 'M', 'B', 'L', 'O', 'B', 0x1A};
+  const uint8_t* p = (const uint8_t*)data;
+  uint64_t table, end, cursor, i, k;
+  uint32_t count, s, status;
+  if (!blob) return SLMBLOB_E_ARGUMENT;
+  {
+    slmblob empty = {0};
+    *blob = empty;
+  }
+  if (!p) return slmblob__fail(blob, SLMBLOB_E_ARGUMENT, 0);
+  if (size < SLMBLOB_HEADER_SIZE + SLMBLOB_TRAILER_SIZE) return slmblob__fail(blob, SLMBLOB_E_TRUNCATED, 0);
+  for (i = 0; i < 8; ++i)
+    if (p[i] != magic[i]) return slmblob__fail(blob, SLMBLOB_E_MAGIC, 0);
+  if (slmblob__u32(p + 60) != slmblob_crc32c(0, p, 60)) return slmblob__fail(blob, SLMBLOB_E_HEADER_CRC, 0);
+  if (slmblob__u16(p + 8) != SLMBLOB_VERSION_MAJOR) return slmblob__fail(blob, SLMBLOB_E_VERSION, 0);
+  if (slmblob__u32(p + 12) != 0x01020304u) return slmblob__fail(blob, SLMBLOB_E_ENDIAN, 0);
+  blob->flags = slmblob__u32(p + 20);
+  blob->alignment = slmblob__u32(p + 24);
+  count = slmblob__u32(p + 28);
+  table = slmblob__u64(p + 32);
+  end = slmblob__u64(p + 40);
+  if (slmblob__u32(p + 16) != SLMBLOB_HEADER_SIZE || blob->alignment < 8 || blob->alignment > 65536 ||
+      (blob->alignment & (blob->alignment - 1)) != 0 || slmblob__u32(p + 52) != 0 || slmblob__u32(p + 56) != 0)
+    return slmblob__fail(blob, SLMBLOB_E_HEADER, 0);
+  if (end > size) return slmblob__fail(blob, SLMBLOB_E_TRUNCATED, 0);
+  if (end < SLMBLOB_HEADER_SIZE + SLMBLOB_TRAILER_SIZE) return slmblob__fail(blob, SLMBLOB_E_HEADER, 0);
+  end -= SLMBLOB_TRAILER_SIZE; /* sections end before the hash */
+  if (table != SLMBLOB_HEADER_SIZE || count > SLMBLOB_MAX_SECTIONS ||
+      !slmblob__inside(table, (uint64_t)count * SLMBLOB_SECTION_ENTRY_SIZE, 0, end))
+    return slmblob__fail(blob, SLMBLOB_E_SECTION_TABLE, 0);
+  if (slmblob__u32(p + 48) != slmblob_crc32c(0, p + table, (size_t)count * SLMBLOB_SECTION_ENTRY_SIZE))
+    return slmblob__fail(blob, SLMBLOB_E_SECTION_TABLE, 0);
+  blob->data = p;
+  blob->size = end + SLMBLOB_TRAILER_SIZE;
+  /* Sections follow the table in file order; the gaps between them are zero. */
+  cursor = table + (uint64_t)count * SLMBLOB_SECTION_ENTRY_SIZE;
+  for (s = 0; s < count; ++s) {
+    const uint8_t* e = p + table + (uint64_t)s * SLMBLOB_SECTION_ENTRY_SIZE;
+    uint32_t kind = slmblob__u32(e);
+    uint64_t offset = slmblob__u64(e + 8), length = slmblob__u64(e + 16);
+    if (kind < SLMBLOB_SECTION_METADATA || kind > SLMBLOB_SECTION_WEIGHTS || blob->sections[kind] ||
+        slmblob__u64(e + 24) != 0 || offset < cursor || offset % 8 != 0 || !slmblob__inside(offset, length, 0, end))
+      return slmblob__fail(blob, SLMBLOB_E_SECTION_TABLE, kind);
+    for (k = cursor; k < offset; ++k)
+      if (p[k] != 0) return slmblob__fail(blob, SLMBLOB_E_PADDING, kind);
+    if (!(kind == SLMBLOB_SECTION_WEIGHTS && (flags & SLMBLOB_SKIP_WEIGHTS_CRC)) &&
+        slmblob__u32(e + 4) != slmblob_crc32c(0, p + offset, (size_t)length))
+      return slmblob__fail(blob, SLMBLOB_E_SECTION_CRC, kind);
+    blob->sections[kind] = p + offset;
+    blob->section_sizes[kind] = length;
+    cursor = offset + length;
+  }
+  for (k = cursor; k < end; ++k)
+    if (p[k] != 0) return slmblob__fail(blob, SLMBLOB_E_PADDING, 0);
+  for (s = SLMBLOB_SECTION_METADATA; s <= SLMBLOB_SECTION_WEIGHTS; ++s)
+    if (s != SLMBLOB_SECTION_GOLDEN && !blob->sections[s]) return slmblob__fail(blob, SLMBLOB_E_SECTION_TABLE, s);
+  if ((uint64_t)(blob->sections[SLMBLOB_SECTION_WEIGHTS] - p) % blob->alignment != 0)
+    return slmblob__fail(blob, SLMBLOB_E_SECTION_TABLE, SLMBLOB_SECTION_WEIGHTS);
+  if (!blob->sections[SLMBLOB_SECTION_GOLDEN] != !(blob->flags & 1u)) return slmblob__fail(blob, SLMBLOB_E_HEADER, 0);
+  status = slmblob__open_tensors(blob);
+  if (status != SLMBLOB_OK) return slmblob__fail(blob, (slmblob_status)status, SLMBLOB_SECTION_TENSORS);
+  status = slmblob__open_golden(blob);
+  if (status != SLMBLOB_OK) return slmblob__fail(blob, (slmblob_status)status, SLMBLOB_SECTION_GOLDEN);
+  return SLMBLOB_OK;
+}
+
+slmblob_status slmblob_section(const slmblob* blob, uint32_t kind, const uint8_t** data, uint64_t* size) {
+  if (!blob || !blob->data || kind < SLMBLOB_SECTION_METADATA || kind > SLMBLOB_SECTION_WEIGHTS) return SLMBLOB_E_ARGUMENT;
+  if (!blob->sections[kind]) return SLMBLOB_E_NOT_FOUND;
+  *data = blob->sections[kind];
+  *size = blob->section_sizes[kind];
+  return SLMBLOB_OK;
+}
+
+uint32_t slmblob_tensor_count(const slmblob* blob) { return blob && blob->data ? blob->tensor_count : 0; }
+
+slmblob_status slmblob_tensor_at(const slmblob* blob, uint32_t index, slmblob_tensor* out) {
+  if (!blob || !blob->data || !out || index >= blob->tensor_count) return SLMBLOB_E_ARGUMENT;
+  return slmblob__read_tensor(blob, index, out);
+}
+
+slmblob_status slmblob_find_tensor(const slmblob* blob, const char* name, slmblob_tensor* out) {
+  uint32_t i;
+  if (!blob || !blob->data || !name || !out) return SLMBLOB_E_ARGUMENT;
+  for (i = 0; i < blob->tensor_count; ++i)
+    if (slmblob__read_tensor(blob, i, out) == SLMBLOB_OK && slmblob__streq(out->name, name)) return SLMBLOB_OK;
+  return SLMBLOB_E_NOT_FOUND;
+}
+
+slmblob_status slmblob_tensor_part(const slmblob* blob, const slmblob_tensor* tensor, uint32_t index, slmblob_part* out) {
+  if (!blob || !blob->data || !tensor || !out || index >= tensor->part_count) return SLMBLOB_E_ARGUMENT;
+  return slmblob__read_part(blob, tensor->first_part + index, out);
+}
+
+slmblob_status slmblob_find_part(const slmblob* blob, const slmblob_tensor* tensor, const char* name, slmblob_part* out) {
+  uint32_t i;
+  if (!blob || !blob->data || !tensor || !name || !out) return SLMBLOB_E_ARGUMENT;
+  for (i = 0; i < tensor->part_count; ++i)
+    if (slmblob_tensor_part(blob, tensor, i, out) == SLMBLOB_OK && slmblob__streq(out->name, name)) return SLMBLOB_OK;
+  return SLMBLOB_E_NOT_FOUND;
+}
+
+uint32_t slmblob_golden_samples(const slmblob* blob) { return blob && blob->data ? blob->golden_samples : 0; }
+uint32_t slmblob_golden_inputs(const slmblob* blob) { return blob && blob->data ? blob->golden_inputs : 0; }
+uint32_t slmblob_golden_outputs(const slmblob* blob) { return blob && blob->data ? blob->golden_outputs : 0; }
+
+void slmblob_golden_tolerance(const slmblob* blob, float* atol, float* rtol) {
+  const uint8_t* g = blob && blob->data ? blob->sections[SLMBLOB_SECTION_GOLDEN] : NULL;
+  *atol = g ? slmblob__f32(g + 16) : 0.0f;
+  *rtol = g ? slmblob__f32(g + 20) : 0.0f;
+}
+
+slmblob_status slmblob_golden_value(const slmblob* blob, uint32_t sample, uint32_t index, slmblob_value* out) {
+  uint32_t per_sample;
+  if (!blob || !blob->data || !out || !blob->sections[SLMBLOB_SECTION_GOLDEN]) return SLMBLOB_E_ARGUMENT;
+  per_sample = blob->golden_inputs + blob->golden_outputs;
+  if (sample >= blob->golden_samples || index >= per_sample) return SLMBLOB_E_ARGUMENT;
+  return slmblob__read_golden(blob, sample * per_sample + index, out);
+}
+
+#endif /* SLMBLOB_IMPLEMENTATION */

@@ -1,0 +1,408 @@
+// The flat blob: round trips (tensors, graph and outputs bit for bit, weights
+// mapped in place), determinism, tamper and truncation refusal, the C99 reader
+// against the C++ writer, golden vectors, OTA packages and the pack/verify CLI.
+#include <openssl/evp.h>
+#include <openssl/pem.h>
+
+#include <cstdio>
+#include <cstring>
+#include <memory>
+#include <set>
+#include <sstream>
+
+#include "blob/blob_io.hpp"
+#include "blob/slmblob.h"
+#include "core/atomic_file.hpp"
+#include "core/quant_tensor.hpp"
+#include "core/rules.hpp"
+#include "model_io.hpp"
+#include "onnx/onnx_io.hpp"
+#include "ota/ota_package.hpp"
+#include "passes/quantize.hpp"
+#include "runtime/session.hpp"
+#include "test_util.hpp"
+
+using namespace slmopt;
+
+namespace {
+
+Model quantize_mixed(const Model& m) {
+  passes::QuantizeConfig c;
+  // Every scheme family in one model: integer (one- and two-level), lookup
+  // table, ternary, binary.
+  c.rules = parse_rule_shorthand("*conv2d_1/*=t2,*conv2d_2/*=b1,*conv2d_3/*=q4n,*conv2d_4/*=q8,*conv2d_5/*=q3,*=q4", "bits",
+                                 "scheme");
+  passes::QuantizeReport report;
+  return passes::quantize_model(m, c, report);
+}
+
+std::vector<uint8_t> file_bytes(const std::string& path) {
+  const std::string s = test::read_bytes(path);
+  return {s.begin(), s.end()};
+}
+
+void write_vector(const std::string& path, const std::vector<uint8_t>& bytes) {
+  test::write_bytes(path, std::string(bytes.begin(), bytes.end()));
+}
+
+// Initializers equal in name, shape, type and every stored byte.
+void check_same_weights(const Model& a, const Model& b) {
+  REQUIRE(a.graph.initializers.size() == b.graph.initializers.size());
+  for (size_t i = 0; i < a.graph.initializers.size(); ++i) {
+    const auto& x = a.graph.initializers[i];
+    const auto& y = b.graph.initializers[i];
+    INFO(x.name);
+    CHECK(x.name == y.name);
+    CHECK(x.tensor.shape() == y.tensor.shape());
+    CHECK(x.tensor.dtype() == y.tensor.dtype());
+    CHECK(x.tensor.is_quantized() == y.tensor.is_quantized());
+    if (x.tensor.is_quantized()) {
+      CHECK(*x.tensor.quant() == *y.tensor.quant());
+    } else {
+      REQUIRE(x.tensor.nbytes() == y.tensor.nbytes());
+      CHECK(std::memcmp(x.tensor.bytes(), y.tensor.bytes(), x.tensor.nbytes()) == 0);
+    }
+  }
+}
+
+// Outputs of both models on the same inputs, required identical bit for bit.
+void check_same_outputs(const Model& a, const Model& b, const Tensor& x) {
+  CHECK(std::memcmp(test::run1(a, x).data<float>(), test::run1(b, x).data<float>(), test::run1(a, x).nbytes()) == 0);
+}
+
+// A small model of every element type a blob stores plainly, plus a graph.
+Model small_model() {
+  Model m;
+  m.opsets.push_back({"", 17});
+  ValueInfo x, y;
+  x.name = "x";
+  x.dtype = DType::F32;
+  x.shape = std::vector<Dim>(2);
+  (*x.shape)[0].value = 2;
+  (*x.shape)[1].value = 64;
+  y.name = "y";
+  y.dtype = DType::F32;
+  m.graph.inputs.push_back(x);
+  m.graph.outputs.push_back(y);
+  m.graph.initializers.push_back({"w", test::gaussian_tensor({64, 64}, 1), "the weight"});
+  m.graph.initializers.push_back({"b", test::random_tensor(DType::F16, {64}, 2), ""});
+  m.graph.initializers.push_back({"ids", test::random_tensor(DType::I64, {3}, 3), ""});
+  m.graph.initializers.push_back({"flags", test::random_tensor(DType::U8, {5}, 4), ""});
+  m.graph.initializers.push_back({"empty", Tensor::from_values<float>(DType::F32, {0, 4}, {}), ""});
+  Node mm;
+  mm.op_type = "MatMul";
+  mm.name = "mm";
+  mm.inputs = {"x", "w"};
+  mm.outputs = {"y"};
+  m.graph.nodes.push_back(mm);
+  return m;
+}
+
+struct Key {
+  std::string private_pem, public_pem;
+};
+
+// A fresh Ed25519 key pair as PEM files.
+Key make_key(const test::TempDir& tmp, const std::string& name) {
+  EVP_PKEY* key = EVP_PKEY_Q_keygen(nullptr, nullptr, "ED25519");
+  REQUIRE(key);
+  Key k{tmp.file(name + ".pem"), tmp.file(name + ".pub.pem")};
+  FILE* f = std::fopen(k.private_pem.c_str(), "wb");
+  PEM_write_PrivateKey(f, key, nullptr, nullptr, 0, nullptr, nullptr);
+  std::fclose(f);
+  f = std::fopen(k.public_pem.c_str(), "wb");
+  PEM_write_PUBKEY(f, key);
+  std::fclose(f);
+  EVP_PKEY_free(key);
+  return k;
+}
+
+std::string run_c_reader(const std::string& blob, bool golden = false) {
+  const std::string cmd = std::string(SLMOPT_C_READER) + " '" + blob + "'" + (golden ? " golden" : "");
+  std::unique_ptr<FILE, decltype(&pclose)> pipe(popen(cmd.c_str(), "r"), &pclose);
+  std::string out;
+  char buf[4096];
+  size_t n;
+  while ((n = std::fread(buf, 1, sizeof buf, pipe.get())) > 0) out.append(buf, n);
+  return out;
+}
+
+std::string crc_hex(const void* data, size_t size) {
+  char buf[16];
+  std::snprintf(buf, sizeof buf, "%08x", slmblob_crc32c(0, data, size));
+  return buf;
+}
+
+// What read_blob.c prints for a model, computed from the C++ side.
+std::string expected_c_listing(const Model& m) {
+  std::string s;
+  for (const auto& init : m.graph.initializers) {
+    const Tensor& t = init.tensor;
+    const QuantTensor* q = t.quant();
+    s += init.name + " " + (q ? q->scheme : "-") + " " + std::to_string(traits(t.dtype()).onnx_code) + " [";
+    for (size_t i = 0; i < t.shape().size(); ++i) s += (i ? "," : "") + std::to_string(t.shape()[i]);
+    s += "]";
+    auto part = [&](const std::string& name, int bits, int64_t count, const void* data, size_t size) {
+      s += " " + name + ":" + std::to_string(bits) + ":" + std::to_string(count) + ":" + std::to_string(size) + ":" +
+           crc_hex(data, size);
+    };
+    if (q)
+      for (const auto& p : q->parts) part(p.name, p.bits, p.count, p.bytes.data(), p.bytes.size());
+    else
+      part("data", 8 * dtype_size(t.dtype()), t.numel(), t.bytes(), t.nbytes());
+    s += "\n";
+  }
+  return s;
+}
+
+}  // namespace
+
+TEST_CASE("CRC-32C matches its standard check value and a bitwise reference") {
+  CHECK(slmblob_crc32c(0, "123456789", 9) == 0xE3069283u);
+  const auto data = test::gaussian_values(1000, 5);
+  uint32_t crc = ~0u;
+  const auto* p = reinterpret_cast<const uint8_t*>(data.data());
+  for (size_t i = 0; i < data.size() * 4; ++i) {
+    crc ^= p[i];
+    for (int b = 0; b < 8; ++b) crc = (crc >> 1) ^ (0x82F63B78u & (0u - (crc & 1u)));
+  }
+  CHECK(slmblob_crc32c(0, data.data(), data.size() * 4) == ~crc);
+}
+
+TEST_CASE("a blob round-trips every tensor type and the graph, weights mapped in place") {
+  test::TempDir tmp;
+  const Model m = small_model();
+  for (uint32_t align : {8u, 64u, 4096u}) {
+    blob::BlobOptions o;
+    o.alignment = align;
+    o.model_name = "small";
+    const auto bytes = blob::build_blob(m, o);
+    write_vector(tmp.file("m.bin"), bytes);
+    const Model back = blob::read_blob(tmp.file("m.bin"));
+    check_same_weights(m, back);
+    CHECK(back.graph.initializers[0].doc == "the weight");
+    CHECK(back.graph.nodes.size() == 1);
+    CHECK(back.graph.initializers[0].tensor.is_mapped());
+    CHECK(reinterpret_cast<uintptr_t>(back.graph.initializers[0].tensor.bytes()) % align == 0);
+    const Tensor x = test::gaussian_tensor({2, 64}, 9);
+    check_same_outputs(m, back, x);
+  }
+}
+
+TEST_CASE("quantized real model: blob outputs equal the model before packing, bit for bit") {
+  auto dir = test::real_models_dir();
+  if (!dir) return;
+  test::TempDir tmp;
+  const Model f = onnx_format::read_onnx((*dir / "embedding_model.onnx").string());
+  const Model q = quantize_mixed(f);
+  std::set<std::string> schemes;
+  for (const auto& init : q.graph.initializers)
+    if (init.tensor.is_quantized()) schemes.insert(init.tensor.quant()->scheme);
+  CHECK(schemes.size() >= 4);
+  const Tensor x = test::random_tensor(DType::F32, {1, 76, 32, 1}, 3);
+  for (const Model* model : {&f, &q}) {
+    write_vector(tmp.file("m.bin"), blob::build_blob(*model, {}));
+    const Model back = load_model(tmp.file("m.bin"));  // found by its magic
+    check_same_weights(*model, back);
+    check_same_outputs(*model, back, x);
+    for (const auto& init : back.graph.initializers)
+      if (init.tensor.is_quantized())
+        for (const auto& p : init.tensor.quant()->parts) CHECK(p.bytes.is_view());
+  }
+  // The C99 reader sees the same tensors and bytes as the C++ writer wrote.
+  CHECK(run_c_reader(tmp.file("m.bin")) == expected_c_listing(q));
+}
+
+TEST_CASE("the C99 reader reads every tensor of the stories260K weights") {
+  test::TempDir tmp;
+  const Model m = load_model(test::test_data("stories260K/model.safetensors"));
+  blob::BlobOptions o;
+  o.alignment = 256;
+  write_vector(tmp.file("s.bin"), blob::build_blob(m, o));
+  const std::string listing = run_c_reader(tmp.file("s.bin"));
+  CHECK(listing == expected_c_listing(m));
+  CHECK(std::count(listing.begin(), listing.end(), '\n') == 47);
+}
+
+TEST_CASE("packing is deterministic") {
+  const Model m = small_model();
+  blob::BlobOptions o;
+  o.model_name = "m";
+  CHECK(blob::build_blob(m, o) == blob::build_blob(m, o));
+  test::TempDir tmp;
+  write_vector(tmp.file("a.bin"), blob::build_blob(m, o));
+  const Model back = blob::read_blob(tmp.file("a.bin"));
+  CHECK(blob::build_blob(back, o) == blob::build_blob(m, o));  // re-packing a loaded blob gives the same bytes
+}
+
+TEST_CASE("flipping any byte of a blob makes the loader refuse it") {
+  test::TempDir tmp;
+  blob::BlobOptions o;
+  o.alignment = 128;
+  blob::GoldenVectors g;
+  g.input_names = {"x"};
+  g.output_names = {"y"};
+  g.inputs = {{test::gaussian_tensor({2, 64}, 1)}};
+  g.outputs = {{test::gaussian_tensor({2, 64}, 2)}};
+  o.golden = g;
+  const auto good = blob::build_blob(small_model(), o);
+  write_vector(tmp.file("good.bin"), good);
+  REQUIRE_NOTHROW(blob::BlobFile(tmp.file("good.bin")));
+  // Every byte of the header, table and trailer, and a sample from each section and gap.
+  std::vector<size_t> positions;
+  for (size_t i = 0; i < 64 + 6 * 32; ++i) positions.push_back(i);
+  for (size_t i = good.size() - 40; i < good.size(); ++i) positions.push_back(i);
+  for (size_t i = 256; i < good.size() - 40; i += 97) positions.push_back(i);
+  size_t refused = 0, c_refused = 0;
+  for (size_t pos : positions) {
+    auto bad = good;
+    bad[pos] ^= 0x20;
+    write_vector(tmp.file("bad.bin"), bad);
+    try {
+      blob::BlobFile f(tmp.file("bad.bin"));
+      FAIL_CHECK("byte " << pos << " flipped, the blob still loads");
+    } catch (const Error& e) {
+      CHECK(e.kind() == ErrorKind::BadInput);
+      CHECK_THAT(e.what(), Catch::Contains("bad.bin"));
+      ++refused;
+    }
+    slmblob b;
+    // The C reader checks everything but the SHA-256 trailer.
+    if (pos < good.size() - SLMBLOB_TRAILER_SIZE && slmblob_open(&b, bad.data(), bad.size(), 0) != SLMBLOB_OK) ++c_refused;
+  }
+  CHECK(refused == positions.size());
+  CHECK(c_refused == positions.size() - SLMBLOB_TRAILER_SIZE);
+}
+
+TEST_CASE("a truncated blob is a clear error, at every length") {
+  test::TempDir tmp;
+  const auto good = blob::build_blob(small_model(), {});
+  for (size_t n = 0; n < good.size(); n += (n < 300 ? 7 : 211)) {
+    write_vector(tmp.file("t.bin"), std::vector<uint8_t>(good.begin(), good.begin() + static_cast<long>(n)));
+    if (n >= 8) {
+      CHECK_THROWS_AS(blob::BlobFile(tmp.file("t.bin")), Error);
+    }
+  }
+  write_vector(tmp.file("t.bin"), std::vector<uint8_t>(good.begin(), good.end() - 1));
+  CHECK_THROWS_WITH(blob::BlobFile(tmp.file("t.bin")), Catch::Contains("truncated"));
+  // Flash padding after the blob is ignored.
+  auto padded = good;
+  padded.resize(good.size() + 4000, 0xFF);
+  write_vector(tmp.file("p.bin"), padded);
+  CHECK_NOTHROW(blob::BlobFile(tmp.file("p.bin")));
+}
+
+TEST_CASE("golden vectors are stored, read by both readers, and checked by verify --run") {
+  auto dir = test::real_models_dir();
+  if (!dir) return;
+  test::TempDir tmp;
+  const std::string alexa = (*dir / "alexa_v0.1.onnx").string();
+  auto r = test::run_slmopt("pack '" + alexa + "' -o '" + tmp.file("a.bin") + "' --golden-random 3 --golden-seed 4 -q");
+  REQUIRE(r.exit_code == 0);
+  const blob::BlobFile f(tmp.file("a.bin"));
+  const auto g = f.golden();
+  REQUIRE(g);
+  CHECK(g->inputs.size() == 3);
+  const Model original = onnx_format::read_onnx(alexa);
+  CHECK(std::memcmp(test::run1(original, g->inputs[1][0]).data<float>(), g->outputs[1][0].data<float>(),
+                    g->outputs[1][0].nbytes()) == 0);
+  const std::string c = run_c_reader(tmp.file("a.bin"), true);
+  CHECK(c.rfind("golden 3 1 1\n", 0) == 0);
+  CHECK(std::count(c.begin(), c.end(), '\n') == 7);
+  r = test::run_slmopt("verify '" + tmp.file("a.bin") + "' --run --json");
+  CHECK(r.exit_code == 0);
+  CHECK(nlohmann::json::parse(r.out)["golden"]["mismatches"] == 0);
+
+  // Outputs that differ from what the blob computes fail the check with exit 1.
+  blob::BlobOptions o;
+  o.golden = *g;
+  o.golden->outputs[2][0] = test::gaussian_tensor(g->outputs[2][0].shape(), 8);
+  o.golden->atol = 1e-6f;
+  o.golden->rtol = 0;
+  write_vector(tmp.file("wrong.bin"), blob::build_blob(original, o));
+  r = test::run_slmopt("verify '" + tmp.file("wrong.bin") + "' --run");
+  CHECK(r.exit_code == 1);
+  CHECK_THAT(r.err, Catch::Contains("sample 2 output"));
+}
+
+TEST_CASE("OTA packages: exact blob bytes back, signatures checked, any change refused") {
+  test::TempDir tmp;
+  const auto blob_bytes = blob::build_blob(small_model(), {});
+  const Key key = make_key(tmp, "k"), other = make_key(tmp, "other");
+  ota::PackageOptions po;
+  po.model_name = "small";
+  po.private_key_pem = key.private_pem;
+  const auto package = ota::build_package(blob_bytes, po);
+  CHECK(package.size() < blob_bytes.size());
+  write_vector(tmp.file("m.ota"), package);
+  const auto check = ota::check_package(tmp.file("m.ota"), key.public_pem);
+  CHECK(check.signature_checked);
+  CHECK(check.blob == blob_bytes);
+  CHECK_THROWS_WITH(ota::check_package(tmp.file("m.ota"), other.public_pem), Catch::Contains("signature mismatch"));
+  CHECK(ota::build_package(blob_bytes, po) == package);  // Ed25519 signatures are deterministic
+
+  for (size_t pos = 0; pos < package.size(); pos += std::max<size_t>(1, package.size() / 200)) {
+    auto bad = package;
+    bad[pos] ^= 0x01;
+    write_vector(tmp.file("bad.ota"), bad);
+    CHECK_THROWS_AS(ota::check_package(tmp.file("bad.ota"), key.public_pem), Error);
+  }
+  po.private_key_pem.clear();
+  write_vector(tmp.file("u.ota"), ota::build_package(blob_bytes, po));
+  CHECK_FALSE(ota::check_package(tmp.file("u.ota"), "").signed_package);
+  CHECK_THROWS_WITH(ota::check_package(tmp.file("u.ota"), key.public_pem), Catch::Contains("not signed"));
+  write_vector(tmp.file("short.ota"), std::vector<uint8_t>(package.begin(), package.end() - 10));
+  CHECK_THROWS_WITH(ota::check_package(tmp.file("short.ota"), ""), Catch::Contains("truncated"));
+}
+
+TEST_CASE("pack CLI: firmware outputs, budget failures that write nothing, verify of packages") {
+  test::TempDir tmp;
+  const std::string st = test::test_data("stories260K/model.safetensors");
+  const Key key = make_key(tmp, "k");
+  auto r = test::run_slmopt("pack '" + st + "' -o '" + tmp.file("m.bin") +
+                            "' --emit bin,c-header,partition,ld,ota --sign '" + key.private_pem + "' --sector 64KiB --json");
+  REQUIRE(r.exit_code == 0);
+  const auto doc = nlohmann::json::parse(r.out);
+  CHECK(doc["flash_bytes"].get<uint64_t>() % 65536 == 0);
+  CHECK(file_bytes(tmp.file("m.bin")).size() == doc["flash_bytes"].get<uint64_t>());
+  CHECK_THAT(test::read_bytes(tmp.file("m.partitions.csv")), Catch::Contains("model, data, undefined, , 0x"));
+  CHECK_THAT(test::read_bytes(tmp.file("m.h")), Catch::Contains("#define MODEL_SIZE " + std::to_string(doc["blob_bytes"].get<uint64_t>())));
+  CHECK_THAT(test::read_bytes(tmp.file("m.ld")), Catch::Contains("KEEP(*(.slmopt_model))"));
+  CHECK(nlohmann::json::parse(test::read_bytes(tmp.file("m.manifest.json")))["blob"]["sha256"] == doc["sha256"]);
+
+  r = test::run_slmopt("verify '" + tmp.file("m.ota") + "' --pubkey '" + key.public_pem + "' --extract '" + tmp.file("x.bin") + "'");
+  CHECK(r.exit_code == 0);
+  auto padded = file_bytes(tmp.file("m.bin"));
+  CHECK(file_bytes(tmp.file("x.bin")) == std::vector<uint8_t>(padded.begin(), padded.begin() + doc["blob_bytes"].get<long>()));
+  CHECK(test::run_slmopt("verify '" + tmp.file("m.bin") + "'").exit_code == 0);
+  padded[1000] ^= 4;
+  write_vector(tmp.file("m.bin"), padded);
+  r = test::run_slmopt("verify '" + tmp.file("m.bin") + "'");
+  CHECK(r.exit_code == 2);
+  CHECK_THAT(r.err, Catch::Contains("m.bin"));
+
+  // Over budget: exit 1, the shortfall named, no file written.
+  test::TempDir out;
+  r = test::run_slmopt("pack '" + st + "' -o '" + out.file("m.bin") + "' --flash 512KiB");
+  CHECK(r.exit_code == 1);
+  CHECK_THAT(r.err, Catch::Contains("flash: needs 1.00 MiB"));
+  CHECK_THAT(r.err, Catch::Contains("over"));
+  CHECK(out.entries().empty());
+  r = test::run_slmopt("pack '" + st + "' -o '" + out.file("m.bin") + "' --flash 4x");
+  CHECK(r.exit_code == 2);
+}
+
+TEST_CASE("pack CLI: a RAM budget is checked against the planned activation arena") {
+  auto dir = test::real_models_dir();
+  if (!dir) return;
+  test::TempDir tmp;
+  const std::string emb = (*dir / "embedding_model.onnx").string();
+  auto r = test::run_slmopt("pack '" + emb + "' -o '" + tmp.file("e.bin") + "' --ram 1MiB --json");
+  REQUIRE(r.exit_code == 0);
+  const uint64_t ram = nlohmann::json::parse(r.out)["ram_bytes"].get<uint64_t>();
+  CHECK(ram > 100000);
+  r = test::run_slmopt("pack '" + emb + "' -o '" + tmp.file("f.bin") + "' --ram " + std::to_string(ram - 1));
+  CHECK(r.exit_code == 1);
+  CHECK_THAT(r.err, Catch::Contains("RAM: needs"));
+  CHECK_THAT(r.err, Catch::Contains("1 B over"));
+}
