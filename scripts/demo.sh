@@ -3,8 +3,9 @@
 # real model, ending in an accuracy report: inspect the openWakeWord embedding
 # model, re-encode it with memory-mapped external weights, quantize it by
 # per-layer rules (examples/wakeword-bits.yaml) to .slm, run it, and verify
-# both against the original with accuracy gates. Prune, lowrank and pack join
-# the pipeline as their issues land.
+# both against the original with accuracy gates; prune it, factorize the
+# classifier, and pack the quantized model into a flash blob with firmware
+# outputs and golden vectors, verified and evaluated against the original.
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 bash "$root/scripts/setup-deps.sh"
@@ -45,3 +46,11 @@ echo "== eval (accuracy gate)"
 echo "== eval (quantized model, accuracy gate)"
 "$slmopt" eval --reference "$models/embedding_model.onnx" --candidate "$work/embedding.slm" \
   --random 16 --seed 1 --gate "cosine>=0.999" --report "$work/eval-quantized.json"
+echo "== pack (flash blob, C header, partition row, linker fragment, OTA package; 4 MiB flash, 512 KiB RAM)"
+"$slmopt" pack "$work/embedding.slm" -o "$work/embedding.bin" --emit bin,c-header,partition,ld,ota \
+  --golden-random 2 --flash 4MiB --ram 512KiB
+echo "== verify (checksums, hash, golden outputs)"
+"$slmopt" verify "$work/embedding.bin" --run
+echo "== eval (packed blob against the original float model, accuracy gate)"
+"$slmopt" eval --reference "$models/embedding_model.onnx" --candidate "$work/embedding.bin" \
+  --random 16 --seed 1 --gate "cosine>=0.999" --report "$work/eval-blob.json"
