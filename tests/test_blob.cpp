@@ -388,6 +388,10 @@ TEST_CASE("pack CLI: firmware outputs, budget failures that write nothing, verif
   CHECK_THAT(r.err, Catch::Contains("flash: needs 1.00 MiB"));
   CHECK_THAT(r.err, Catch::Contains("over"));
   CHECK(out.entries().empty());
+  r = test::run_slmopt("inspect '" + st + "' --flash 512KiB --json");
+  CHECK(r.exit_code == 1);
+  const uint64_t blob_size = doc["blob_bytes"].get<uint64_t>();
+  CHECK(nlohmann::json::parse(r.out)["device"]["flash_bytes"].get<uint64_t>() == (blob_size + 4095) / 4096 * 4096);
   r = test::run_slmopt("pack '" + st + "' -o '" + out.file("m.bin") + "' --flash 4x");
   CHECK(r.exit_code == 2);
 }

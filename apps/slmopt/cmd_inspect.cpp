@@ -3,8 +3,10 @@
 #include <iostream>
 #include <memory>
 
+#include "blob/blob_io.hpp"
 #include "cli_common.hpp"
 #include "core/model_stats.hpp"
+#include "device_budget.hpp"
 #include "model_io.hpp"
 
 namespace slmopt::cli {
@@ -13,7 +15,30 @@ namespace {
 struct InspectOptions {
   std::string model;
   int top = 0;  // 0: list every tensor
+  std::string flash, ram, sector = "4096";
+  uint32_t alignment = 64;
 };
+
+// What `pack` would need on the device; only when a budget is asked about,
+// since it lays out the blob and runs the model once.
+std::optional<DeviceFigures> device_figures(const InspectOptions& o, const Model& m) {
+  if (o.flash.empty() && o.ram.empty()) return std::nullopt;
+  DeviceFigures f;
+  if (!o.flash.empty()) {
+    const uint64_t sector = parse_size(o.sector, "--sector");
+    if (sector == 0) throw_usage("--sector must be at least 1 byte");
+    blob::BlobOptions bo;
+    bo.alignment = o.alignment;
+    const uint64_t size = blob::build_blob(m, bo).size();
+    f.flash_bytes = (size + sector - 1) / sector * sector;
+  }
+  if (!o.ram.empty()) {
+    const auto feeds = declared_shape_feeds(m);
+    f.ram_bytes = activation_ram(m, feeds);
+    f.ram_shapes = shapes_of(feeds);
+  }
+  return f;
+}
 
 std::string dims_to_string(const ValueInfo& v) {
   if (!v.opaque_type.empty()) return "(non-tensor)";
@@ -166,20 +191,49 @@ void print_text(const InspectOptions& o, const Model& m, const ModelStats& s,
 
 }  // namespace
 
-void setup_inspect(CLI::App& app, const GlobalOptions& global) {
+void setup_inspect(CLI::App& app, GlobalOptions& global) {
   auto opts = std::make_shared<InspectOptions>();
   auto* cmd = app.add_subcommand("inspect", "Show what a model holds and what its weights would cost");
   cmd->add_option("model", opts->model, "Model: .onnx, .safetensors, *.index.json or a Hugging Face folder")
       ->required();
   cmd->add_option("--top", opts->top, "List only the N largest tensors (0: all)")->check(CLI::NonNegativeNumber);
+  cmd->add_option("--flash", opts->flash, "Flash for the packed blob, e.g. 4MiB: print the need, exit 1 when it does not fit");
+  cmd->add_option("--ram", opts->ram, "RAM for activations, e.g. 512KiB: print the need, exit 1 when it does not fit");
+  cmd->add_option("--sector", opts->sector, "Flash erase size (as pack)")->capture_default_str();
+  cmd->add_option("--align", opts->alignment, "Weight alignment (as pack)")->capture_default_str();
   cmd->callback([opts, &global] {
     Model m = load_model(opts->model);
     std::optional<ArchConfig> arch;
     if (m.source_format == "safetensors")
       if (auto config = find_hf_config(opts->model)) arch = read_hf_config(*config);
     ModelStats s = compute_stats(m);
-    if (global.json) print_json(to_json(*opts, m, s, arch));
-    else print_text(*opts, m, s, arch);
+    const auto device = device_figures(*opts, m);
+    std::vector<std::string> problems;
+    if (device) {
+      const auto flash = opts->flash.empty() ? std::nullopt : std::optional(parse_size(opts->flash, "--flash"));
+      const auto ram = opts->ram.empty() ? std::nullopt : std::optional(parse_size(opts->ram, "--ram"));
+      problems = over_budget(*device, flash, ram);
+      if (!problems.empty()) global.exit_code = 1;
+    }
+    if (global.json) {
+      auto doc = to_json(*opts, m, s, arch);
+      if (device) {
+        doc["device"] = {{"fits", problems.empty()}, {"problems", problems}};
+        if (!opts->flash.empty()) doc["device"]["flash_bytes"] = device->flash_bytes;
+        if (device->ram_bytes) doc["device"]["ram_bytes"] = *device->ram_bytes;
+      }
+      print_json(doc);
+    } else {
+      print_text(*opts, m, s, arch);
+      if (device && !opts->flash.empty())
+        std::printf("flash      %s as a blob (%s sectors), budget %s\n", human_bytes(device->flash_bytes).c_str(), opts->sector.c_str(),
+                    opts->flash.c_str());
+      if (device && device->ram_bytes)
+        std::printf("RAM        %s of activations and inputs for %s, budget %s\n", human_bytes(*device->ram_bytes).c_str(),
+                    device->ram_shapes.c_str(), opts->ram.c_str());
+    }
+    if (!global.quiet)
+      for (const auto& p : problems) std::fprintf(stderr, "slmopt: %s: does not fit the device: %s\n", opts->model.c_str(), p.c_str());
   });
 }
 

@@ -71,12 +71,6 @@ blob::GoldenVectors record_golden(const Model& model, const std::vector<calib::S
   return g;
 }
 
-std::string shapes_of(const std::map<std::string, Tensor>& feeds) {
-  std::string s;
-  for (const auto& [name, t] : feeds) s += (s.empty() ? "" : ", ") + name + " " + shape_to_string(t.shape());
-  return s;
-}
-
 void run_pack(const PackOptions& o, GlobalOptions& global) {
   const auto emit = parse_emit(o.emit);
   const uint64_t sector = parse_size(o.sector, "--sector");
@@ -98,13 +92,9 @@ void run_pack(const PackOptions& o, GlobalOptions& global) {
   if (fs::is_regular_file(o.model, ec)) bo.source_sha256 = sha256_file_hex(o.model);
 
   std::vector<calib::Sample> samples;
-  if (want_golden || ram) {
-    runtime::Session probe(model);
-    DataOptions data = want_golden ? o.golden : DataOptions{{}, {}, 1, 0};
-    samples = load_requested_samples(data, probe.feed_inputs());
-    if (want_golden && samples.size() > static_cast<size_t>(std::max(1, o.golden_count))) samples.resize(std::max(1, o.golden_count));
-  }
   if (want_golden) {
+    samples = load_requested_samples(o.golden, runtime::Session(model).feed_inputs());
+    if (samples.size() > static_cast<size_t>(std::max(1, o.golden_count))) samples.resize(std::max(1, o.golden_count));
     if (show) std::cerr << "recording golden outputs for " << samples.size() << " sample(s)\n";
     bo.golden = record_golden(model, samples, o);
   }
@@ -116,8 +106,10 @@ void run_pack(const PackOptions& o, GlobalOptions& global) {
   DeviceFigures figures;
   figures.flash_bytes = (bytes.size() + sector - 1) / sector * sector;
   if (ram) {
-    figures.ram_bytes = activation_ram(model, samples.at(0));
-    figures.ram_shapes = shapes_of(samples.at(0));
+    // Planned for the golden inputs when there are some, else the declared shapes.
+    const auto feeds = samples.empty() ? declared_shape_feeds(model) : samples.at(0);
+    figures.ram_bytes = activation_ram(model, feeds);
+    figures.ram_shapes = shapes_of(feeds);
   }
   const auto problems = over_budget(figures, flash, ram);
 

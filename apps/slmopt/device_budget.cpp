@@ -5,6 +5,7 @@
 #include "cli_common.hpp"
 #include "core/error.hpp"
 #include "runtime/session.hpp"
+#include "samples.hpp"
 
 namespace slmopt::cli {
 
@@ -31,6 +32,19 @@ uint64_t activation_ram(const Model& model, const std::map<std::string, Tensor>&
   uint64_t bytes = session.plan_memory(feeds).arena_bytes;
   for (const auto& [name, t] : feeds) bytes += t.nbytes();
   return bytes;
+}
+
+std::map<std::string, Tensor> declared_shape_feeds(const Model& model) {
+  runtime::Session session(model);
+  DataOptions one;
+  one.random = 1;
+  return load_requested_samples(one, session.feed_inputs()).at(0);
+}
+
+std::string shapes_of(const std::map<std::string, Tensor>& feeds) {
+  std::string s;
+  for (const auto& [name, t] : feeds) s += (s.empty() ? "" : ", ") + name + " " + shape_to_string(t.shape());
+  return s;
 }
 
 std::vector<std::string> over_budget(const DeviceFigures& f, const std::optional<uint64_t>& flash,

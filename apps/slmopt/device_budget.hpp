@@ -25,6 +25,12 @@ struct DeviceFigures {
 // The RAM a run on `feeds` needs: the memory plan's arena plus the inputs.
 uint64_t activation_ram(const Model& model, const std::map<std::string, Tensor>& feeds);
 
+// Inputs of the model's declared shapes (symbolic dimensions 1), for the RAM plan.
+std::map<std::string, Tensor> declared_shape_feeds(const Model& model);
+
+// "input_1 [1,76,32,1], ..."
+std::string shapes_of(const std::map<std::string, Tensor>& feeds);
+
 // One line per budget exceeded ("flash: needs X, the device has Y (Z over)").
 std::vector<std::string> over_budget(const DeviceFigures& figures, const std::optional<uint64_t>& flash,
                                      const std::optional<uint64_t>& ram);
