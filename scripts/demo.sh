@@ -46,9 +46,9 @@ echo "== eval (accuracy gate)"
 echo "== eval (quantized model, accuracy gate)"
 "$slmopt" eval --reference "$models/embedding_model.onnx" --candidate "$work/embedding.slm" \
   --random 16 --seed 1 --gate "cosine>=0.999" --report "$work/eval-quantized.json"
-echo "== pack (flash blob, C header, partition row, linker fragment, OTA package; 4 MiB flash, 512 KiB RAM)"
+echo "== pack (flash blob, C header, partition row, linker fragment, OTA package; 4 MiB flash, 2 MiB RAM)"
 "$slmopt" pack "$work/embedding.slm" -o "$work/embedding.bin" --emit bin,c-header,partition,ld,ota \
-  --golden-random 2 --flash 4MiB --ram 512KiB
+  --golden-random 2 --flash 4MiB --ram 2MiB
 echo "== verify (checksums, hash, golden outputs)"
 "$slmopt" verify "$work/embedding.bin" --run
 echo "== eval (packed blob against the original float model, accuracy gate)"

@@ -401,10 +401,12 @@ TEST_CASE("pack CLI: a RAM budget is checked against the planned activation aren
   if (!dir) return;
   test::TempDir tmp;
   const std::string emb = (*dir / "embedding_model.onnx").string();
-  auto r = test::run_slmopt("pack '" + emb + "' -o '" + tmp.file("e.bin") + "' --ram 1MiB --json");
+  auto r = test::run_slmopt("pack '" + emb + "' -o '" + tmp.file("e.bin") + "' --ram 8MiB --json");
   REQUIRE(r.exit_code == 0);
   const uint64_t ram = nlohmann::json::parse(r.out)["ram_bytes"].get<uint64_t>();
-  CHECK(ram > 100000);
+  // The arena (444 KiB), the input and the largest im2col scratch (666 KiB).
+  const auto run = nlohmann::json::parse(test::run_slmopt("run '" + emb + "' --random 1 --json").out);
+  CHECK(ram == run["arena_bytes"].get<uint64_t>() + run["scratch_bytes"].get<uint64_t>() + 76 * 32 * 4);
   r = test::run_slmopt("pack '" + emb + "' -o '" + tmp.file("f.bin") + "' --ram " + std::to_string(ram - 1));
   CHECK(r.exit_code == 1);
   CHECK_THAT(r.err, Catch::Contains("RAM: needs"));

@@ -229,7 +229,7 @@ void setup_inspect(CLI::App& app, GlobalOptions& global) {
         std::printf("flash      %s as a blob (%s sectors), budget %s\n", human_bytes(device->flash_bytes).c_str(), opts->sector.c_str(),
                     opts->flash.c_str());
       if (device && device->ram_bytes)
-        std::printf("RAM        %s of activations and inputs for %s, budget %s\n", human_bytes(*device->ram_bytes).c_str(),
+        std::printf("RAM        %s of activations, inputs and kernel scratch for %s, budget %s\n", human_bytes(*device->ram_bytes).c_str(),
                     device->ram_shapes.c_str(), opts->ram.c_str());
     }
     if (!global.quiet)

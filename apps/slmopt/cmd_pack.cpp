@@ -196,7 +196,7 @@ void run_pack(const PackOptions& o, GlobalOptions& global) {
   std::cout << "flash      " << human_bytes(figures.flash_bytes) << " in " << human_bytes(sector) << " sectors"
             << (flash ? " of " + human_bytes(*flash) : std::string()) << "\n";
   if (figures.ram_bytes)
-    std::cout << "RAM        " << human_bytes(*figures.ram_bytes) << " of " << human_bytes(*ram) << " (activations and inputs for "
+    std::cout << "RAM        " << human_bytes(*figures.ram_bytes) << " of " << human_bytes(*ram) << " (activations, inputs and kernel scratch for "
               << figures.ram_shapes << ")\n";
   std::cout << "sha256     " << sha << "\n";
   for (const auto& [kind, path] : files) std::cout << kind << std::string(11 - std::min<size_t>(10, kind.size()), ' ') << path << "\n";

@@ -65,6 +65,7 @@ void run_run(const RunOptions& o, const GlobalOptions& global) {
   if (global.json) {
     print_json({{"model", o.model}, {"samples", samples.size()}, {"latency_ms", mean_ms},
                 {"peak_activation_bytes", stats.peak_activation_bytes}, {"arena_bytes", plan.arena_bytes},
+                {"scratch_bytes", plan.scratch_bytes},
                 {"outputs", outputs_json}});
   } else {
     std::cout << "latency    " << mean_ms << " ms per run (" << runs << " runs)\n";
@@ -72,6 +73,7 @@ void run_run(const RunOptions& o, const GlobalOptions& global) {
               << with_thousands(static_cast<int64_t>(stats.peak_activation_bytes)) << " bytes)\n";
     std::cout << "arena      " << human_bytes(plan.arena_bytes) << " (" << with_thousands(static_cast<int64_t>(plan.arena_bytes))
               << " bytes, planned for these input shapes; includes the outputs)\n";
+    std::cout << "scratch    " << human_bytes(plan.scratch_bytes) << " (the most working memory one kernel used)\n";
   }
 }
 

@@ -29,7 +29,8 @@ uint64_t parse_size(const std::string& text, const std::string& flag) {
 
 uint64_t activation_ram(const Model& model, const std::map<std::string, Tensor>& feeds) {
   runtime::Session session(model);
-  uint64_t bytes = session.plan_memory(feeds).arena_bytes;
+  const runtime::MemoryPlan plan = session.plan_memory(feeds);
+  uint64_t bytes = plan.arena_bytes + plan.scratch_bytes;
   for (const auto& [name, t] : feeds) bytes += t.nbytes();
   return bytes;
 }

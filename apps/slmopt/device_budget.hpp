@@ -18,11 +18,13 @@ uint64_t parse_size(const std::string& text, const std::string& flag);
 
 struct DeviceFigures {
   uint64_t flash_bytes = 0;       // the blob padded to the sector
-  std::optional<uint64_t> ram_bytes;  // planned activation arena plus the inputs
+  std::optional<uint64_t> ram_bytes;  // planned activation arena, inputs and kernel scratch
   std::string ram_shapes;         // the input shapes the plan holds for
 };
 
-// The RAM a run on `feeds` needs: the memory plan's arena plus the inputs.
+// The RAM a run on `feeds` needs: the memory plan's arena, the inputs, and the
+// most working memory one kernel needs (im2col columns, dequantized weight
+// rows: what this runtime's kernels use; a device's kernels may need less).
 uint64_t activation_ram(const Model& model, const std::map<std::string, Tensor>& feeds);
 
 // Inputs of the model's declared shapes (symbolic dimensions 1), for the RAM plan.

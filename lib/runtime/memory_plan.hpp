@@ -26,6 +26,7 @@ struct MemoryPlan {
   std::vector<PlannedBuffer> buffers;
   uint64_t arena_bytes = 0;      // what a device must reserve
   uint64_t peak_live_bytes = 0;  // lower bound: the most bytes alive at one node
+  uint64_t scratch_bytes = 0;    // kernels' working memory on top (Session::plan_memory)
   const PlannedBuffer* find(const std::string& name) const;
 };
 

@@ -21,6 +21,9 @@ struct OpContext {
   std::vector<Tensor> outputs;        // one per node output, filled by the kernel
   const Session* session = nullptr;   // for control flow (If, Loop)
   const Scope* scope = nullptr;       // values visible to subgraphs run by this node
+  // Working memory the kernel needed beyond its inputs and outputs (im2col
+  // columns, dequantized weight rows); kernels report it, the session keeps the peak.
+  uint64_t scratch_bytes = 0;
 
   size_t input_count() const { return inputs.size(); }
   bool has_input(size_t i) const { return i < inputs.size() && inputs[i] != nullptr; }

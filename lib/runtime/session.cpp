@@ -119,7 +119,7 @@ std::vector<Tensor> Session::run_graph_with(const Graph& graph, const std::vecto
   std::set<std::string> keep;
   for (const auto& o : graph.outputs) keep.insert(o.name);
 
-  uint64_t live = 0, peak = 0;
+  uint64_t live = 0, peak = 0, peak_scratch = 0;
   std::set<std::string> produced;
   const auto& registry = KernelRegistry::instance();
   for (size_t i = 0; i < graph.nodes.size(); ++i) {
@@ -141,6 +141,7 @@ std::vector<Tensor> Session::run_graph_with(const Graph& graph, const std::vecto
       if (t->is_quantized() && kernel->quant == QuantInputs::Dequantize) {
         dequantized.push_back(quant::dequantize(*t));
         t = &dequantized.back();
+        ctx.scratch_bytes += t->nbytes();
       }
       ctx.inputs.push_back(t);
     }
@@ -162,6 +163,7 @@ std::vector<Tensor> Session::run_graph_with(const Graph& graph, const std::vecto
       if (inserted) produced.insert(name);
     }
     peak = std::max(peak, live);
+    peak_scratch = std::max(peak_scratch, ctx.scratch_bytes);
     // Release values whose last reader just ran.
     std::vector<std::string> reads;
     append_values_read(node, reads);
@@ -179,6 +181,7 @@ std::vector<Tensor> Session::run_graph_with(const Graph& graph, const std::vecto
   }
   if (stats) {
     stats->peak_activation_bytes = std::max(stats->peak_activation_bytes, peak);
+    stats->peak_scratch_bytes = std::max(stats->peak_scratch_bytes, peak_scratch);
     stats->nodes_run += static_cast<int64_t>(graph.nodes.size());
   }
   std::vector<Tensor> outputs;
@@ -230,8 +233,11 @@ MemoryPlan Session::plan_memory(const std::map<std::string, Tensor>& feeds) cons
   std::vector<BufferLifetime> lifetimes;
   ArenaHooks hooks;
   hooks.record = &lifetimes;
-  run_graph_with(model_.graph, bind_feeds(feeds), nullptr, nullptr, &hooks);
-  return plan_greedy(std::move(lifetimes));
+  RunStats stats;
+  run_graph_with(model_.graph, bind_feeds(feeds), nullptr, &stats, &hooks);
+  MemoryPlan plan = plan_greedy(std::move(lifetimes));
+  plan.scratch_bytes = stats.peak_scratch_bytes;
+  return plan;
 }
 
 std::map<std::string, Tensor> Session::run_in_arena(const std::map<std::string, Tensor>& feeds, const MemoryPlan& plan,

@@ -25,6 +25,7 @@ struct Scope {
 struct RunStats {
   uint64_t peak_activation_bytes = 0;  // largest sum of live intermediate tensors
   uint64_t arena_bytes_used = 0;       // highest arena byte written (run_in_arena)
+  uint64_t peak_scratch_bytes = 0;     // most working memory one kernel needed (scratch, dequantized weights)
   int64_t nodes_run = 0;
 };
 

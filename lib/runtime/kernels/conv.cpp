@@ -94,6 +94,7 @@ void conv_typed(OpContext& c, const Tensor& x, const Tensor& w, const Tensor* bi
   const int64_t cg = channels / groups, mg = out_channels / groups;
   const int64_t rows = cg * k_size;
   std::vector<T> col(static_cast<size_t>(rows * out_size));
+  c.scratch_bytes += col.size() * sizeof(T);
   const T* px = x.data<T>();
   const T* pw = w.data<T>();
   T* po = out.mutable_data<T>();
@@ -122,7 +123,6 @@ void conv_typed(OpContext& c, const Tensor& x, const Tensor& w, const Tensor* bi
       }
     }
   }
-  (void)c;
 }
 
 void conv_op(OpContext& c) {

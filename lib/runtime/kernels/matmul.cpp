@@ -54,7 +54,7 @@ bool matmul_quantized_op(OpContext& c) {
   std::vector<int64_t> out_shape = a.shape();
   out_shape.back() = q.rows;
   Tensor out(DType::F32, out_shape);
-  matmul_quantized_rows(a.data<float>(), a.numel() / std::max<int64_t>(q.cols, 1), q, out.mutable_data<float>());
+  c.scratch_bytes = matmul_quantized_rows(a.data<float>(), a.numel() / std::max<int64_t>(q.cols, 1), q, out.mutable_data<float>());
   c.output(0) = narrow_from_float(out, c.input(0).dtype());
   return true;
 }
@@ -131,6 +131,7 @@ void gemm_op(OpContext& c) {
   const bool quant_path = qb && c.input(1).rank() == 2 && qb->transposed != tb;
   Tensor a = widen_to_float(quant::dequantize(c.input(0)));
   Tensor b = quant_path ? c.input(1) : widen_to_float(quant::dequantize(c.input(1)));
+  if (!quant_path && c.input(1).is_quantized()) c.scratch_bytes = b.nbytes();  // the whole weight, dequantized
   if (a.rank() != 2 || b.rank() != 2) c.fail("A and B must be matrices");
   if (quant_path && a.dtype() != DType::F32) c.fail("a quantized B needs float32 A");
   const double alpha = c.attr_float("alpha", 1.0f), beta = c.attr_float("beta", 1.0f);
@@ -145,7 +146,7 @@ void gemm_op(OpContext& c) {
       std::copy(tr.begin(), tr.end(), at.mutable_data<float>());
       a = at;
     }
-    matmul_quantized_rows(a.data<float>(), m, *qb, out.mutable_data<float>());
+    c.scratch_bytes = matmul_quantized_rows(a.data<float>(), m, *qb, out.mutable_data<float>());
   } else {
     gemm_product(a, b, ta, tb, m, k, n, out);
   }

@@ -15,14 +15,14 @@ using RowMat = Eigen::Matrix<float, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMa
 constexpr int64_t kScratchFloats = 64 * 1024;  // 256 KiB of dequantized rows at a time
 }  // namespace
 
-void matmul_quantized_rows(const float* a, int64_t m, const QuantTensor& q, float* c) {
+size_t matmul_quantized_rows(const float* a, int64_t m, const QuantTensor& q, float* c) {
   const int64_t n = q.rows, k = q.cols;
-  if (n == 0 || m == 0) return;
+  if (n == 0 || m == 0) return 0;
   Eigen::Map<const RowMat> A(a, m, k);
   Eigen::Map<RowMat> C(c, m, n);
   if (k == 0) {
     C.setZero();
-    return;
+    return 0;
   }
   const int64_t block = std::clamp<int64_t>(kScratchFloats / k, 16, n);
   std::vector<float> scratch(static_cast<size_t>(block * k));
@@ -32,6 +32,7 @@ void matmul_quantized_rows(const float* a, int64_t m, const QuantTensor& q, floa
     Eigen::Map<const RowMat> W(scratch.data(), nb, k);
     C.middleCols(r0, nb).noalias() = A * W.transpose();
   }
+  return scratch.size() * sizeof(float);
 }
 
 void matmul_quantized_reference(const float* a, int64_t m, const QuantTensor& q, float* c) {

@@ -11,7 +11,8 @@
 namespace slmopt::runtime {
 
 // C[m, n] = sum_k A[m, k] * W[n, k], W being q's rows x cols = n x k matrix.
-void matmul_quantized_rows(const float* a, int64_t m, const QuantTensor& q, float* c);
+// Returns the bytes of scratch it used.
+size_t matmul_quantized_rows(const float* a, int64_t m, const QuantTensor& q, float* c);
 
 // The same product by dequantizing all of W first: the reference the tests
 // compare matmul_quantized_rows with.
