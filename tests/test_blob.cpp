@@ -11,6 +11,7 @@
 #include <sstream>
 
 #include "blob/blob_io.hpp"
+#include "blob/crc32c.hpp"
 #include "blob/slmblob.h"
 #include "core/atomic_file.hpp"
 #include "core/quant_tensor.hpp"
@@ -167,6 +168,10 @@ TEST_CASE("CRC-32C matches its standard check value and a bitwise reference") {
     for (int b = 0; b < 8; ++b) crc = (crc >> 1) ^ (0x82F63B78u & (0u - (crc & 1u)));
   }
   CHECK(slmblob_crc32c(0, data.data(), data.size() * 4) == ~crc);
+  // The hardware path agrees with the table at every length and misalignment.
+  for (size_t offset = 0; offset < 9; ++offset)
+    for (size_t n : {0, 1, 7, 8, 9, 63, 64, 65, 1000})
+      CHECK(slmopt_crc32c(0, p + offset, n) == slmblob_crc32c(0, p + offset, n));
 }
 
 TEST_CASE("a blob round-trips every tensor type and the graph, weights mapped in place") {

@@ -4,6 +4,7 @@
 #include <map>
 
 #include "blob/blob_io.hpp"
+#include "blob/crc32c.hpp"
 #include "blob/slmblob.h"
 #include "common/sha256.hpp"
 #include "core/checked.hpp"
@@ -282,7 +283,7 @@ std::vector<uint8_t> build_blob(const Model& model, const BlobOptions& o, BlobLa
     uint8_t* e = table + i * SLMBLOB_SECTION_ENTRY_SIZE;
     const Section& s = sections[i];
     put_u32(e, s.kind);
-    put_u32(e + 4, slmblob_crc32c(0, out.data() + s.offset, s.size));
+    put_u32(e + 4, slmopt_crc32c(0, out.data() + s.offset, s.size));
     put_u64(e + 8, s.offset);
     put_u64(e + 16, s.size);
   }
@@ -296,8 +297,8 @@ std::vector<uint8_t> build_blob(const Model& model, const BlobOptions& o, BlobLa
   put_u32(out.data() + 28, sections.size());
   put_u64(out.data() + 32, SLMBLOB_HEADER_SIZE);
   put_u64(out.data() + 40, file_size);
-  put_u32(out.data() + 48, slmblob_crc32c(0, table, sections.size() * SLMBLOB_SECTION_ENTRY_SIZE));
-  put_u32(out.data() + 60, slmblob_crc32c(0, out.data(), 60));
+  put_u32(out.data() + 48, slmopt_crc32c(0, table, sections.size() * SLMBLOB_SECTION_ENTRY_SIZE));
+  put_u32(out.data() + 60, slmopt_crc32c(0, out.data(), 60));
   const Sha256 digest = sha256(out.data(), file_size - SLMBLOB_TRAILER_SIZE);
   std::memcpy(out.data() + file_size - SLMBLOB_TRAILER_SIZE, digest.data(), digest.size());
 

@@ -141,6 +141,12 @@ slmblob_status slmblob_golden_value(const slmblob* blob, uint32_t sample, uint32
 
 #ifdef SLMBLOB_IMPLEMENTATION
 
+/* A faster CRC-32C (e.g. a hardware instruction) may replace the table for the
+ * section checks: define SLMBLOB_CRC32C(crc, data, size) before the include. */
+#ifndef SLMBLOB_CRC32C
+#define SLMBLOB_CRC32C slmblob_crc32c
+#endif
+
 static const uint32_t slmblob__crc_table[256] = {
     0x00000000u, 0xF26B8303u, 0xE13B70F7u, 0x1350F3F4u, 0xC79A971Fu, 0x35F1141Cu,
     0x26A1E7E8u, 0xD4CA64EBu, 0x8AD958CFu, 0x78B2DBCCu, 0x6BE22838u, 0x9989AB3Bu,
@@ -464,7 +470,7 @@ slmblob_status slmblob_open(slmblob* blob, const void* data, uint64_t size, uint
     for (k = cursor; k < offset; ++k)
       if (p[k] != 0) return slmblob__fail(blob, SLMBLOB_E_PADDING, kind);
     if (!(kind == SLMBLOB_SECTION_WEIGHTS && (flags & SLMBLOB_SKIP_WEIGHTS_CRC)) &&
-        slmblob__u32(e + 4) != slmblob_crc32c(0, p + offset, (size_t)length))
+        slmblob__u32(e + 4) != SLMBLOB_CRC32C(0, p + offset, (size_t)length))
       return slmblob__fail(blob, SLMBLOB_E_SECTION_CRC, kind);
     blob->sections[kind] = p + offset;
     blob->section_sizes[kind] = length;
