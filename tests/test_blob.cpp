@@ -73,29 +73,12 @@ void check_same_outputs(const Model& a, const Model& b, const Tensor& x) {
 
 // A small model of every element type a blob stores plainly, plus a graph.
 Model small_model() {
-  Model m;
-  m.opsets.push_back({"", 17});
-  ValueInfo x, y;
-  x.name = "x";
-  x.dtype = DType::F32;
-  x.shape = std::vector<Dim>(2);
-  (*x.shape)[0].value = 2;
-  (*x.shape)[1].value = 64;
-  y.name = "y";
-  y.dtype = DType::F32;
-  m.graph.inputs.push_back(x);
-  m.graph.outputs.push_back(y);
-  m.graph.initializers.push_back({"w", test::gaussian_tensor({64, 64}, 1), "the weight"});
+  Model m = test::single_node_model("MatMul", test::gaussian_tensor({64, 64}, 1), {2, 64});
+  m.graph.initializers[0].doc = "the weight";
   m.graph.initializers.push_back({"b", test::random_tensor(DType::F16, {64}, 2), ""});
   m.graph.initializers.push_back({"ids", test::random_tensor(DType::I64, {3}, 3), ""});
   m.graph.initializers.push_back({"flags", test::random_tensor(DType::U8, {5}, 4), ""});
   m.graph.initializers.push_back({"empty", Tensor::from_values<float>(DType::F32, {0, 4}, {}), ""});
-  Node mm;
-  mm.op_type = "MatMul";
-  mm.name = "mm";
-  mm.inputs = {"x", "w"};
-  mm.outputs = {"y"};
-  m.graph.nodes.push_back(mm);
   return m;
 }
 

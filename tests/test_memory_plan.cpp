@@ -78,21 +78,7 @@ TEST_CASE("on the real models, a run inside the planned arena uses exactly the p
 }
 
 TEST_CASE("the plan reports the kernels' scratch: Conv's im2col columns and a dequantized weight") {
-  Model m;
-  m.opsets.push_back({"", 17});
-  ValueInfo x, y;
-  x.name = "x";
-  x.dtype = DType::F32;
-  y.name = "y";
-  m.graph.inputs.push_back(x);
-  m.graph.outputs.push_back(y);
-  m.graph.initializers.push_back({"w", test::gaussian_tensor({4, 2, 3, 3}, 1), ""});
-  Node conv;
-  conv.op_type = "Conv";
-  conv.name = "conv";
-  conv.inputs = {"x", "w"};
-  conv.outputs = {"y"};
-  m.graph.nodes.push_back(conv);
+  const Model m = test::single_node_model("Conv", test::gaussian_tensor({4, 2, 3, 3}, 1));
   const runtime::Session session(m);
   const std::map<std::string, Tensor> feeds = {{"x", test::gaussian_tensor({1, 2, 8, 8}, 2)}};
   // 2 channels x 9 kernel positions rows, 6 x 6 output positions columns.

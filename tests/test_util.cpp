@@ -238,3 +238,31 @@ std::vector<float> correlated_inputs(int64_t count, int64_t n, uint32_t seed) {
 }
 
 }  // namespace slmopt::test
+
+namespace slmopt::test {
+
+Model single_node_model(const std::string& op, Tensor w, const std::vector<int64_t>& x_shape) {
+  Model m;
+  m.opsets.push_back({"", 17});
+  ValueInfo x, y;
+  x.name = "x";
+  x.dtype = DType::F32;
+  if (!x_shape.empty()) {
+    x.shape = std::vector<Dim>(x_shape.size());
+    for (size_t i = 0; i < x_shape.size(); ++i) (*x.shape)[i].value = x_shape[i];
+  }
+  y.name = "y";
+  y.dtype = DType::F32;
+  m.graph.inputs.push_back(x);
+  m.graph.outputs.push_back(y);
+  m.graph.initializers.push_back({"w", std::move(w), ""});
+  Node node;
+  node.op_type = op;
+  node.name = "node";
+  node.inputs = {"x", "w"};
+  node.outputs = {"y"};
+  m.graph.nodes.push_back(node);
+  return m;
+}
+
+}  // namespace slmopt::test

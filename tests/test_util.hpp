@@ -41,6 +41,10 @@ std::vector<float> correlated_inputs(int64_t count, int64_t n, uint32_t seed);
 // A tensor of `dtype` filled with seeded random bytes (strings: random words).
 Tensor random_tensor(DType dtype, std::vector<int64_t> shape, uint32_t seed);
 
+// y = OP(x, w): one node reading the f32 input "x" (of `x_shape`, or of unknown
+// shape when empty) and the initializer "w".
+Model single_node_model(const std::string& op, Tensor w, const std::vector<int64_t>& x_shape = {});
+
 void write_bytes(const std::string& path, const std::string& bytes);
 std::string read_bytes(const std::string& path);
 
