@@ -376,6 +376,10 @@ TEST_CASE("pack CLI: firmware outputs, budget failures that write nothing, verif
   CHECK_THAT(r.err, Catch::Contains("flash: needs 1.00 MiB"));
   CHECK_THAT(r.err, Catch::Contains("over"));
   CHECK(out.entries().empty());
+  r = test::run_slmopt("pack '" + st + "' -o '" + tmp.file("r.bin") + "' --emit ld --ld-region FLASH --section .models");
+  CHECK(r.exit_code == 0);
+  CHECK_THAT(test::read_bytes(tmp.file("r.ld")), Catch::Contains("KEEP(*(.models))") && Catch::Contains("} > FLASH"));
+  CHECK(test::read_bytes(tmp.file("r.ld")).find("INSERT") == std::string::npos);
   r = test::run_slmopt("inspect '" + st + "' --flash 512KiB --json");
   CHECK(r.exit_code == 1);
   const uint64_t blob_size = doc["blob_bytes"].get<uint64_t>();
