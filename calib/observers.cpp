@@ -26,13 +26,52 @@ double grid_error(const ValueHistogram& h, float lo, float hi) {
   return err;
 }
 
+// KL divergence (TensorRT's entropy calibration, for an asymmetric grid)
+// between the histogram clipped to [lo, hi] (outside mass folded into the
+// edge bins) and the same distribution after 8-bit quantization: each grid
+// level's mass spread evenly over the level's non-empty bins.
+double grid_kl(const ValueHistogram& h, float lo, float hi) {
+  lo = std::min(lo, 0.0f);
+  hi = std::max(hi, 0.0f);
+  const double scale = hi > lo ? (static_cast<double>(hi) - lo) / 255.0 : 1.0;
+  const double zero = std::clamp(std::nearbyint(-lo / scale), 0.0, 255.0);
+  const double width = (static_cast<double>(h.hi) - h.lo) / static_cast<double>(h.counts.size());
+  std::vector<double> p(h.counts.size(), 0.0);
+  std::vector<int> level(h.counts.size());
+  std::vector<double> level_mass(256, 0.0), level_bins(256, 0.0);
+  double total = 0;
+  for (size_t b = 0; b < h.counts.size(); ++b) {
+    const double x = h.lo + (static_cast<double>(b) + 0.5) * width;
+    level[b] = static_cast<int>(std::clamp(std::nearbyint(x / scale) + zero, 0.0, 255.0));
+    // Bins past the range fold into the nearest bin inside it.
+    const double clipped = std::clamp(x, static_cast<double>(lo), static_cast<double>(hi));
+    const size_t into = std::min(h.counts.size() - 1, static_cast<size_t>(std::max(0.0, (clipped - h.lo) / width)));
+    p[into] += static_cast<double>(h.counts[b]);
+    total += static_cast<double>(h.counts[b]);
+  }
+  if (total == 0) return 0;
+  for (size_t b = 0; b < p.size(); ++b) {
+    level_mass[static_cast<size_t>(level[b])] += p[b];
+    level_bins[static_cast<size_t>(level[b])] += p[b] > 0;
+  }
+  double kl = 0;
+  for (size_t b = 0; b < p.size(); ++b) {
+    if (p[b] == 0) continue;
+    const size_t l = static_cast<size_t>(level[b]);
+    const double q = level_mass[l] / level_bins[l];
+    kl += p[b] / total * std::log(p[b] / q);
+  }
+  return kl;
+}
+
 }  // namespace
 
 ObserverKind parse_observer(const std::string& name) {
   if (name == "minmax") return ObserverKind::MinMax;
   if (name == "percentile") return ObserverKind::Percentile;
   if (name == "mse") return ObserverKind::Mse;
-  throw_usage("unknown observer '" + name + "' (known: minmax, percentile, mse)");
+  if (name == "kl") return ObserverKind::Kl;
+  throw_usage("unknown observer '" + name + "' (known: minmax, percentile, mse, kl)");
 }
 
 const char* observer_name(ObserverKind kind) {
@@ -40,6 +79,7 @@ const char* observer_name(ObserverKind kind) {
     case ObserverKind::MinMax: return "minmax";
     case ObserverKind::Percentile: return "percentile";
     case ObserverKind::Mse: return "mse";
+    case ObserverKind::Kl: return "kl";
   }
   return "?";
 }
@@ -71,14 +111,14 @@ const ValueRange* observed_range(const CalibStats& stats, const std::string& val
     out = {histogram_quantile(hist, 1e-4), histogram_quantile(hist, 1.0 - 1e-4)};
     return &out;
   }
-  // mse: tails cut at these fractions on each side, the full range first.
+  // mse and kl: tails cut at these fractions on each side, the full range first.
   static constexpr double kTails[] = {0.0, 1e-6, 1e-5, 1e-4, 1e-3, 1e-2};
   double best = INFINITY;
   for (double lo_tail : kTails)
     for (double hi_tail : kTails) {
       const float lo = lo_tail == 0 ? r->second.min : histogram_quantile(hist, lo_tail);
       const float hi = hi_tail == 0 ? r->second.max : histogram_quantile(hist, 1.0 - hi_tail);
-      const double err = grid_error(hist, lo, hi);
+      const double err = kind == ObserverKind::Kl ? grid_kl(hist, lo, hi) : grid_error(hist, lo, hi);
       if (err < best) {
         best = err;
         out = {lo, hi};

@@ -524,9 +524,13 @@ TEST_CASE("histograms count every value once and observers narrow ranges with a 
   CHECK(r.min < -0.9f);
   REQUIRE(calib::observed_range(stats, "x", calib::ObserverKind::Mse, r));
   CHECK(r.max < 50.0f);
+  REQUIRE(calib::observed_range(stats, "x", calib::ObserverKind::Kl, r));
+  CHECK(r.max < 50.0f);
+  CHECK(r.max >= 0.9f);
   CHECK(!calib::observed_range(stats, "never", calib::ObserverKind::Mse, r));
   CHECK(std::abs(calib::histogram_quantile(h, 0.5)) < 0.05f);
-  CHECK_THROWS_WITH(calib::parse_observer("kl"), Catch::Contains("minmax, percentile, mse"));
+  CHECK(calib::parse_observer("kl") == calib::ObserverKind::Kl);
+  CHECK_THROWS_WITH(calib::parse_observer("entropy"), Catch::Contains("minmax, percentile, mse, kl"));
 }
 
 TEST_CASE("calibrated wake-word chain in full integer: every observer within cosine 0.99 and mse no worse than minmax") {
@@ -534,7 +538,8 @@ TEST_CASE("calibrated wake-word chain in full integer: every observer within cos
   if (!chain) return;
   const auto& [dir, wc, we, emb, stats, ref] = *chain;
   std::map<std::string, double> rel_l2;
-  for (auto kind : {calib::ObserverKind::MinMax, calib::ObserverKind::Percentile, calib::ObserverKind::Mse}) {
+  for (auto kind : {calib::ObserverKind::MinMax, calib::ObserverKind::Percentile, calib::ObserverKind::Mse,
+                    calib::ObserverKind::Kl}) {
     passes::Int8Report report;
     const Model q = passes::quantize_activations_int8(emb, stats, report, kind);
     CHECK(report.layers.size() == 20);

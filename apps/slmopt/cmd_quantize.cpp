@@ -150,7 +150,7 @@ void setup_quantize(CLI::App& app, const GlobalOptions& global) {
   add_calib_options(*cmd, o->calib);
   cmd->add_option("--activations", o->activations,
                   "int8: integer Conv/MatMul (QLinearConv, QLinearMatMul) with calibrated activation scales");
-  cmd->add_option("--observer", o->observer, "Activation ranges for --activations int8: minmax, percentile or mse (default)");
+  cmd->add_option("--observer", o->observer, "Activation ranges for --activations int8: minmax, percentile, mse (default) or kl");
   cmd->add_option("--min-elements", o->min_elements, "Weights smaller than this stay float unless a rule matches (1024)");
   cmd->add_option("--report", o->report, "Write the per-tensor report as JSON");
   cmd->callback([o, &global] { run_quantize(*o, global); });
