@@ -27,39 +27,41 @@ double grid_error(const ValueHistogram& h, float lo, float hi) {
 }
 
 // KL divergence (TensorRT's entropy calibration, for an asymmetric grid)
-// between the histogram clipped to [lo, hi] (outside mass folded into the
-// edge bins) and the same distribution after 8-bit quantization: each grid
-// level's mass spread evenly over the level's non-empty bins.
+// between P, the histogram clipped to [lo, hi] with the mass outside folded
+// into the edge bins, and Q, the in-range histogram (without that mass)
+// after 8-bit quantization: each grid level's mass spread evenly over the
+// level's non-empty bins of P. Q lacking the clipped mass is what makes
+// clipping cost something.
 double grid_kl(const ValueHistogram& h, float lo, float hi) {
   lo = std::min(lo, 0.0f);
   hi = std::max(hi, 0.0f);
   const double scale = hi > lo ? (static_cast<double>(hi) - lo) / 255.0 : 1.0;
   const double zero = std::clamp(std::nearbyint(-lo / scale), 0.0, 255.0);
   const double width = (static_cast<double>(h.hi) - h.lo) / static_cast<double>(h.counts.size());
-  std::vector<double> p(h.counts.size(), 0.0);
+  std::vector<double> p(h.counts.size(), 0.0), level_mass(256, 0.0), level_bins(256, 0.0);
   std::vector<int> level(h.counts.size());
-  std::vector<double> level_mass(256, 0.0), level_bins(256, 0.0);
-  double total = 0;
   for (size_t b = 0; b < h.counts.size(); ++b) {
     const double x = h.lo + (static_cast<double>(b) + 0.5) * width;
     level[b] = static_cast<int>(std::clamp(std::nearbyint(x / scale) + zero, 0.0, 255.0));
-    // Bins past the range fold into the nearest bin inside it.
     const double clipped = std::clamp(x, static_cast<double>(lo), static_cast<double>(hi));
     const size_t into = std::min(h.counts.size() - 1, static_cast<size_t>(std::max(0.0, (clipped - h.lo) / width)));
     p[into] += static_cast<double>(h.counts[b]);
-    total += static_cast<double>(h.counts[b]);
+    if (clipped == x) level_mass[static_cast<size_t>(level[b])] += static_cast<double>(h.counts[b]);
   }
-  if (total == 0) return 0;
+  double p_total = 0, q_total = 0;
   for (size_t b = 0; b < p.size(); ++b) {
-    level_mass[static_cast<size_t>(level[b])] += p[b];
+    p_total += p[b];
     level_bins[static_cast<size_t>(level[b])] += p[b] > 0;
   }
+  for (double m : level_mass) q_total += m;
+  if (p_total == 0 || q_total == 0) return INFINITY;
+  constexpr double kFloor = 1e-12;  // Q's share where the in-range histogram is empty
   double kl = 0;
   for (size_t b = 0; b < p.size(); ++b) {
     if (p[b] == 0) continue;
     const size_t l = static_cast<size_t>(level[b]);
-    const double q = level_mass[l] / level_bins[l];
-    kl += p[b] / total * std::log(p[b] / q);
+    const double pn = p[b] / p_total, qn = std::max(level_mass[l] / level_bins[l] / q_total, kFloor);
+    kl += pn * std::log(pn / qn);
   }
   return kl;
 }

@@ -533,6 +533,36 @@ TEST_CASE("histograms count every value once and observers narrow ranges with a 
   CHECK_THROWS_WITH(calib::parse_observer("entropy"), Catch::Contains("minmax, percentile, mse, kl"));
 }
 
+TEST_CASE("full-integer rules choose each layer's observer or keep it float") {
+  // Inputs with one outlier: minmax spends the grid on it, percentile clips it.
+  Model m = test::single_node_model("MatMul", test::gaussian_tensor({16, 8}, 1), {1024, 16});
+  m.opsets = {{"", 13}};
+  m.graph.nodes[0].name = "mm";
+  std::vector<float> v = test::gaussian_values(1024 * 16, 3, 0.5f);
+  v[100] = 40.0f;
+  const calib::CalibStats stats = calib::collect_stats(m, {{{"x", Tensor::from_values<float>(DType::F32, {1024, 16}, v)}}}, {});
+  passes::Int8Report by_default, by_rule, kept;
+  passes::quantize_activations_int8(m, stats, by_default, calib::ObserverKind::Percentile);
+  passes::quantize_activations_int8(m, stats, by_rule, calib::ObserverKind::Percentile, parse_rule_shorthand("mm=minmax", "observer", "observer"));
+  REQUIRE(by_default.layers.size() == 1);
+  REQUIRE(by_rule.layers.size() == 1);
+  CHECK(by_default.layers[0].observer == "percentile");
+  CHECK(by_default.layers[0].rule.empty());
+  CHECK(by_rule.layers[0].observer == "minmax");
+  CHECK_FALSE(by_rule.layers[0].rule.empty());
+  // minmax covers the outlier: a coarser input step than percentile's.
+  CHECK(by_rule.layers[0].input_scale > 2 * by_default.layers[0].input_scale);
+  const Model float_kept = passes::quantize_activations_int8(m, stats, kept, calib::ObserverKind::Mse,
+                                                             parse_rule_shorthand("*=f32", "keep", "keep"));
+  CHECK(kept.layers.empty());
+  REQUIRE(kept.skipped.size() == 1);
+  CHECK_THAT(kept.skipped[0], Catch::Contains("kept float"));
+  CHECK(float_kept.graph.nodes.size() == 1);
+  CHECK_THROWS_WITH(passes::quantize_activations_int8(m, stats, kept, calib::ObserverKind::Mse,
+                                                      parse_rule_shorthand("*=4", "bits", "bits")),
+                    Catch::Contains("bits"));
+}
+
 TEST_CASE("calibrated wake-word chain in full integer: every observer within cosine 0.99 and mse no worse than minmax") {
   auto chain = spoken_chain();
   if (!chain) return;

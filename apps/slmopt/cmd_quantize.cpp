@@ -69,20 +69,27 @@ nlohmann::ordered_json report_json(const QuantizeCliOptions& o, const passes::Qu
 void run_int8(const QuantizeCliOptions& o, const GlobalOptions& global, const Model& model, const calib::CalibStats& stats) {
   passes::Int8Report report;
   const calib::ObserverKind observer = calib::parse_observer(o.observer);
-  Model out = passes::quantize_activations_int8(model, stats, report, observer);
+  RuleSet rules;
+  if (!o.config.empty()) {
+    const auto file = config::read_rule_file(o.config);
+    if (!file.settings.empty()) throw_bad_input("with --activations int8 a rule file holds only rules (observer, keep)", o.config);
+    rules = file.rules;
+  }
+  Model out = passes::quantize_activations_int8(model, stats, report, observer, rules);
   out.provenance.push_back({"quantize", "activations=int8 observer=" + o.observer + o.calib.describe(), ""});
   save_model(out, o.output);
   nlohmann::ordered_json layers = nlohmann::ordered_json::array();
   for (const auto& l : report.layers)
     layers.push_back({{"node", l.node}, {"op", l.op}, {"input_scale", l.input_scale}, {"input_zero_point", l.input_zero},
-                      {"output_scale", l.output_scale}, {"output_zero_point", l.output_zero}});
+                      {"output_scale", l.output_scale}, {"output_zero_point", l.output_zero}, {"observer", l.observer},
+                      {"rule", l.rule}});
   const nlohmann::ordered_json doc = {{"input", o.input}, {"output", o.output}, {"activations", "int8"}, {"observer", o.observer},
                                       {"layers", layers}, {"left_float", report.skipped}};
   if (!emit_pass_result(global, o.report, doc, {})) return;
-  std::printf("%-40s %-8s %12s %5s %12s %5s\n", "layer", "op", "in.scale", "in.zp", "out.scale", "out.zp");
+  std::printf("%-40s %-8s %12s %5s %12s %5s  %s\n", "layer", "op", "in.scale", "in.zp", "out.scale", "out.zp", "observer");
   for (const auto& l : report.layers)
-    std::printf("%-40.40s %-8s %12.4g %5d %12.4g %5d\n", l.node.c_str(), l.op.c_str(), l.input_scale, l.input_zero,
-                l.output_scale, l.output_zero);
+    std::printf("%-40.40s %-8s %12.4g %5d %12.4g %5d  %s%s\n", l.node.c_str(), l.op.c_str(), l.input_scale, l.input_zero,
+                l.output_scale, l.output_zero, l.observer.c_str(), l.rule.empty() ? "" : (" (" + l.rule + ")").c_str());
   for (const auto& s : report.skipped) std::printf("left float: %s\n", s.c_str());
   std::printf("%zu layers in int8 (QLinearConv/QLinearMatMul); wrote %s\n", report.layers.size(), o.output.c_str());
 }
@@ -94,9 +101,9 @@ void run_quantize(const QuantizeCliOptions& o, const GlobalOptions& global) {
   if (!o.activations.empty()) {
     if (o.activations != "int8") throw_usage("--activations takes int8, got '" + o.activations + "'");
     calib::parse_observer(o.observer);
-    if (!o.config.empty() || !o.bits.empty() || !o.algorithm.empty() || !o.default_spec.empty())
-      throw_usage("--activations int8 stores every converted layer's weights as int8 per channel; --config, --bits, "
-                  "--default and --algorithm do not apply");
+    if (!o.bits.empty() || !o.algorithm.empty() || !o.default_spec.empty())
+      throw_usage("--activations int8 stores every converted layer's weights as int8 per channel; --bits, "
+                  "--default and --algorithm do not apply (--config rules may set observer or keep: f32)");
     if (!o.calib.given()) throw_usage("--activations int8 needs calibration data (--calib or --calib-stats)");
   }
   passes::QuantizeConfig config = build_config(o);

@@ -57,15 +57,16 @@ class Builder {
 }  // namespace
 
 Model quantize_activations_int8(const Model& model, const calib::CalibStats& stats, Int8Report& report,
-                                calib::ObserverKind observer) {
+                                calib::ObserverKind default_observer, const RuleSet& rules) {
   Model out = model;
   Graph& g = out.graph;
   Builder b;
-  std::map<std::string, calib::ValueRange> observed;
+  std::map<std::pair<std::string, calib::ObserverKind>, calib::ValueRange> observed;
+  calib::ObserverKind observer = default_observer;
   auto range_of = [&](const std::string& value) -> const calib::ValueRange* {
     calib::ValueRange r;
     if (!calib::observed_range(stats, value, observer, r)) return nullptr;
-    return &(observed[value] = r);
+    return &(observed[{value, observer}] = r);
   };
   std::vector<Node> nodes;
   std::vector<std::string> converted;
@@ -77,11 +78,26 @@ Model quantize_activations_int8(const Model& model, const calib::CalibStats& sta
       continue;
     }
     const NamedTensor* w = g.find_initializer(n.inputs[1]);
+    const int rule = rules.first_match(n.inputs[1], n.name, n.op_type);
+    std::string rule_label;
+    bool keep_float = false;
+    observer = default_observer;
+    if (rule >= 0) {
+      const Rule& r = rules.rules[static_cast<size_t>(rule)];
+      rule_label = r.label;
+      check_setting_keys(r.settings, {"observer", "keep"}, r.label);
+      if (auto it = r.settings.find("observer"); it != r.settings.end()) observer = calib::parse_observer(it->second);
+      if (auto it = r.settings.find("keep"); it != r.settings.end()) {
+        if (it->second != "f32" && it->second != "float") throw_usage(r.label + ": keep takes f32 here (the layer stays float)");
+        keep_float = true;
+      }
+    }
     const NamedTensor* bias = n.inputs.size() > 2 && !n.inputs[2].empty() ? g.find_initializer(n.inputs[2]) : nullptr;
     const calib::ValueRange* in_range = range_of(n.inputs[0]);
     const calib::ValueRange* out_range = range_of(n.outputs[0]);
     std::string why;
-    if (!w || w->tensor.dtype() != DType::F32 || w->tensor.is_quantized()) why = "weight is not a float initializer";
+    if (keep_float) why = "kept float by " + rule_label;
+    else if (!w || w->tensor.dtype() != DType::F32 || w->tensor.is_quantized()) why = "weight is not a float initializer";
     else if (!in_range || !out_range) why = "no calibration range for its input or output";
     else if (n.inputs.size() > 2 && !n.inputs[2].empty() && (!bias || bias->tensor.dtype() != DType::F32)) why = "bias is not a float initializer";
     else if (matmul && w->tensor.rank() != 2) why = "weight is not 2-D";
@@ -153,7 +169,7 @@ Model quantize_activations_int8(const Model& model, const calib::CalibStats& sta
     }
     nodes.push_back(Node{base + "_dequantize", "DequantizeLinear", "", {yq, y_scale, y_zero}, {y_float}, {}, {}});
     if (!conv && bias) nodes.push_back(Node{base + "_bias", "Add", "", {y_float, n.inputs[2]}, {n.outputs[0]}, {}, {}});
-    report.layers.push_back({n.name, n.op_type, in.scale, outp.scale, in.zero, outp.zero});
+    report.layers.push_back({n.name, n.op_type, in.scale, outp.scale, in.zero, outp.zero, calib::observer_name(observer), rule_label});
     converted.push_back(w->name);
     if (conv && bias) converted.push_back(bias->name);
   }

@@ -13,6 +13,7 @@
 #include "calib/observers.hpp"
 #include "calib/stats.hpp"
 #include "core/ir.hpp"
+#include "core/rules.hpp"
 
 namespace slmopt::passes {
 
@@ -20,6 +21,8 @@ struct Int8Layer {
   std::string node, op;
   float input_scale = 0, output_scale = 0;
   int input_zero = 0, output_zero = 0;
+  std::string observer;  // whose ranges
+  std::string rule;      // the rule that chose it, empty for the default
 };
 
 struct Int8Report {
@@ -28,8 +31,10 @@ struct Int8Report {
 };
 
 // Needs opset >= 10 and ranges for every converted layer's input and output;
-// throws Error(Usage) when the statistics lack them.
+// throws Error(Usage) when the statistics lack them. `rules` (first match on
+// the weight name, node name and op) may set a layer's `observer`, or
+// `keep: f32` to leave it float; unmatched layers use `observer`.
 Model quantize_activations_int8(const Model& model, const calib::CalibStats& stats, Int8Report& report,
-                                calib::ObserverKind observer = calib::ObserverKind::MinMax);
+                                calib::ObserverKind observer = calib::ObserverKind::MinMax, const RuleSet& rules = {});
 
 }  // namespace slmopt::passes
