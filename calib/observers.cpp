@@ -8,19 +8,33 @@
 namespace slmopt::calib {
 namespace {
 
-// Squared error of an unsigned 8-bit grid over [lo, hi] (zero included) on
-// the histogram's bin centres.
+// The unsigned 8-bit grid over [lo, hi] widened to hold zero, as the int8
+// pass lays it out; the histogram is read at its bin centres.
+struct Uint8Grid {
+  double scale, zero;
+  Uint8Grid(float lo, float hi) {
+    lo = std::min(lo, 0.0f);
+    hi = std::max(hi, 0.0f);
+    scale = hi > lo ? (static_cast<double>(hi) - lo) / 255.0 : 1.0;
+    zero = std::clamp(std::nearbyint(-lo / scale), 0.0, 255.0);
+  }
+  int level(double x) const { return static_cast<int>(std::clamp(std::nearbyint(x / scale) + zero, 0.0, 255.0)); }
+  double value(int level) const { return (level - zero) * scale; }
+};
+
+double bin_width(const ValueHistogram& h) {
+  return (static_cast<double>(h.hi) - h.lo) / static_cast<double>(h.counts.size());
+}
+
+double bin_centre(const ValueHistogram& h, size_t b) { return h.lo + (static_cast<double>(b) + 0.5) * bin_width(h); }
+
+// Squared error of the grid over [lo, hi] on the histogram.
 double grid_error(const ValueHistogram& h, float lo, float hi) {
-  lo = std::min(lo, 0.0f);
-  hi = std::max(hi, 0.0f);
-  const double scale = hi > lo ? (static_cast<double>(hi) - lo) / 255.0 : 1.0;
-  const double zero = std::clamp(std::nearbyint(-lo / scale), 0.0, 255.0);
-  const double width = (static_cast<double>(h.hi) - h.lo) / static_cast<double>(h.counts.size());
+  const Uint8Grid grid(lo, hi);
   double err = 0;
   for (size_t b = 0; b < h.counts.size(); ++b) {
     if (!h.counts[b]) continue;
-    const double x = h.lo + (static_cast<double>(b) + 0.5) * width;
-    const double q = (std::clamp(std::nearbyint(x / scale) + zero, 0.0, 255.0) - zero) * scale;
+    const double x = bin_centre(h, b), q = grid.value(grid.level(x));
     err += static_cast<double>(h.counts[b]) * (x - q) * (x - q);
   }
   return err;
@@ -33,18 +47,16 @@ double grid_error(const ValueHistogram& h, float lo, float hi) {
 // level's non-empty bins of P. Q lacking the clipped mass is what makes
 // clipping cost something.
 double grid_kl(const ValueHistogram& h, float lo, float hi) {
+  const Uint8Grid grid(lo, hi);
   lo = std::min(lo, 0.0f);
   hi = std::max(hi, 0.0f);
-  const double scale = hi > lo ? (static_cast<double>(hi) - lo) / 255.0 : 1.0;
-  const double zero = std::clamp(std::nearbyint(-lo / scale), 0.0, 255.0);
-  const double width = (static_cast<double>(h.hi) - h.lo) / static_cast<double>(h.counts.size());
   std::vector<double> p(h.counts.size(), 0.0), level_mass(256, 0.0), level_bins(256, 0.0);
   std::vector<int> level(h.counts.size());
   for (size_t b = 0; b < h.counts.size(); ++b) {
-    const double x = h.lo + (static_cast<double>(b) + 0.5) * width;
-    level[b] = static_cast<int>(std::clamp(std::nearbyint(x / scale) + zero, 0.0, 255.0));
+    const double x = bin_centre(h, b);
+    level[b] = grid.level(x);
     const double clipped = std::clamp(x, static_cast<double>(lo), static_cast<double>(hi));
-    const size_t into = std::min(h.counts.size() - 1, static_cast<size_t>(std::max(0.0, (clipped - h.lo) / width)));
+    const size_t into = std::min(h.counts.size() - 1, static_cast<size_t>(std::max(0.0, (clipped - h.lo) / bin_width(h))));
     p[into] += static_cast<double>(h.counts[b]);
     if (clipped == x) level_mass[static_cast<size_t>(level[b])] += static_cast<double>(h.counts[b]);
   }
@@ -91,7 +103,7 @@ float histogram_quantile(const ValueHistogram& h, double q) {
   for (auto c : h.counts) total += c;
   if (total == 0 || h.counts.empty()) return h.lo;
   const double target = q * static_cast<double>(total);
-  const double width = (static_cast<double>(h.hi) - h.lo) / static_cast<double>(h.counts.size());
+  const double width = bin_width(h);
   double seen = 0;
   for (size_t b = 0; b < h.counts.size(); ++b) {
     const double c = static_cast<double>(h.counts[b]);
