@@ -7,6 +7,7 @@
 #include <cstdio>
 #include <cstring>
 #include <memory>
+#include <random>
 #include <set>
 #include <sstream>
 
@@ -403,4 +404,89 @@ TEST_CASE("pack CLI: a RAM budget is checked against the planned activation aren
   CHECK(r.exit_code == 1);
   CHECK_THAT(r.err, Catch::Contains("RAM: needs"));
   CHECK_THAT(r.err, Catch::Contains("1 B over"));
+}
+
+namespace {
+
+// Rewrites the CRCs of `blob` (every section, the table, the header) so that a
+// mutation inside a section reaches the structural checks behind them.
+void reseal(std::vector<uint8_t>& blob) {
+  auto get32 = [&](size_t at) { return uint32_t{blob[at]} | uint32_t{blob[at + 1]} << 8 | uint32_t{blob[at + 2]} << 16 | uint32_t{blob[at + 3]} << 24; };
+  auto get64 = [&](size_t at) { return uint64_t{get32(at)} | uint64_t{get32(at + 4)} << 32; };
+  auto put32 = [&](size_t at, uint32_t v) {
+    for (int i = 0; i < 4; ++i) blob[at + static_cast<size_t>(i)] = static_cast<uint8_t>(v >> (8 * i));
+  };
+  const uint32_t count = get32(28);
+  for (uint32_t s = 0; s < count; ++s) {
+    const size_t e = 64 + 32 * size_t{s};
+    put32(e + 4, slmblob_crc32c(0, blob.data() + get64(e + 8), get64(e + 16)));
+  }
+  put32(48, slmblob_crc32c(0, blob.data() + 64, 32 * size_t{count}));
+  put32(60, slmblob_crc32c(0, blob.data(), 60));
+}
+
+// Reads everything the C reader offers, as firmware would.
+void read_everything(const slmblob& b) {
+  for (uint32_t i = 0; i < slmblob_tensor_count(&b); ++i) {
+    slmblob_tensor t;
+    if (slmblob_tensor_at(&b, i, &t) != SLMBLOB_OK) continue;
+    volatile size_t sink = std::strlen(t.name) + std::strlen(t.scheme);
+    for (uint32_t k = 0; k < t.part_count; ++k) {
+      slmblob_part p;
+      if (slmblob_tensor_part(&b, &t, k, &p) == SLMBLOB_OK && p.size) sink = sink + p.data[p.size - 1] + std::strlen(p.name);
+    }
+    (void)sink;
+  }
+  for (uint32_t s = 0; s < slmblob_golden_samples(&b); ++s)
+    for (uint32_t v = 0; v < slmblob_golden_inputs(&b) + slmblob_golden_outputs(&b); ++v) {
+      slmblob_value value;
+      if (slmblob_golden_value(&b, s, v, &value) == SLMBLOB_OK && value.size)
+        CHECK(static_cast<const uint8_t*>(value.data) + value.size <= b.data + b.size);
+    }
+}
+
+}  // namespace
+
+TEST_CASE("hostile tables behind valid checksums are refused or read within bounds") {
+  // Mutations inside the tensor, string and golden sections, resealed with
+  // fresh CRCs: the structural checks alone must keep every read in bounds
+  // (the ASan build runs this too).
+  blob::BlobOptions o;
+  blob::GoldenVectors g;
+  g.input_names = {"x"};
+  g.output_names = {"y"};
+  g.inputs = {{test::gaussian_tensor({2, 64}, 1)}};
+  g.outputs = {{test::gaussian_tensor({2, 64}, 2)}};
+  o.golden = g;
+  const auto good = blob::build_blob(quantize_mixed(small_model()), o);
+  slmblob b;
+  REQUIRE(slmblob_open(&b, good.data(), good.size(), 0) == SLMBLOB_OK);
+  std::mt19937 rng(11);
+  size_t refused = 0, opened = 0;
+  for (uint32_t kind : {SLMBLOB_SECTION_STRINGS, SLMBLOB_SECTION_TENSORS, SLMBLOB_SECTION_GOLDEN}) {
+    const uint8_t* section = nullptr;
+    uint64_t size = 0;
+    REQUIRE(slmblob_section(&b, kind, &section, &size) == SLMBLOB_OK);
+    const size_t start = static_cast<size_t>(section - good.data());
+    for (int trial = 0; trial < 400; ++trial) {
+      auto bad = good;
+      const int flips = 1 + static_cast<int>(rng() % 4);
+      for (int f = 0; f < flips; ++f) {
+        const size_t at = start + rng() % size;
+        // Small, large and boundary values: the ones that break bounds checks.
+        const uint8_t values[] = {0x00, 0xFF, 0x7F, 0x80, 0x01, static_cast<uint8_t>(rng())};
+        bad[at] = values[rng() % 6];
+      }
+      reseal(bad);
+      slmblob m;
+      if (slmblob_open(&m, bad.data(), bad.size(), 0) != SLMBLOB_OK) {
+        ++refused;
+        continue;
+      }
+      ++opened;
+      read_everything(m);
+    }
+  }
+  CHECK(refused > 0);
+  WARN(refused << " hostile blobs refused, " << opened << " opened and read within bounds");
 }
