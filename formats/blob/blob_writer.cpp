@@ -123,6 +123,9 @@ std::vector<uint8_t> build_blob(const Model& model, const BlobOptions& o, BlobLa
   std::vector<std::vector<PartRef>> parts(inits.size());
   uint64_t weights_size = 0, weight_bytes = 0, part_count = 0, dim_count = 0;
   for (size_t i = 0; i < inits.size(); ++i) {
+    if (inits[i].tensor.shape().size() > SLMBLOB_MAX_DIMS)
+      throw_usage("tensor '" + inits[i].name + "' has rank " + std::to_string(inits[i].tensor.shape().size()) +
+                  "; a blob holds at most " + std::to_string(SLMBLOB_MAX_DIMS) + " dimensions");
     parts[i] = parts_of(inits[i]);
     for (auto& p : parts[i]) {
       p.offset = align_up(weights_size, o.alignment);
@@ -148,6 +151,7 @@ std::vector<uint8_t> build_blob(const Model& model, const BlobOptions& o, BlobLa
     for (size_t s = 0; s < golden->inputs.size(); ++s)
       for (const auto* set : {&golden->inputs[s], &golden->outputs[s]})
         for (const Tensor& t : *set) {
+          if (t.shape().size() > SLMBLOB_MAX_DIMS) throw_usage("a golden value has more than 16 dimensions");
           ++golden_values;
           golden_dims += t.shape().size();
           golden_data = align_up(golden_data, 8) + t.nbytes();
