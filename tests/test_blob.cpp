@@ -72,6 +72,17 @@ void check_same_outputs(const Model& a, const Model& b, const Tensor& x) {
   CHECK(std::memcmp(test::run1(a, x).data<float>(), test::run1(b, x).data<float>(), test::run1(a, x).nbytes()) == 0);
 }
 
+// One golden sample for small_model()'s input and output (values need not
+// match the model: these tests only store and read them).
+blob::GoldenVectors one_golden_sample() {
+  blob::GoldenVectors g;
+  g.input_names = {"x"};
+  g.output_names = {"y"};
+  g.inputs = {{test::gaussian_tensor({2, 64}, 1)}};
+  g.outputs = {{test::gaussian_tensor({2, 64}, 2)}};
+  return g;
+}
+
 // A small model of every element type a blob stores plainly, plus a graph.
 Model small_model() {
   Model m = test::single_node_model("MatMul", test::gaussian_tensor({64, 64}, 1), {2, 64});
@@ -228,12 +239,7 @@ TEST_CASE("flipping any byte of a blob makes the loader refuse it") {
   test::TempDir tmp;
   blob::BlobOptions o;
   o.alignment = 128;
-  blob::GoldenVectors g;
-  g.input_names = {"x"};
-  g.output_names = {"y"};
-  g.inputs = {{test::gaussian_tensor({2, 64}, 1)}};
-  g.outputs = {{test::gaussian_tensor({2, 64}, 2)}};
-  o.golden = g;
+  o.golden = one_golden_sample();
   const auto good = blob::build_blob(small_model(), o);
   write_vector(tmp.file("good.bin"), good);
   REQUIRE_NOTHROW(blob::BlobFile(tmp.file("good.bin")));
@@ -452,12 +458,7 @@ TEST_CASE("hostile tables behind valid checksums are refused or read within boun
   // fresh CRCs: the structural checks alone must keep every read in bounds
   // (the ASan build runs this too).
   blob::BlobOptions o;
-  blob::GoldenVectors g;
-  g.input_names = {"x"};
-  g.output_names = {"y"};
-  g.inputs = {{test::gaussian_tensor({2, 64}, 1)}};
-  g.outputs = {{test::gaussian_tensor({2, 64}, 2)}};
-  o.golden = g;
+  o.golden = one_golden_sample();
   const auto good = blob::build_blob(quantize_mixed(small_model()), o);
   slmblob b;
   REQUIRE(slmblob_open(&b, good.data(), good.size(), 0) == SLMBLOB_OK);
