@@ -1,6 +1,8 @@
 // Chooses a reader or writer by the path: `.onnx` files, safetensors files,
-// sharded indexes (`*.index.json`), Hugging Face folders, and flat blobs
-// (recognised by their magic, whatever their name).
+// sharded indexes (`*.index.json`), Hugging Face folders, llama2.c checkpoints
+// (`.bin`), and flat blobs (recognised by their magic, whatever their name).
+// Safetensors with a config.json beside them of a supported architecture load
+// as that architecture's graph; without one, as weights alone.
 #pragma once
 
 #include <optional>
@@ -11,7 +13,7 @@
 
 namespace slmopt {
 
-enum class ModelFormat { Onnx, Safetensors, Slm, Blob };
+enum class ModelFormat { Onnx, Safetensors, Slm, Blob, Llama2c };
 
 // Throws Error(BadInput) for a path whose format it cannot tell.
 ModelFormat detect_format(const std::string& path);

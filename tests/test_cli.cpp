@@ -47,14 +47,17 @@ TEST_CASE("inspect prints a readable table and the quantized size estimates") {
   CHECK_THAT(r.out, Catch::Contains("format     safetensors"));
   CHECK_THAT(r.out, Catch::Contains("arch       llama (LlamaForCausalLM): 5 layers, hidden 64, 8 heads / 4 kv"));
   CHECK_THAT(r.out, Catch::Contains("model.embed_tokens.weight"));
-  CHECK_THAT(r.out, Catch::Contains("parameters 260,032 in 47 tensors"));
-  CHECK_THAT(r.out, Catch::Contains("4 bpw: 129.38 KiB"));
+  // 47 weights (260,032 parameters) and the graph's constants.
+  CHECK_THAT(r.out, Catch::Contains("parameters 260,061 in 63 tensors"));
+  CHECK_THAT(r.out, Catch::Contains("4 bpw: 129.57 KiB"));
   auto j = test::run_slmopt("inspect --json " + test::test_data("stories260K/model.safetensors"));
   REQUIRE(j.exit_code == 0);
   json doc = json::parse(j.out);
-  CHECK(doc["totals"]["params"] == 260032);
+  CHECK(doc["totals"]["params"] == 260061);
   CHECK(doc["size_estimates"][0]["bits_per_weight"] == 8);
-  CHECK(doc["size_estimates"][0]["bytes"] == 259328 + (260032 - 259328) * 4);
+  // The 259,328 parameters of matrices at a byte each; norms and constants as stored.
+  CHECK(doc["totals"]["quantizable_params"] == 259328);
+  CHECK(doc["size_estimates"][0]["bytes"] == 259328 + (doc["totals"]["bytes"].get<int64_t>() - 259328 * 4));
 }
 
 TEST_CASE("bad input: one error line naming the file, exit code 2, no output left behind") {

@@ -1,0 +1,77 @@
+#include "llm/decoder_graph.hpp"
+
+#include <nlohmann/json.hpp>
+
+#include "core/error.hpp"
+#include "llm/llama_graph.hpp"
+
+namespace slmopt::llm {
+namespace {
+constexpr const char* kInfoKey = "slmopt.decoder";
+}
+
+Model build_decoder(const ArchConfig& config, std::vector<NamedTensor> tensors, const std::string& file) {
+  WeightTable weights(std::move(tensors), file);
+  Model m;
+  switch (config.family) {
+    case ArchFamily::Llama:
+    case ArchFamily::Mistral:
+    case ArchFamily::Qwen2: m = build_llama_graph(config, weights); break;
+    case ArchFamily::GPT2: throw_bad_input("architecture " + config.architecture + " has no graph builder yet", file);
+  }
+  DecoderInfo info;
+  info.family = arch_family_name(config.family);
+  info.num_layers = config.num_layers;
+  info.num_kv_heads = config.num_kv_heads;
+  info.head_dim = config.head_dim;
+  info.vocab_size = config.vocab_size;
+  info.context = config.max_position_embeddings;
+  info.rope_theta = config.rope_theta;
+  info.norm_eps = config.norm_eps;
+  info.bos_token_id = config.bos_token_id.value_or(-1);
+  info.eos_token_ids = config.eos_token_ids;
+  write_decoder_info(m, info);
+  return m;
+}
+
+void write_decoder_info(Model& model, const DecoderInfo& info) {
+  nlohmann::json j{{"family", info.family},     {"num_layers", info.num_layers}, {"num_kv_heads", info.num_kv_heads},
+                   {"head_dim", info.head_dim}, {"vocab_size", info.vocab_size}, {"context", info.context},
+                   {"rope_theta", info.rope_theta}, {"norm_eps", info.norm_eps},
+                   {"bos_token_id", info.bos_token_id}, {"eos_token_ids", info.eos_token_ids}};
+  for (auto& [key, value] : model.metadata)
+    if (key == kInfoKey) {
+      value = j.dump();
+      return;
+    }
+  model.metadata.emplace_back(kInfoKey, j.dump());
+}
+
+std::optional<DecoderInfo> read_decoder_info(const Model& model) {
+  for (const auto& [key, value] : model.metadata) {
+    if (key != kInfoKey) continue;
+    const auto j = nlohmann::json::parse(value, nullptr, false);
+    if (!j.is_object()) throw_bad_input("metadata '" + std::string(kInfoKey) + "' is not a JSON object");
+    try {
+      DecoderInfo info;
+      info.family = j.at("family").get<std::string>();
+      info.num_layers = j.at("num_layers").get<int64_t>();
+      info.num_kv_heads = j.at("num_kv_heads").get<int64_t>();
+      info.head_dim = j.at("head_dim").get<int64_t>();
+      info.vocab_size = j.at("vocab_size").get<int64_t>();
+      info.context = j.at("context").get<int64_t>();
+      info.rope_theta = j.at("rope_theta").get<double>();
+      info.norm_eps = j.at("norm_eps").get<double>();
+      info.bos_token_id = j.at("bos_token_id").get<int64_t>();
+      info.eos_token_ids = j.at("eos_token_ids").get<std::vector<int64_t>>();
+      if (info.num_layers <= 0 || info.num_kv_heads <= 0 || info.head_dim <= 0 || info.vocab_size <= 0)
+        throw_bad_input("metadata '" + std::string(kInfoKey) + "' has a non-positive size");
+      return info;
+    } catch (const nlohmann::json::exception& e) {
+      throw_bad_input("metadata '" + std::string(kInfoKey) + "': " + e.what());
+    }
+  }
+  return std::nullopt;
+}
+
+}  // namespace slmopt::llm

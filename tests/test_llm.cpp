@@ -1,0 +1,208 @@
+// Decoder language models: the stories260K Llama from its Hugging Face and its
+// llama2.c files against its independent reference forward pass, the key/value
+// cache, greedy generation, and the errors of bad checkpoints.
+#include <cmath>
+#include <filesystem>
+#include <set>
+
+#include "calib/npz.hpp"
+#include "core/error.hpp"
+#include "hf_config/hf_config.hpp"
+#include "llama2c/llama2c_io.hpp"
+#include "llm/decoder_graph.hpp"
+#include "lm/decoder_runner.hpp"
+#include "lm/sampler.hpp"
+#include "model_io.hpp"
+#include "safetensors/safetensors_io.hpp"
+#include "test_util.hpp"
+
+using namespace slmopt;
+
+namespace {
+
+struct Reference {
+  std::vector<int64_t> tokens;
+  std::vector<float> logits;  // [64, 512]
+};
+
+const Reference& stories_reference() {
+  static const Reference ref = [] {
+    auto npz = calib::read_npz(test::test_data("stories260K/stories260K_reference.npz"));
+    Reference r;
+    const Tensor& t = npz.at("tokens");
+    for (int64_t i = 0; i < t.numel(); ++i) r.tokens.push_back(t.data<int32_t>()[i]);
+    const Tensor& l = npz.at("logits");
+    r.logits.assign(l.data<float>(), l.data<float>() + l.numel());
+    return r;
+  }();
+  return ref;
+}
+
+// Relative L2 error of a against b, and the largest |a - b| over the largest |b|.
+std::pair<double, double> relative_errors(const std::vector<float>& a, const std::vector<float>& b) {
+  REQUIRE(a.size() == b.size());
+  double diff = 0, norm = 0, max_diff = 0, max_ref = 0;
+  for (size_t i = 0; i < a.size(); ++i) {
+    const double d = double(a[i]) - b[i];
+    diff += d * d;
+    norm += double(b[i]) * b[i];
+    max_diff = std::max(max_diff, std::abs(d));
+    max_ref = std::max(max_ref, std::abs(double(b[i])));
+  }
+  return {std::sqrt(diff / norm), max_diff / max_ref};
+}
+
+std::vector<float> prompt_logits(const Model& m, const std::vector<int64_t>& tokens) {
+  lm::DecoderRunner runner(m);
+  return runner.feed(tokens);
+}
+
+}  // namespace
+
+TEST_CASE("stories260K from safetensors and from llama2.c matches its reference logits") {
+  const auto& ref = stories_reference();
+  REQUIRE(ref.tokens.size() == 64);
+  for (const std::string file : {"stories260K", "stories260K/stories260K.bin"}) {
+    INFO(file);
+    const Model m = load_model(test::test_data(file));
+    const auto [rel_l2, rel_max] = relative_errors(prompt_logits(m, ref.tokens), ref.logits);
+    CHECK(rel_l2 < 1e-4);
+    CHECK(rel_max < 1e-4);
+  }
+}
+
+TEST_CASE("the key/value cache gives the logits of the whole prompt, token by token") {
+  const auto& ref = stories_reference();
+  const Model m = load_model(test::test_data("stories260K"));
+  lm::DecoderRunner runner(m);
+  std::vector<float> logits;
+  // A prompt of 5, then single tokens, then a chunk of 10: every split must agree.
+  auto feed = [&](size_t from, size_t to) {
+    auto l = runner.feed(std::span(ref.tokens).subspan(from, to - from));
+    logits.insert(logits.end(), l.begin(), l.end());
+  };
+  feed(0, 5);
+  for (size_t i = 5; i < 30; ++i) feed(i, i + 1);
+  feed(30, 40);
+  feed(40, 64);
+  CHECK(runner.position() == 64);
+  CHECK(runner.cache_bytes() == 5u * 2 * 4 * 64 * 8 * 4);
+  const auto [rel_l2, rel_max] = relative_errors(logits, ref.logits);
+  CHECK(rel_l2 < 1e-4);
+  CHECK(rel_max < 1e-4);
+}
+
+TEST_CASE("greedy generation from BOS reproduces the reference tokens exactly") {
+  const auto& ref = stories_reference();
+  const Model m = load_model(test::test_data("stories260K/stories260K.bin"));
+  lm::DecoderRunner runner(m);
+  lm::Sampler greedy({});
+  std::vector<int64_t> tokens{1};
+  auto logits = runner.feed(tokens);
+  while (tokens.size() < ref.tokens.size()) {
+    tokens.push_back(greedy.next(logits));
+    logits = runner.feed(std::span(tokens).last(1));
+  }
+  CHECK(tokens == ref.tokens);
+}
+
+TEST_CASE("sampling is seeded, stays inside top-k and top-p, and greedy at temperature 0") {
+  const std::vector<float> logits{1.0f, 3.0f, 2.0f, 0.5f, 2.9f};
+  CHECK(lm::Sampler({}).next(logits) == 1);
+  auto draws = [&](lm::SamplingOptions o) {
+    lm::Sampler s(o);
+    std::vector<int64_t> out;
+    for (int i = 0; i < 200; ++i) out.push_back(s.next(logits));
+    return out;
+  };
+  const auto a = draws({1.0f, 0, 1.0f, 7}), b = draws({1.0f, 0, 1.0f, 7}), c = draws({1.0f, 0, 1.0f, 8});
+  CHECK(a == b);
+  CHECK(a != c);
+  for (int64_t t : draws({1.0f, 2, 1.0f, 3})) CHECK((t == 1 || t == 4));
+  // p(1) ~ 0.40, p(4) ~ 0.36: top-p 0.5 keeps both, 0.3 only token 1.
+  for (int64_t t : draws({1.0f, 0, 0.5f, 3})) CHECK((t == 1 || t == 4));
+  for (int64_t t : draws({1.0f, 0, 0.3f, 3})) CHECK(t == 1);
+  std::set<int64_t> seen;
+  for (int64_t t : draws({1.0f, 0, 1.0f, 5})) seen.insert(t);
+  CHECK(seen.size() == 5);
+  CHECK_THROWS(lm::Sampler({1.0f, 0, 0.0f, 1}));
+}
+
+TEST_CASE("a llama2.c checkpoint written from safetensors reads back to the same logits") {
+  test::TempDir tmp;
+  const Model m = load_model(test::test_data("stories260K"));
+  save_model(m, tmp.file("model.bin"));
+  auto cp = llama2c::read_checkpoint(tmp.file("model.bin"));
+  CHECK(cp.version == 1);
+  const Model back = load_model(tmp.file("model.bin"));
+  const std::vector<int64_t> prompt{1, 403, 407, 261};
+  CHECK(prompt_logits(back, prompt) == prompt_logits(m, prompt));
+  // Every tensor but the permuted wq/wk is the original bytes; those come back exactly too.
+  for (const auto& t : cp.tensors) {
+    const NamedTensor* orig = m.graph.find_initializer(t.name);
+    REQUIRE(orig);
+    CHECK(orig->tensor.bit_equal(t.tensor));
+  }
+}
+
+TEST_CASE("bad decoder checkpoints are refused with the tensor or field named") {
+  test::TempDir tmp;
+  auto contents = safetensors::read(test::test_data("stories260K/model.safetensors"));
+  const ArchConfig config = read_hf_config(test::test_data("stories260K/config.json"));
+  auto message = [&](std::vector<NamedTensor> tensors, ArchConfig c) -> std::string {
+    try {
+      llm::build_decoder(c, std::move(tensors), "model.safetensors");
+    } catch (const Error& e) {
+      return e.what();
+    }
+    return "no error";
+  };
+  auto without = [&](const std::string& name) {
+    auto t = contents.tensors;
+    std::erase_if(t, [&](const NamedTensor& x) { return x.name == name; });
+    return t;
+  };
+  CHECK(message(without("model.layers.3.mlp.up_proj.weight"), config) ==
+        "model.safetensors: missing tensor 'model.layers.3.mlp.up_proj.weight'");
+  auto wrong = contents.tensors;
+  for (auto& t : wrong)
+    if (t.name == "model.layers.1.self_attn.k_proj.weight") t.tensor = test::gaussian_tensor({64, 64}, 1);
+  CHECK(message(wrong, config) ==
+        "model.safetensors: tensor 'model.layers.1.self_attn.k_proj.weight' has shape [64, 64], the config implies [32, 64]");
+  auto extra = contents.tensors;
+  extra.push_back(NamedTensor{"model.layers.0.self_attn.q_norm.weight", test::gaussian_tensor({8}, 2), {}});
+  CHECK(message(extra, config) ==
+        "model.safetensors: 1 tensor(s) the architecture does not use: 'model.layers.0.self_attn.q_norm.weight'");
+  ArchConfig gelu = config;
+  gelu.hidden_act = "gelu";
+  CHECK(message(contents.tensors, gelu) ==
+        "model.safetensors: hidden_act 'gelu' is not supported for LlamaForCausalLM (supported: silu)");
+  ArchConfig yarn = config;
+  yarn.rope_scaling = RopeScaling{"yarn", 4.0, 1.0, 4.0, 512};
+  CHECK(message(contents.tensors, yarn) ==
+        "model.safetensors: rope_scaling type 'yarn' is not supported (supported: default, linear, llama3)");
+
+  // llama2.c files: truncated, a header that lies, a hostile size.
+  const std::string good = test::read_bytes(test::test_data("stories260K/stories260K.bin"));
+  auto llama2c_error = [&](const std::string& bytes) -> std::string {
+    test::write_bytes(tmp.file("bad.bin"), bytes);
+    try {
+      load_model(tmp.file("bad.bin"));
+    } catch (const Error& e) {
+      return std::string(e.what()).substr(tmp.file("bad.bin").size() + 2);
+    }
+    return "no error";
+  };
+  CHECK(llama2c_error(good.substr(0, 20)) == "llama2.c header is truncated");
+  CHECK(llama2c_error(good.substr(0, good.size() - 4)) ==
+        "llama2.c checkpoint is 1056536 bytes, its header implies 1056540");
+  std::string lying = good;
+  lying[8] = 6;  // n_layers 5 -> 6
+  CHECK(llama2c_error(lying) == "llama2.c checkpoint is 1056540 bytes, its header implies 1238300");
+  std::string huge = good;
+  huge[3] = 0x7f;  // dim 64 -> 2^30 + 64
+  CHECK(llama2c_error(huge) == "llama2.c header field dim is 2130706496 (expected 1 to 16777216)");
+  std::string odd = good;
+  odd[12] = 3;  // 3 heads do not divide 64
+  CHECK(llama2c_error(odd).starts_with("llama2.c header: dim 64, 3 heads and 4 key/value heads"));
+}
