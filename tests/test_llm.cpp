@@ -5,6 +5,8 @@
 #include <filesystem>
 #include <set>
 
+#include <nlohmann/json.hpp>
+
 #include "calib/npz.hpp"
 #include "core/error.hpp"
 #include "hf_config/hf_config.hpp"
@@ -205,4 +207,64 @@ TEST_CASE("bad decoder checkpoints are refused with the tensor or field named") 
   std::string odd = good;
   odd[12] = 3;  // 3 heads do not divide 64
   CHECK(llama2c_error(odd).starts_with("llama2.c header: dim 64, 3 heads and 4 key/value heads"));
+}
+
+TEST_CASE("language-model CLI: generate, text calibration, and eval --text with perplexity and KL gates") {
+  test::TempDir tmp;
+  const auto& ref = stories_reference();
+  const std::string model = test::test_data("stories260K"), llama2c = test::test_data("stories260K/stories260K.bin");
+  const std::string tok = " --tokenizer '" + test::test_data("stories260K/tok512.bin") + "'";
+
+  auto g = test::run_slmopt("generate '" + llama2c + "' -n 63 --json");
+  REQUIRE(g.exit_code == 0);
+  const auto doc = nlohmann::json::parse(g.out);
+  CHECK(doc["tokens"].get<std::vector<int64_t>>() == std::vector<int64_t>(ref.tokens.begin() + 1, ref.tokens.end()));
+  CHECK_THAT(doc["text"].get<std::string>(), Catch::StartsWith("Once upon a time, there was a little girl named Lily."));
+  CHECK(doc["kv_cache_bytes"] == 5 * 2 * 4 * 63 * 8 * 4);  // the last token is never fed back
+
+  // Text the model wrote itself (the reference distribution): held-out and calibration halves.
+  auto sample_text = [&](const std::string& file, int first_seed) {
+    std::string text;
+    for (int seed = first_seed; seed < first_seed + 3; ++seed) {
+      auto s = test::run_slmopt("generate '" + llama2c + "' --temperature 1 --seed " + std::to_string(seed) +
+                                " -n 300 --ignore-eos -q");
+      REQUIRE(s.exit_code == 0);
+      text += s.out;
+    }
+    test::write_bytes(tmp.file(file), text);
+  };
+  sample_text("held.txt", 1);
+  sample_text("calib.txt", 11);
+  CHECK(test::read_bytes(tmp.file("held.txt")) != test::read_bytes(tmp.file("calib.txt")));
+
+  for (const std::string algorithm : {"rtn", "gptq"}) {
+    const std::string calib = algorithm == "gptq" ? " --calib '" + tmp.file("calib.txt") + "'" + tok : "";
+    auto q = test::run_slmopt("quantize '" + model + "' -o '" + tmp.file(algorithm + ".slm") + "' --bits '*=q4' --algorithm " +
+                              algorithm + calib + " -q");
+    REQUIRE(q.exit_code == 0);
+  }
+  auto eval = [&](const std::string& candidate, const std::string& gate) {
+    auto e = test::run_slmopt("eval --reference '" + model + "' --candidate '" + tmp.file(candidate) + "' --text '" +
+                              tmp.file("held.txt") + "'" + tok + " --ctx 128 --gate '" + gate + "' --json");
+    INFO(e.err);
+    REQUIRE((e.exit_code == 0 || e.exit_code == 1));
+    auto j = nlohmann::json::parse(e.out);
+    j["exit"] = e.exit_code;
+    return j;
+  };
+  const auto rtn = eval("rtn.slm", "kl<=0.5"), gptq = eval("gptq.slm", "kl<=1e-4");
+  const auto& r = rtn["language_model"];
+  const auto& c = gptq["language_model"];
+  CHECK(r["windows"].get<int>() >= 6);  // ~900 tokens in windows of 128
+  CHECK(r["scored_tokens"] == r["windows"].get<int>() * 63);  // the second half of each window
+  CHECK(r["reference_ppl"] == c["reference_ppl"]);
+  CHECK(r["reference_ppl"].get<double>() > 1.5);  // the model's own samples are likely to it, not certain
+  CHECK(r["reference_ppl"].get<double>() < 10);
+  // Calibrating on text lowers the KL divergence of 4 bits (perplexity over
+  // ~450 tokens is too noisy to rank them).
+  CHECK(c["kl_mean"].get<double>() < r["kl_mean"].get<double>());
+  CHECK(r["kl_mean"].get<double>() > 0);
+  CHECK(rtn["exit"] == 0);
+  CHECK(gptq["exit"] == 1);  // the gate it cannot meet fails the command
+  CHECK(gptq["gates"][0]["passed"] == false);
 }

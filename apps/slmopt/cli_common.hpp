@@ -42,5 +42,6 @@ void setup_prune(CLI::App& app, const GlobalOptions& global);
 void setup_lowrank(CLI::App& app, const GlobalOptions& global);
 void setup_pack(CLI::App& app, GlobalOptions& global);
 void setup_verify(CLI::App& app, GlobalOptions& global);
+void setup_generate(CLI::App& app, const GlobalOptions& global);
 
 }  // namespace slmopt::cli

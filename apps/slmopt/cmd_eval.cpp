@@ -10,6 +10,9 @@
 #include "core/atomic_file.hpp"
 #include "eval/gate.hpp"
 #include "eval/per_layer.hpp"
+#include "llm/decoder_graph.hpp"
+#include "lm/lm_eval.hpp"
+#include "lm_text.hpp"
 #include "model_io.hpp"
 #include "runtime/session.hpp"
 #include "samples.hpp"
@@ -23,7 +26,45 @@ struct EvalOptions {
   std::vector<std::string> gates;
   std::string report, junit;
   bool per_layer = false;
+  // Language models: perplexity, KL and top-1 over windows of a text.
+  std::string text, tokenizer;
+  int64_t context = 0, stride = 0;
 };
+
+using Summaries = std::map<std::string, std::map<std::string, eval::Summary>>;
+
+eval::Summary single_value(double v) { return eval::Summary{v, v, v, v, 1}; }
+
+// Both models read the text in the same windows; the summaries are those of the
+// output "logits" (kl and top1 per window, ppl and ppl_delta over all tokens).
+Summaries compare_on_text(const EvalOptions& o, const Model& ref_model, const Model& cand_model, bool show,
+                          nlohmann::ordered_json& doc) {
+  lm::DecoderRunner ref(ref_model), cand(cand_model);
+  const auto tokenizer = require_tokenizer(o.reference, o.tokenizer, ref.vocab());
+  const auto info = llm::read_decoder_info(ref_model);
+  const int64_t context = o.context > 0 ? o.context : std::min<int64_t>(info ? info->context : 512, 512);
+  const int64_t bos = info && info->bos_token_id >= 0 ? info->bos_token_id : tokenizer.bos();
+  const auto windows = lm::token_windows(tokenize_file(tokenizer, o.text), {context, o.stride, bos});
+  const auto r = lm::compare_language_models(ref, cand, windows, [&](size_t done, size_t total) {
+    if (show) std::fprintf(stderr, "\reval: %zu/%zu windows", done, total);
+  });
+  if (show) std::fprintf(stderr, "\n");
+  std::vector<eval::SampleMetrics> per_window;
+  for (const auto& w : r.windows) {
+    const auto n = static_cast<double>(w.scored);
+    per_window.push_back({{"kl", w.kl / n}, {"top1", static_cast<double>(w.top1_agree) / n}});
+  }
+  Summaries out;
+  out["logits"] = eval::summarize(per_window);
+  out["logits"]["ppl"] = single_value(r.candidate_ppl);
+  out["logits"]["ppl_delta"] = single_value(r.candidate_ppl - r.reference_ppl);
+  doc["language_model"] = {{"windows", windows.size()},    {"context", context},
+                           {"scored_tokens", r.scored},     {"reference_ppl", r.reference_ppl},
+                           {"candidate_ppl", r.candidate_ppl}, {"ppl_delta", r.candidate_ppl - r.reference_ppl},
+                           {"kl_mean", r.kl_mean},          {"kl_worst_window", r.kl_max},
+                           {"top1", r.top1}};
+  return out;
+}
 
 struct GateResult {
   eval::Gate gate;
@@ -69,9 +110,21 @@ void run_eval(const EvalOptions& o, GlobalOptions& global) {
   for (const auto& g : o.gates) gates.push_back(eval::parse_gate(g));
   Model ref_model = load_model(o.reference), cand_model = load_model(o.candidate);
   runtime::Session ref(ref_model), cand(cand_model);
-  auto samples = load_requested_samples(o.data, ref.feed_inputs());
+  nlohmann::ordered_json doc;
+  doc["reference"] = o.reference;
+  doc["candidate"] = o.candidate;
+  Summaries summaries;
+  std::vector<calib::Sample> samples;
   std::map<std::string, std::vector<eval::SampleMetrics>> per_output;
   eval::PerLayerComparison layers;
+  if (!o.text.empty()) {
+    if (o.per_layer) throw_usage("--per-layer compares tensors; it does not combine with --text");
+    if (!o.data.dir.empty() || !o.data.inputs.empty() || o.data.random > 0)
+      throw_usage("--text is the data of a language-model eval: give it alone, without --data, --input or --random");
+    summaries = compare_on_text(o, ref_model, cand_model, !global.quiet && !global.json && isatty(2), doc);
+  } else {
+    samples = load_requested_samples(o.data, ref.feed_inputs());
+  }
   for (size_t i = 0; i < samples.size(); ++i) {
     if (o.per_layer) layers.add_sample(ref, cand, samples[i]);
     auto r = ref.run(samples[i]);
@@ -86,7 +139,6 @@ void run_eval(const EvalOptions& o, GlobalOptions& global) {
   }
   if (!global.quiet && !global.json && samples.size() > 20 && isatty(2)) std::fprintf(stderr, "\n");
 
-  std::map<std::string, std::map<std::string, eval::Summary>> summaries;
   for (const auto& [name, list] : per_output) summaries[name] = eval::summarize(list);
 
   std::vector<GateResult> results;
@@ -109,10 +161,7 @@ void run_eval(const EvalOptions& o, GlobalOptions& global) {
     results.push_back(res);
   }
 
-  nlohmann::ordered_json doc;
-  doc["reference"] = o.reference;
-  doc["candidate"] = o.candidate;
-  doc["samples"] = samples.size();
+  if (o.text.empty()) doc["samples"] = samples.size();
   for (const auto& [name, metrics] : summaries)
     for (const auto& [metric, s] : metrics)
       doc["outputs"][name][metric] = {{"mean", s.mean}, {"lower", s.lower}, {"upper", s.upper}, {"worst", s.worst}};
@@ -140,7 +189,15 @@ void run_eval(const EvalOptions& o, GlobalOptions& global) {
   if (global.json) {
     print_json(doc);
   } else {
-    std::printf("%zu samples\n", samples.size());
+    if (o.text.empty()) {
+      std::printf("%zu samples\n", samples.size());
+    } else {
+      const auto& lmj = doc["language_model"];
+      std::printf("%d windows of %d tokens, %d tokens scored\n", lmj["windows"].get<int>(), lmj["context"].get<int>(),
+                  lmj["scored_tokens"].get<int>());
+      std::printf("perplexity reference %.4f, candidate %.4f (%+.4f)\n", lmj["reference_ppl"].get<double>(),
+                  lmj["candidate_ppl"].get<double>(), lmj["ppl_delta"].get<double>());
+    }
     for (const auto& [name, metrics] : summaries) {
       std::printf("output %s\n", name.c_str());
       for (const auto& [metric, s] : metrics)
@@ -176,6 +233,10 @@ void setup_eval(CLI::App& app, GlobalOptions& global) {
   cmd->add_option("--reference", opts->reference, "The original model")->required();
   cmd->add_option("--candidate", opts->candidate, "The optimized model")->required();
   add_data_options(*cmd, opts->data);
+  cmd->add_option("--text", opts->text, "Language models: a UTF-8 text; report perplexity, KL divergence and top-1 agreement");
+  cmd->add_option("--tokenizer", opts->tokenizer, "With --text: llama2.c tokenizer.bin or GGUF vocabulary (default: beside the reference)");
+  cmd->add_option("--ctx", opts->context, "With --text: tokens per window (default: the model's context, at most 512)");
+  cmd->add_option("--stride", opts->stride, "With --text: tokens between window starts (default: --ctx)");
   cmd->add_option("--gate", opts->gates, "METRIC[.mean|.lower|.upper|.worst] OP NUMBER, e.g. cosine>=0.999; repeatable");
   cmd->add_option("--report", opts->report, "Write the full result as JSON");
   cmd->add_option("--junit", opts->junit, "Write the gates as a JUnit XML test suite");

@@ -86,7 +86,7 @@ void run_lowrank(const LowrankCliOptions& o, const GlobalOptions& global) {
   passes::check_lowrank_config(config);
   const Model model = load_model(o.input);
   const bool show = !global.quiet && !global.json && isatty(2);
-  const calib::CalibStats stats = load_calibration(o.calib, model, show);
+  const calib::CalibStats stats = load_calibration(o.calib, model, o.input, show);
   if (o.calib.given()) config.stats = &stats;
   passes::LowrankReport report;
   Model out = passes::lowrank_model(model, config, report, progress_line("lowrank", show));

@@ -112,7 +112,7 @@ void run_prune(const PruneCliOptions& o, const GlobalOptions& global) {
   passes::check_prune_config(config);  // a bad rule fails before the model is read
   const Model model = load_model(o.input);
   const bool show = !global.quiet && !global.json && isatty(2);
-  const calib::CalibStats stats = load_calibration(o.calib, model, show);
+  const calib::CalibStats stats = load_calibration(o.calib, model, o.input, show);
   if (o.calib.given()) config.stats = &stats;
   passes::PruneReport report;
   Model out = passes::prune_model(model, config, report, progress_line("prune", show));

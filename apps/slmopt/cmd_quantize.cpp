@@ -111,7 +111,7 @@ void run_quantize(const QuantizeCliOptions& o, const GlobalOptions& global) {
   passes::check_quantize_config(config);  // a bad rule fails before the model is read
   const Model model = load_model(o.input);
   const bool show = !global.quiet && !global.json && isatty(2);
-  const calib::CalibStats stats = load_calibration(o.calib, model, show);
+  const calib::CalibStats stats = load_calibration(o.calib, model, o.input, show);
   if (config.expect_stats) config.stats = &stats;
   if (!o.activations.empty()) {
     run_int8(o, global, model, stats);

@@ -25,6 +25,7 @@ int main(int argc, char** argv) {
   cli::setup_lowrank(app, global);
   cli::setup_pack(app, global);
   cli::setup_verify(app, global);
+  cli::setup_generate(app, global);
   try {
     app.parse(argc, argv);
     return global.exit_code;

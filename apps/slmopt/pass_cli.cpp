@@ -6,6 +6,7 @@
 #include "calib/collector.hpp"
 #include "calib/dataset.hpp"
 #include "calib/stats_io.hpp"
+#include "lm_text.hpp"
 #include "core/atomic_file.hpp"
 #include "core/error.hpp"
 #include "runtime/session.hpp"
@@ -17,7 +18,9 @@ std::string CalibArgs::describe() const {
 }
 
 void add_calib_options(CLI::App& cmd, CalibArgs& args) {
-  cmd.add_option("--calib", args.dir, "Calibration samples (folder, as --data of run/eval)");
+  cmd.add_option("--calib", args.dir, "Calibration samples (folder, as --data of run/eval), or a .txt text for a language model");
+  cmd.add_option("--tokenizer", args.tokenizer, "With a --calib text: llama2.c tokenizer.bin or GGUF vocabulary (default: beside the model)");
+  cmd.add_option("--calib-ctx", args.context, "With a --calib text: tokens per window")->capture_default_str();
   cmd.add_option("--calib-stats", args.stats, "Statistics written by slmopt calibrate");
 }
 
@@ -25,12 +28,13 @@ void check_calib_args(const CalibArgs& args) {
   if (!args.dir.empty() && !args.stats.empty()) throw_usage("give --calib or --calib-stats, not both");
 }
 
-calib::CalibStats load_calibration(const CalibArgs& args, const Model& model, bool show) {
+calib::CalibStats load_calibration(const CalibArgs& args, const Model& model, const std::string& model_path, bool show) {
   check_calib_args(args);
   if (!args.stats.empty()) return calib::read_stats(args.stats);
   if (args.dir.empty()) return {};
   const runtime::Session probe(model);
-  const auto samples = calib::load_samples(args.dir, probe.feed_inputs());
+  const auto samples = args.dir.ends_with(".txt") ? text_samples(model, model_path, args.dir, args.tokenizer, args.context)
+                                                  : calib::load_samples(args.dir, probe.feed_inputs());
   calib::CalibStats stats = calib::collect_stats(model, samples, {}, [&](size_t done, size_t total) {
     if (show) std::fprintf(stderr, "\rcalibrate %zu/%zu samples", done, total);
   });

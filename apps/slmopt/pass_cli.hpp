@@ -18,8 +18,10 @@
 namespace slmopt::cli {
 
 struct CalibArgs {
-  std::string dir;    // samples: statistics are collected first
+  std::string dir;    // samples (or a .txt text for a language model): statistics are collected first
   std::string stats;  // written by slmopt calibrate
+  std::string tokenizer;    // for a text
+  int64_t context = 256;    // tokens per text window
   bool given() const { return !dir.empty() || !stats.empty(); }
   // Provenance text: " calib=DIR" or " calib-stats=FILE".
   std::string describe() const;
@@ -31,7 +33,9 @@ void add_calib_options(CLI::App& cmd, CalibArgs& args);
 void check_calib_args(const CalibArgs& args);
 
 // The statistics (empty without either option); progress on stderr when `show`.
-calib::CalibStats load_calibration(const CalibArgs& args, const Model& model, bool show);
+// A text is cut into windows for the language model at `model_path`, tokenized
+// by --tokenizer or the tokenizer beside the model.
+calib::CalibStats load_calibration(const CalibArgs& args, const Model& model, const std::string& model_path, bool show);
 
 // `file_rules` with the shorthand rules of `flag` (e.g. --rules) in front:
 // the command line overrides the file. Numbers set `key_for_numbers`.

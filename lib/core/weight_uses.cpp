@@ -5,10 +5,15 @@ namespace slmopt {
 std::map<std::string, WeightUse> find_weight_uses(const Graph& g) {
   std::map<std::string, WeightUse> uses;
   auto note = [&](const Node& n, size_t input, bool input_first, size_t activation) {
-    if (input >= n.inputs.size() || !g.find_initializer(n.inputs[input]) || uses.count(n.inputs[input])) return;
+    if (input >= n.inputs.size() || !g.find_initializer(n.inputs[input])) return;
     WeightUse u{n.name, n.op_type, input_first, "", false};
     if (activation < n.inputs.size() && !g.find_initializer(n.inputs[activation])) u.activation = n.inputs[activation];
-    uses[n.inputs[input]] = u;
+    auto it = uses.find(n.inputs[input]);
+    // A tied embedding is a Gather table first and the output layer later: the
+    // later use, with an activation, is the one calibration can weigh errors by.
+    const bool better = it != uses.end() && it->second.activation.empty() && !u.activation.empty() &&
+                        it->second.input_axis_first == u.input_axis_first;
+    if (it == uses.end() || better) uses[n.inputs[input]] = u;
   };
   for (const Node& n : g.nodes) {
     if (!n.domain.empty() && n.domain != "ai.onnx") continue;

@@ -22,7 +22,9 @@ struct WeightUse {
   bool activation_transposed = false;
 };
 
-// Keyed by initializer name; a weight read by several nodes keeps its first use.
+// Keyed by initializer name; a weight read by several nodes keeps its first use,
+// except that a use with an activation (a tied embedding's output layer) wins
+// over a Gather of the same layout.
 std::map<std::string, WeightUse> find_weight_uses(const Graph& graph);
 
 }  // namespace slmopt

@@ -20,7 +20,10 @@ namespace slmopt::eval {
 //   top1      share of rows (last axis) whose argmax agrees      (classifier-like outputs)
 //   kl        mean KL(p_ref || p_cand) over rows, softmax of the last axis unless the
 //             rows already are probability distributions      (classifier-like outputs)
-inline const std::vector<std::string> kMetricNames = {"max_abs", "mean_abs", "rel_l2", "cosine", "sqnr_db", "top1", "kl"};
+//   ppl, ppl_delta  the candidate's perplexity and its excess over the
+//             reference's (language models, eval --text only)
+inline const std::vector<std::string> kMetricNames = {"max_abs", "mean_abs", "rel_l2", "cosine", "sqnr_db",
+                                                      "top1",    "kl",       "ppl",    "ppl_delta"};
 
 using SampleMetrics = std::map<std::string, double>;
 

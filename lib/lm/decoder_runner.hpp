@@ -25,6 +25,8 @@ class DecoderRunner {
   int64_t position() const { return position_; }
   int64_t vocab() const { return vocab_; }
   int64_t layers() const { return static_cast<int64_t>(past_.size()); }
+  int64_t kv_heads() const { return kv_heads_; }
+  int64_t head_dim() const { return head_dim_; }
   // Longest context the model was trained for (0: unknown, no limit).
   void set_context_limit(int64_t limit) { context_limit_ = limit; }
   // Bytes the cache holds now.

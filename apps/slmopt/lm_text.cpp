@@ -1,0 +1,70 @@
+#include "lm_text.hpp"
+
+#include <algorithm>
+#include <filesystem>
+
+#include "core/atomic_file.hpp"
+#include "core/error.hpp"
+#include "llm/decoder_graph.hpp"
+#include "tokenizer/vocab_io.hpp"
+
+namespace slmopt::cli {
+
+std::optional<std::string> find_tokenizer(const std::string& model_path, const std::string& explicit_path) {
+  if (!explicit_path.empty()) return explicit_path;
+  namespace fs = std::filesystem;
+  std::error_code ec;
+  const fs::path dir = fs::is_directory(model_path, ec) ? fs::path(model_path) : fs::path(model_path).parent_path();
+  const fs::path where = dir.empty() ? fs::path(".") : dir;
+  if (fs::exists(where / "tokenizer.bin", ec)) return (where / "tokenizer.bin").string();
+  std::vector<std::string> found;
+  for (const auto& e : fs::directory_iterator(where, ec)) {
+    const std::string name = e.path().filename().string();
+    if ((name.starts_with("tok") && name.ends_with(".bin")) || name.ends_with(".gguf")) found.push_back(e.path().string());
+  }
+  if (found.size() == 1) return found[0];
+  return std::nullopt;
+}
+
+text::SpmTokenizer load_tokenizer(const std::string& path, int64_t vocab) {
+  const std::string head = read_small_file(path, 1u << 30).substr(0, 4);
+  text::PieceVocab v = head == "GGUF" ? text::read_gguf_vocab(path) : text::read_llama2c_tokenizer(path, vocab);
+  if (static_cast<int64_t>(v.pieces.size()) != vocab)
+    throw_bad_input("the tokenizer has " + std::to_string(v.pieces.size()) + " pieces, the model " + std::to_string(vocab), path);
+  return text::SpmTokenizer(std::move(v));
+}
+
+text::SpmTokenizer require_tokenizer(const std::string& model_path, const std::string& explicit_path, int64_t vocab) {
+  const auto path = find_tokenizer(model_path, explicit_path);
+  if (!path)
+    throw_usage("no tokenizer beside '" + model_path +
+                "': give --tokenizer (a llama2.c tokenizer.bin or a GGUF vocabulary)");
+  return load_tokenizer(*path, vocab);
+}
+
+std::vector<int64_t> tokenize_file(const text::SpmTokenizer& tokenizer, const std::string& path) {
+  return tokenizer.encode(read_small_file(path, 1u << 30));
+}
+
+std::vector<calib::Sample> text_samples(const Model& model, const std::string& model_path, const std::string& text_path,
+                                        const std::string& tokenizer_path, int64_t context) {
+  const lm::DecoderRunner probe(model);
+  const auto info = llm::read_decoder_info(model);
+  const auto tokenizer = require_tokenizer(model_path, tokenizer_path, probe.vocab());
+  const int64_t bos = info && info->bos_token_id >= 0 ? info->bos_token_id : tokenizer.bos();
+  const auto windows = lm::token_windows(tokenize_file(tokenizer, text_path), {context, 0, bos});
+  std::vector<calib::Sample> samples;
+  for (const auto& w : windows) {
+    calib::Sample s;
+    s["input_ids"] = Tensor::from_values(DType::I64, {1, context}, w);
+    for (int64_t i = 0; i < probe.layers(); ++i) {
+      const Tensor empty(DType::F32, {1, probe.kv_heads(), 0, probe.head_dim()});
+      s[llm::past_key_name(i)] = empty;
+      s[llm::past_value_name(i)] = empty;
+    }
+    samples.push_back(std::move(s));
+  }
+  return samples;
+}
+
+}  // namespace slmopt::cli
