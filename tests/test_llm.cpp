@@ -2,11 +2,13 @@
 // llama2.c files against its independent reference forward pass, the key/value
 // cache, greedy generation, and the errors of bad checkpoints.
 #include <cmath>
+#include <cstdlib>
 #include <filesystem>
 #include <set>
 
 #include <nlohmann/json.hpp>
 
+#include "calib/npy.hpp"
 #include "calib/npz.hpp"
 #include "core/error.hpp"
 #include "hf_config/hf_config.hpp"
@@ -267,4 +269,29 @@ TEST_CASE("language-model CLI: generate, text calibration, and eval --text with 
   CHECK(rtn["exit"] == 0);
   CHECK(gptq["exit"] == 1);  // the gate it cannot meet fails the command
   CHECK(gptq["gates"][0]["passed"] == false);
+}
+
+TEST_CASE("Qwen2, Llama 3 RoPE scaling and Mistral's sliding window match an independent NumPy forward pass") {
+  for (const std::string arch : {"qwen2", "llama3", "mistral"}) {
+    INFO(arch);
+    test::TempDir tmp;
+    const std::string script = std::string(SLMOPT_SOURCE_DIR) + "/tests/fixtures/decoder_reference.py";
+    REQUIRE(std::system(("/usr/bin/python3 '" + script + "' " + arch + " '" + tmp.path().string() + "'").c_str()) == 0);
+    const Model m = load_model(tmp.path().string());
+    const Tensor tokens = calib::read_npy(tmp.file("tokens.npy"));
+    const Tensor expected = calib::read_npy(tmp.file("logits.npy"));
+    const std::vector<int64_t> ids(tokens.data<int64_t>(), tokens.data<int64_t>() + tokens.numel());
+    const std::vector<float> want(expected.data<float>(), expected.data<float>() + expected.numel());
+    const auto [rel_l2, rel_max] = relative_errors(prompt_logits(m, ids), want);
+    CHECK(rel_l2 < 1e-5);
+    CHECK(rel_max < 1e-5);
+    // The cache gives the same logits token by token (the sliding window crosses the cache).
+    lm::DecoderRunner runner(m);
+    std::vector<float> stepped;
+    for (int64_t id : ids) {
+      auto l = runner.feed(std::span(&id, 1));
+      stepped.insert(stepped.end(), l.begin(), l.end());
+    }
+    CHECK(relative_errors(stepped, want).first < 1e-5);
+  }
 }

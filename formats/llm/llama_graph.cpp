@@ -90,7 +90,9 @@ Model build_llama_graph(const ArchConfig& c, WeightTable& w) {
   GraphBuilder b(m.graph);
   const int64_t d = c.hidden_size, f = c.intermediate_size, attn_width = c.num_heads * c.head_dim,
                 kv_width = c.num_kv_heads * c.head_dim;
+  // Qwen2 has q/k/v biases and none on o_proj; Llama's attention_bias puts one on all four.
   const bool qkv_bias = c.attention_bias || c.family == ArchFamily::Qwen2;
+  const bool o_bias = c.attention_bias && c.family != ArchFamily::Qwen2;
 
   auto weight = [&](const std::string& name, std::vector<int64_t> shape) {
     return b.initializer(name, w.take(name, shape));
@@ -121,7 +123,7 @@ Model build_llama_graph(const ArchConfig& c, WeightTable& w) {
     const std::string k4 = rotate(b, attn + "/k_rotary", split_heads(b, attn + "/k", k, p, c.num_kv_heads, c.head_dim), rotary);
     const std::string v4 = split_heads(b, attn + "/v", v, p, c.num_kv_heads, c.head_dim);
     const std::string context = cached_attention(b, attn, i, q4, k4, v4, p, shape);
-    x = b.add(layer + "/attention_residual", "Add", {x, project("o_proj", d, attn_width, context, c.attention_bias)});
+    x = b.add(layer + "/attention_residual", "Add", {x, project("o_proj", d, attn_width, context, o_bias)});
 
     const std::string mlp = layer + ".mlp";
     const std::string h2 =

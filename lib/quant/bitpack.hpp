@@ -28,11 +28,16 @@ class BitWriter {
 };
 
 // Reads code `index` of a stream the caller has checked to hold it.
+// A code of up to 32 bits spans at most 5 bytes; only those bytes are read
+// (never past the stream's end).
 inline uint32_t read_code(const uint8_t* bytes, int64_t index, int bits) {
-  int64_t bit = index * bits;
-  uint32_t code = 0;
-  for (int b = 0; b < bits; ++b, ++bit) code |= static_cast<uint32_t>((bytes[bit >> 3] >> (bit & 7)) & 1u) << b;
-  return code;
+  const int64_t bit = index * bits;
+  const uint8_t* p = bytes + (bit >> 3);
+  const int shift = static_cast<int>(bit & 7);
+  const int span = (shift + bits + 7) >> 3;
+  uint64_t word = 0;
+  for (int i = 0; i < span; ++i) word |= static_cast<uint64_t>(p[i]) << (8 * i);
+  return static_cast<uint32_t>((word >> shift) & ((uint64_t{1} << bits) - 1));
 }
 
 // Reads `n` consecutive codes from `first` into out.
@@ -42,7 +47,13 @@ inline void read_codes(const uint8_t* bytes, int64_t first, int64_t n, int bits,
     return;
   }
   if (bits == 4 && first % 2 == 0) {
-    for (int64_t i = 0; i < n; ++i) out[i] = (bytes[(first + i) >> 1] >> (((first + i) & 1) * 4)) & 15u;
+    const uint8_t* p = bytes + (first >> 1);
+    int64_t i = 0;
+    for (; i + 1 < n; i += 2) {
+      out[i] = p[i >> 1] & 15u;
+      out[i + 1] = p[i >> 1] >> 4;
+    }
+    if (i < n) out[i] = p[i >> 1] & 15u;
     return;
   }
   for (int64_t i = 0; i < n; ++i) out[i] = read_code(bytes, first + i, bits);

@@ -174,38 +174,55 @@ std::vector<QuantPart> quantize_int(const float* w, int64_t rows, int64_t cols, 
   return parts;
 }
 
-// The scale and minimum of group gi as the parts store them.
-UniformFit stored_fit(const QuantTensor& q, const Geometry& g, int64_t gi) {
-  const QuantParams& p = q.params;
-  const uint8_t* scales = q.part("scales")->bytes.data();
-  if (!g.two_level) {
-    UniformFit f{read_scale(scales, gi, p.scale_dtype), 0.0f};
-    if (!p.symmetric) f.min = read_scale(q.part("mins")->bytes.data(), gi, p.scale_dtype);
+// The scale and minimum of each group as the parts store them. The parts are
+// looked up once, not per group: dequantizing runs this for every 16-256 weights.
+class StoredFits {
+ public:
+  StoredFits(const QuantTensor& q, const Geometry& g) : p_(q.params), g_(g) {
+    scales_ = q.part("scales")->bytes.data();
+    if (!p_.symmetric) mins_ = q.part("mins")->bytes.data();
+    if (g.two_level) {
+      super_scales_ = q.part("super_scales")->bytes.data();
+      if (!p_.symmetric) super_mins_ = q.part("super_mins")->bytes.data();
+    }
+  }
+
+  UniformFit operator()(int64_t gi) const {
+    if (!g_.two_level) {
+      UniformFit f{read_scale(scales_, gi, p_.scale_dtype), 0.0f};
+      if (!p_.symmetric) f.min = read_scale(mins_, gi, p_.scale_dtype);
+      return f;
+    }
+    const int64_t super = (gi / g_.gpr) * g_.spr + (gi % g_.gpr) / g_.gps;
+    const int subs = p_.sub_scale_bits;
+    const uint32_t sc = read_code(scales_, gi, subs);
+    const int scale_code = p_.symmetric ? to_signed(sc, subs) : static_cast<int>(sc);
+    UniformFit f{read_scale(super_scales_, super, p_.scale_dtype) * static_cast<float>(scale_code), 0.0f};
+    if (!p_.symmetric)
+      f.min = read_scale(super_mins_, super, p_.scale_dtype) * static_cast<float>(to_signed(read_code(mins_, gi, subs), subs));
     return f;
   }
-  const int64_t super = (gi / g.gpr) * g.spr + (gi % g.gpr) / g.gps;
-  const int subs = p.sub_scale_bits;
-  const uint32_t sc = read_code(scales, gi, subs);
-  const int scale_code = p.symmetric ? to_signed(sc, subs) : static_cast<int>(sc);
-  UniformFit f{read_scale(q.part("super_scales")->bytes.data(), super, p.scale_dtype) * static_cast<float>(scale_code),
-               0.0f};
-  if (!p.symmetric)
-    f.min = read_scale(q.part("super_mins")->bytes.data(), super, p.scale_dtype) *
-            static_cast<float>(to_signed(read_code(q.part("mins")->bytes.data(), gi, subs), subs));
-  return f;
-}
+
+ private:
+  const QuantParams& p_;
+  const Geometry& g_;
+  const uint8_t *scales_ = nullptr, *mins_ = nullptr, *super_scales_ = nullptr, *super_mins_ = nullptr;
+};
+
+UniformFit stored_fit(const QuantTensor& q, const Geometry& g, int64_t gi) { return StoredFits(q, g)(gi); }
 
 void dequantize_int(const QuantTensor& q, int64_t row_begin, int64_t row_end, float* out) {
   const Geometry g = geometry(q.params, q.rows, q.cols);
   const CodeRange cr = code_range(q.params.bits, q.params.symmetric);
   const uint8_t* codes = q.part("codes")->bytes.data();
   std::vector<uint32_t> buf(static_cast<size_t>(std::min<int64_t>(g.per_tensor ? q.cols : g.glen, 4096)));
+  const StoredFits stored(q, g);
   for (int64_t r = row_begin; r < row_end; ++r) {
     float* dst = out + (r - row_begin) * q.cols;
     for (int64_t c0 = 0; c0 < q.cols;) {
       const int64_t gi = group_of(g, r, c0);
       const int64_t end = group_end(g, c0);
-      const UniformFit f = stored_fit(q, g, gi);
+      const UniformFit f = stored(gi);
       for (int64_t c = c0; c < end;) {
         const int64_t n = std::min<int64_t>(end - c, static_cast<int64_t>(buf.size()));
         read_codes(codes, r * q.cols + c, n, q.params.bits, buf.data());
@@ -229,9 +246,10 @@ std::vector<QuantPart> encode_int(const QuantTensor& q, const float* w) {
   const Geometry g = geometry(q.params, q.rows, q.cols);
   const CodeRange cr = code_range(q.params.bits, q.params.symmetric);
   BitWriter codes(q.rows * q.cols, q.params.bits);
+  const StoredFits stored(q, g);
   for (int64_t gi = 0; gi < g.groups; ++gi) {
     const Span s = group_span(g, gi);
-    const UniformFit f = stored_fit(q, g, gi);
+    const UniformFit f = stored(gi);
     for (int64_t i = 0; i < s.length; ++i) codes.put(static_cast<uint32_t>(quantize_code(w[s.offset + i], f, cr) - cr.qmin));
   }
   std::vector<QuantPart> parts = q.parts;
@@ -244,7 +262,8 @@ std::vector<float> linear_scales_int(const QuantTensor& q) {
   if (!q.params.symmetric) return {};
   const Geometry g = geometry(q.params, q.rows, q.cols);
   std::vector<float> scales(static_cast<size_t>(g.groups));
-  for (int64_t gi = 0; gi < g.groups; ++gi) scales[static_cast<size_t>(gi)] = stored_fit(q, g, gi).scale;
+  const StoredFits stored(q, g);
+  for (int64_t gi = 0; gi < g.groups; ++gi) scales[static_cast<size_t>(gi)] = stored(gi).scale;
   return scales;
 }
 

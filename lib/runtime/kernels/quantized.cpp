@@ -2,6 +2,7 @@
 
 #include <Eigen/Core>
 #include <algorithm>
+#include <omp.h>
 #include <vector>
 
 #include "quant/quantize_weight.hpp"
@@ -25,14 +26,24 @@ size_t matmul_quantized_rows(const float* a, int64_t m, const QuantTensor& q, fl
     return 0;
   }
   const int64_t block = std::clamp<int64_t>(kScratchFloats / k, 16, n);
-  std::vector<float> scratch(static_cast<size_t>(block * k));
-  for (int64_t r0 = 0; r0 < n; r0 += block) {
-    const int64_t nb = std::min(block, n - r0);
-    quant::dequantize_rows(q, r0, r0 + nb, scratch.data());
-    Eigen::Map<const RowMat> W(scratch.data(), nb, k);
-    C.middleCols(r0, nb).noalias() = A * W.transpose();
+  const int64_t blocks = (n + block - 1) / block;
+  // Blocks of output columns are independent: each thread dequantizes its own
+  // rows into its own scratch, so the result does not depend on the threads.
+  const int threads = blocks > 1 && static_cast<double>(m) * static_cast<double>(n) * static_cast<double>(k) > 1e6
+                          ? std::min<int>(omp_get_max_threads(), static_cast<int>(blocks))
+                          : 1;
+#pragma omp parallel num_threads(threads)
+  {
+    std::vector<float> scratch(static_cast<size_t>(block * k));
+#pragma omp for schedule(static)
+    for (int64_t b = 0; b < blocks; ++b) {
+      const int64_t r0 = b * block, nb = std::min(block, n - r0);
+      quant::dequantize_rows(q, r0, r0 + nb, scratch.data());
+      Eigen::Map<const RowMat> W(scratch.data(), nb, k);
+      C.middleCols(r0, nb).noalias() = A * W.transpose();
+    }
   }
-  return scratch.size() * sizeof(float);
+  return static_cast<size_t>(threads * block * k) * sizeof(float);
 }
 
 void matmul_quantized_reference(const float* a, int64_t m, const QuantTensor& q, float* c) {
