@@ -17,6 +17,8 @@
 #include "onnx/qdq_export.hpp"
 #include "calib/collector.hpp"
 #include "passes/int8_activations.hpp"
+#include "llm/decoder_graph.hpp"
+#include "model_io.hpp"
 #include "passes/quantize.hpp"
 #include "quant/quantize_weight.hpp"
 #include "runtime/session.hpp"
@@ -370,4 +372,37 @@ TEST_CASE("full-integer int8 wake-word embedding: error against float, and again
                                           << "; ours vs ONNX Runtime rel_l2 " << eval::compare_tensors(mine, theirs)["rel_l2"]);
   CHECK(to_float["rel_l2"] < 0.15);
   CHECK(to_float["cosine"] > 0.99);
+}
+
+TEST_CASE("the stories260K decoder graph runs in ONNX Runtime: same logits, prompt and cached step") {
+  auto modules = ort_modules();
+  if (!modules) return;
+  test::TempDir tmp;
+  const Model m = load_model(test::test_data("stories260K"));
+  onnx_format::write_onnx(m, tmp.file("lm.onnx"));
+  const auto info = llm::read_decoder_info(onnx_format::read_onnx(tmp.file("lm.onnx")));
+  REQUIRE(info);  // the architecture travels in the ONNX metadata
+  CHECK(info->num_layers == 5);
+  auto feeds_for = [&](std::vector<int64_t> ids, const std::map<std::string, Tensor>& past) {
+    std::map<std::string, Tensor> feeds;
+    const auto n = static_cast<int64_t>(ids.size());
+    feeds["input_ids"] = Tensor::from_values(DType::I64, {1, n}, ids);
+    for (int64_t i = 0; i < 5; ++i)
+      for (const auto& [in, out] : {std::pair{llm::past_key_name(i), llm::present_key_name(i)},
+                                    std::pair{llm::past_value_name(i), llm::present_value_name(i)}})
+        feeds[in] = past.empty() ? Tensor(DType::F32, {1, 4, 0, 8}) : past.at(out);
+    return feeds;
+  };
+  runtime::Session ours(m);
+  // A prompt of 40 tokens with an empty cache, then one token on top of it.
+  const std::vector<int64_t> prompt{1, 403, 407, 261, 378, 432, 383, 286, 261, 376, 298, 315, 421, 395,
+                                    317, 426, 338, 401, 396, 267, 1, 403, 407, 261, 378, 432, 383, 286,
+                                    261, 376, 298, 315, 421, 395, 317, 426, 338, 401, 396, 267};
+  const auto first = ours.run(feeds_for(prompt, {}));
+  const auto theirs_first = run_ort_all(*modules, tmp.file("lm.onnx"), feeds_for(prompt, {}), 1, tmp);
+  CHECK(eval::compare_tensors(first.at("logits"), theirs_first[0])["rel_l2"] < kMaxRelL2);
+  const auto step = feeds_for({261}, first);
+  const auto second = ours.run(step);
+  const auto theirs_second = run_ort_all(*modules, tmp.file("lm.onnx"), step, 1, tmp);
+  CHECK(eval::compare_tensors(second.at("logits"), theirs_second[0])["rel_l2"] < kMaxRelL2);
 }

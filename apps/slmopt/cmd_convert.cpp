@@ -25,14 +25,14 @@ void run_convert(const ConvertOptions& o, const GlobalOptions& global) {
   Model m = load_model(o.input);
   std::string written;
   if (o.output.ends_with(".onnx")) {
-    if (m.source_format != "onnx")
-      throw_usage("an ONNX output needs an ONNX input; safetensors holds no graph");
+    if (m.graph.nodes.empty())
+      throw_usage("an ONNX output needs a graph; these weights have none (a config.json beside them gives one)");
     onnx_format::WriteOptions w;
     w.external = o.external == "always"  ? onnx_format::ExternalData::Always
                  : o.external == "never" ? onnx_format::ExternalData::Never
                                          : onnx_format::ExternalData::Auto;
     onnx_format::write_onnx(m, o.output, w);
-  } else if (o.output.ends_with(".slm")) {
+  } else if (o.output.ends_with(".slm") || o.output.ends_with(".bin")) {  // .bin: a llama2.c checkpoint
     save_model(m, o.output);
   } else if (o.shard_bytes > 0 || o.output.ends_with("/")) {
     if (!m.graph.nodes.empty() && !o.weights_only)
@@ -46,7 +46,7 @@ void run_convert(const ConvertOptions& o, const GlobalOptions& global) {
     safetensors::write_model(m, o.output);
   } else {
     throw_usage("cannot tell the output format of '" + o.output +
-                "' (use .onnx, .safetensors, or a folder with --shard-size)");
+                "' (use .onnx, .slm, .safetensors, .bin for llama2.c, or a folder with --shard-size)");
   }
   if (global.json)
     print_json({{"input", o.input}, {"output", o.output}, {"tensors", m.graph.initializers.size()}});

@@ -104,7 +104,9 @@ Model build_llama_graph(const ArchConfig& c, WeightTable& w) {
   const std::string embed = weight("model.embed_tokens.weight", {c.vocab_size, d});
   const Positions p = decoder_positions(b, c);
   const Rotary rotary = rotary_tables(b, c, p, w.file());
-  const std::string tokens = b.add("model.embed_tokens", "Gather", {embed, "input_ids"});
+  std::string tokens = b.add("model.embed_tokens", "Gather", {embed, "input_ids"});
+  if (m.graph.find_initializer(embed)->tensor.dtype() != DType::F32)  // a bf16/f16 table gives bf16/f16 rows
+    tokens = b.add("model.embed_tokens/to_float", "Cast", {tokens}, {Attribute::integer("to", 1)});
   std::string x = b.add("model.embed_tokens/rows", "Reshape", {tokens, b.ints({-1, d})});
 
   const AttentionShape shape{c.num_heads, c.num_kv_heads, c.head_dim};

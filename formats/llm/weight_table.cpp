@@ -38,7 +38,9 @@ Tensor WeightTable::take(const std::string& name, const std::vector<int64_t>& sh
                     file_);
   if (t.dtype() != DType::F32 && t.dtype() != DType::F16 && t.dtype() != DType::BF16)
     throw_bad_input("tensor '" + name + "' is " + dtype_name(t.dtype()) + " (expected f32, f16 or bf16)", file_);
-  Tensor out = widened(t);
+  // Matrices stay as stored (memory-mapped, bf16/f16 included): kernels and the
+  // quantizer widen them one at a time. Vectors (norms, biases) are widened now.
+  Tensor out = t.rank() >= 2 ? t : widened(t);
   tensors_.erase(it);
   return out;
 }

@@ -18,7 +18,8 @@ class WeightTable {
   WeightTable(std::vector<NamedTensor> tensors, std::string file);
 
   bool has(const std::string& name) const { return tensors_.count(name) != 0; }
-  // The tensor as f32 (bf16/f16 widened); throws when missing or of another shape.
+  // The tensor: matrices as stored (f32, f16 or bf16, memory-mapped), vectors
+  // (norms, biases) widened to f32. Throws when missing or of another shape.
   Tensor take(const std::string& name, const std::vector<int64_t>& shape);
   // Drops a tensor the graph does not need (a tied lm_head copy, a mask buffer).
   void ignore(const std::string& name) { tensors_.erase(name); }

@@ -10,6 +10,7 @@
 #include "passes/awq.hpp"
 #include "passes/layer_weight.hpp"
 #include "quant/gptq.hpp"
+#include "runtime/numeric.hpp"
 #include "quant/hessian.hpp"
 #include "quant/quantize_weight.hpp"
 #include "quant/spec.hpp"
@@ -140,10 +141,11 @@ std::map<std::string, Decision> decide(const Graph& g, const std::map<std::strin
     Decision d;
     d.match = config.rules.first_match(init.name, use->second.node, use->second.op);
     if (d.match >= 0) d.rule = config.rules.rules[static_cast<size_t>(d.match)].label;
-    const bool eligible = w.dtype() == DType::F32 && !w.is_quantized() && w.rank() >= 1 &&
+    const bool float_weight = w.dtype() == DType::F32 || w.dtype() == DType::F16 || w.dtype() == DType::BF16;
+    const bool eligible = float_weight && !w.is_quantized() && w.rank() >= 1 &&
                           (!use->second.input_axis_first || w.rank() == 2);
     if (!eligible || (d.match < 0 && w.numel() < config.min_elements)) {
-      d.rule = !eligible ? "not a float32 weight" : "small tensor";
+      d.rule = !eligible ? "not a float weight" : "small tensor";
       d.keep_as_is = true;
     } else {
       d.action = resolve(d.match >= 0 ? config.rules.rules[static_cast<size_t>(d.match)].settings
@@ -188,10 +190,11 @@ Model quantize_model(const Model& model, const QuantizeConfig& config, QuantizeR
     auto decision = decisions.find(init.name);
     if (use == uses.end() || decision == decisions.end()) continue;
     if (progress) progress(done++, uses.size(), init.name);
-    const Tensor w = init.tensor;
     const Decision& d = decision->second;
+    // bf16/f16 checkpoints are widened one weight at a time, never as a whole.
+    const Tensor w = d.keep_as_is ? init.tensor : runtime::widen_to_float(init.tensor);
     QuantizedTensor row{init.name, use->second.node, use->second.op, d.rule, "", config.algorithm, w.shape(), 32, 0};
-    report.bytes_before += w.nbytes();
+    report.bytes_before += init.tensor.nbytes();
     if (d.match >= 0) ++rule_hits[static_cast<size_t>(d.match)];
     if (d.keep_as_is) {
       row.action = "keep " + std::string(dtype_name(w.dtype()));
@@ -208,6 +211,7 @@ Model quantize_model(const Model& model, const QuantizeConfig& config, QuantizeR
                                              : "awq: " + choice->second.placed;
     if (a.keep == "f32") {
       row.action = "keep f32";
+      init.tensor = w;
     } else if (a.keep == "f16") {
       // The weight is stored in f16 and cast back where the graph reads it.
       const std::string half_name = init.name + "_f16";
