@@ -8,6 +8,7 @@ packages=(
   clang libomp-dev  # the quantizer is also built with clang: its bytes must equal gcc's
   libonnx-dev libonnx-testdata libprotobuf-dev protobuf-compiler
   libeigen3-dev libcli11-dev catch2 libzstd-dev nlohmann-json3-dev zlib1g-dev libyaml-cpp-dev libssl-dev
+  libpcre2-dev  # the Unicode regexes of Hugging Face tokenizers
   python3-onnx python3-numpy  # test fixtures only; slmopt itself never runs Python
   espeak-ng                   # speaks test phrases: realistic calibration and evaluation audio
 )

@@ -5,6 +5,7 @@
 
 #include "core/error.hpp"
 #include "test_util.hpp"
+#include "text/bpe_tokenizer.hpp"
 #include "text/spm_tokenizer.hpp"
 #include "tokenizer/vocab_io.hpp"
 
@@ -58,6 +59,27 @@ TEST_CASE("SentencePiece BPE matches every llama.cpp test case of the Llama 2 vo
   CHECK(matched == 46);
 }
 
+TEST_CASE("byte-level BPE matches every llama.cpp test case of GPT-2's tokenizer.json") {
+  const std::string dir = test::test_data("tokenizers/gpt2");
+  const text::BpeTokenizer tok(text::read_hf_tokenizer(dir + "/tokenizer.json"));
+  CHECK(tok.size() == 50257);
+  const auto cases = vocab_cases(dir);
+  CHECK(cases.size() == 46);
+  int matched = 0;
+  for (const auto& [text, expected] : cases) {
+    INFO("text: [" << text << "]");
+    const auto ids = tok.encode(text);
+    CHECK(ids == expected);
+    matched += ids == expected;
+    CHECK(tok.decode(ids) == text);  // byte-level BPE loses nothing
+  }
+  CHECK(matched == 46);
+  // Special tokens are matched before splitting.
+  const auto eot = tok.encode("Hi<|endoftext|>there");
+  CHECK(std::find(eot.begin(), eot.end(), 50256) != eot.end());
+  CHECK(tok.decode(eot) == "Hi<|endoftext|>there");
+}
+
 TEST_CASE("llama2.c's tokenizer decodes stories260K's reference tokens and encodes the text back") {
   const text::SpmTokenizer tok(text::read_llama2c_tokenizer(test::test_data("stories260K/tok512.bin"), 512));
   const std::vector<int64_t> reference{1,   403, 407, 261, 378, 432, 383, 286, 261, 376, 298, 315, 421,
@@ -98,4 +120,22 @@ TEST_CASE("bad vocabulary files name the file and the problem") {
   std::string huge_string = gguf;
   huge_string[24 + 7] = 0x7f;  // the first key's length, u64 at byte 24: top byte set
   CHECK(error(huge_string, true).starts_with("GGUF string of "));
+
+  auto hf_error = [&](const std::string& json) -> std::string {
+    test::write_bytes(tmp.file("tokenizer.json"), json);
+    try {
+      text::read_hf_tokenizer(tmp.file("tokenizer.json"));
+    } catch (const Error& e) {
+      return std::string(e.what()).substr(tmp.file("tokenizer.json").size() + 2);
+    }
+    return "no error";
+  };
+  CHECK(hf_error("[1, 2]") == "tokenizer.json is not a JSON object");
+  CHECK(hf_error(R"({"model": {"type": "Unigram"}})") == "tokenizer model 'Unigram' is not supported (BPE)");
+  CHECK(hf_error(R"({"model": {"type": "BPE", "vocab": {}, "merges": []}, "pre_tokenizer": {"type": "Metaspace"}})") ==
+        "pre_tokenizer 'Metaspace' is not supported (ByteLevel, or Split then ByteLevel)");
+  CHECK(hf_error(R"({"model": {"type": "BPE", "vocab": {"a": 5}, "merges": []}, "pre_tokenizer": {"type": "ByteLevel"}})") ==
+        "vocab id 5 of 'a' is out of range or repeated");
+  CHECK_THAT(hf_error(R"({"model": {"type": "BPE", "vocab": {"a": 0}}, "pre_tokenizer": {"type": "ByteLevel"}})"),
+             Catch::StartsWith("tokenizer.json: [json.exception"));
 }

@@ -43,8 +43,8 @@ Summaries compare_on_text(const EvalOptions& o, const Model& ref_model, const Mo
   const auto tokenizer = require_tokenizer(o.reference, o.tokenizer, ref.vocab());
   const auto info = llm::read_decoder_info(ref_model);
   const int64_t context = o.context > 0 ? o.context : std::min<int64_t>(info ? info->context : 512, 512);
-  const int64_t bos = info && info->bos_token_id >= 0 ? info->bos_token_id : tokenizer.bos();
-  const auto windows = lm::token_windows(tokenize_file(tokenizer, o.text), {context, o.stride, bos});
+  const int64_t bos = info && info->bos_token_id >= 0 ? info->bos_token_id : tokenizer->bos();
+  const auto windows = lm::token_windows(tokenize_file(*tokenizer, o.text), {context, o.stride, bos});
   const auto r = lm::compare_language_models(ref, cand, windows, [&](size_t done, size_t total) {
     if (show) std::fprintf(stderr, "\reval: %zu/%zu windows", done, total);
   });
@@ -234,7 +234,7 @@ void setup_eval(CLI::App& app, GlobalOptions& global) {
   cmd->add_option("--candidate", opts->candidate, "The optimized model")->required();
   add_data_options(*cmd, opts->data);
   cmd->add_option("--text", opts->text, "Language models: a UTF-8 text; report perplexity, KL divergence and top-1 agreement");
-  cmd->add_option("--tokenizer", opts->tokenizer, "With --text: llama2.c tokenizer.bin or GGUF vocabulary (default: beside the reference)");
+  cmd->add_option("--tokenizer", opts->tokenizer, "With --text: tokenizer.json, llama2.c tokenizer.bin or GGUF vocabulary (default: beside the reference)");
   cmd->add_option("--ctx", opts->context, "With --text: tokens per window (default: the model's context, at most 512)");
   cmd->add_option("--stride", opts->stride, "With --text: tokens between window starts (default: --ctx)");
   cmd->add_option("--gate", opts->gates, "METRIC[.mean|.lower|.upper|.worst] OP NUMBER, e.g. cosine>=0.999; repeatable");

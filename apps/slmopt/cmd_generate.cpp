@@ -51,11 +51,11 @@ void run_generate(const GenerateOptions& o, const GlobalOptions& global) {
   lm::DecoderRunner runner(model);
   if (info) runner.set_context_limit(info->context);
 
-  std::optional<text::SpmTokenizer> tok;
+  std::unique_ptr<text::Tokenizer> tok;
   if (!o.prompt.empty())
-    tok.emplace(require_tokenizer(o.model, o.tokenizer, runner.vocab()));
+    tok = require_tokenizer(o.model, o.tokenizer, runner.vocab());
   else if (auto path = find_tokenizer(o.model, o.tokenizer))
-    tok.emplace(load_tokenizer(*path, runner.vocab()));
+    tok = load_tokenizer(*path, runner.vocab());
 
   int64_t bos = info ? info->bos_token_id : -1;
   if (bos < 0 && tok) bos = tok->bos();
@@ -139,7 +139,7 @@ void setup_generate(CLI::App& app, const GlobalOptions& global) {
   cmd->add_option("model", o->model, "Decoder model: Hugging Face folder, llama2.c .bin, .slm, .onnx or blob")->required();
   cmd->add_option("--prompt,-p", o->prompt, "Text to continue (needs a tokenizer)");
   cmd->add_option("--ids", o->ids, "Token ids to continue, e.g. 403,407")->delimiter(',');
-  cmd->add_option("--tokenizer", o->tokenizer, "llama2.c tokenizer.bin or a GGUF vocabulary (default: one beside the model)");
+  cmd->add_option("--tokenizer", o->tokenizer, "tokenizer.json, llama2.c tokenizer.bin or GGUF vocabulary (default: the one beside the model)");
   cmd->add_option("-n,--tokens", o->count, "Tokens to generate")->capture_default_str();
   cmd->add_option("--temperature", o->sampling.temperature, "0: greedy")->capture_default_str();
   cmd->add_option("--top-k", o->sampling.top_k, "Sample among the k likeliest tokens (0: all)")->capture_default_str();

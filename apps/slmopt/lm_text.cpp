@@ -6,6 +6,8 @@
 #include "core/atomic_file.hpp"
 #include "core/error.hpp"
 #include "llm/decoder_graph.hpp"
+#include "text/bpe_tokenizer.hpp"
+#include "text/spm_tokenizer.hpp"
 #include "tokenizer/vocab_io.hpp"
 
 namespace slmopt::cli {
@@ -16,7 +18,8 @@ std::optional<std::string> find_tokenizer(const std::string& model_path, const s
   std::error_code ec;
   const fs::path dir = fs::is_directory(model_path, ec) ? fs::path(model_path) : fs::path(model_path).parent_path();
   const fs::path where = dir.empty() ? fs::path(".") : dir;
-  if (fs::exists(where / "tokenizer.bin", ec)) return (where / "tokenizer.bin").string();
+  for (const char* name : {"tokenizer.json", "tokenizer.bin"})
+    if (fs::exists(where / name, ec)) return (where / name).string();
   std::vector<std::string> found;
   for (const auto& e : fs::directory_iterator(where, ec)) {
     const std::string name = e.path().filename().string();
@@ -26,15 +29,22 @@ std::optional<std::string> find_tokenizer(const std::string& model_path, const s
   return std::nullopt;
 }
 
-text::SpmTokenizer load_tokenizer(const std::string& path, int64_t vocab) {
-  const std::string head = read_small_file(path, 1u << 30).substr(0, 4);
-  text::PieceVocab v = head == "GGUF" ? text::read_gguf_vocab(path) : text::read_llama2c_tokenizer(path, vocab);
-  if (static_cast<int64_t>(v.pieces.size()) != vocab)
-    throw_bad_input("the tokenizer has " + std::to_string(v.pieces.size()) + " pieces, the model " + std::to_string(vocab), path);
-  return text::SpmTokenizer(std::move(v));
+std::unique_ptr<text::Tokenizer> load_tokenizer(const std::string& path, int64_t vocab) {
+  std::unique_ptr<text::Tokenizer> tok;
+  if (path.ends_with(".json")) {
+    tok = std::make_unique<text::BpeTokenizer>(text::read_hf_tokenizer(path));
+  } else {
+    const std::string head = read_small_file(path, 1u << 30).substr(0, 4);
+    tok = std::make_unique<text::SpmTokenizer>(head == "GGUF" ? text::read_gguf_vocab(path)
+                                                              : text::read_llama2c_tokenizer(path, vocab));
+  }
+  // A model's vocabulary may be padded beyond the tokenizer's (to a multiple of 64, say), never smaller.
+  if (tok->size() > vocab)
+    throw_bad_input("the tokenizer has " + std::to_string(tok->size()) + " tokens, the model only " + std::to_string(vocab), path);
+  return tok;
 }
 
-text::SpmTokenizer require_tokenizer(const std::string& model_path, const std::string& explicit_path, int64_t vocab) {
+std::unique_ptr<text::Tokenizer> require_tokenizer(const std::string& model_path, const std::string& explicit_path, int64_t vocab) {
   const auto path = find_tokenizer(model_path, explicit_path);
   if (!path)
     throw_usage("no tokenizer beside '" + model_path +
@@ -42,7 +52,7 @@ text::SpmTokenizer require_tokenizer(const std::string& model_path, const std::s
   return load_tokenizer(*path, vocab);
 }
 
-std::vector<int64_t> tokenize_file(const text::SpmTokenizer& tokenizer, const std::string& path) {
+std::vector<int64_t> tokenize_file(const text::Tokenizer& tokenizer, const std::string& path) {
   return tokenizer.encode(read_small_file(path, 1u << 30));
 }
 
@@ -51,8 +61,8 @@ std::vector<calib::Sample> text_samples(const Model& model, const std::string& m
   const lm::DecoderRunner probe(model);
   const auto info = llm::read_decoder_info(model);
   const auto tokenizer = require_tokenizer(model_path, tokenizer_path, probe.vocab());
-  const int64_t bos = info && info->bos_token_id >= 0 ? info->bos_token_id : tokenizer.bos();
-  const auto windows = lm::token_windows(tokenize_file(tokenizer, text_path), {context, 0, bos});
+  const int64_t bos = info && info->bos_token_id >= 0 ? info->bos_token_id : tokenizer->bos();
+  const auto windows = lm::token_windows(tokenize_file(*tokenizer, text_path), {context, 0, bos});
   std::vector<calib::Sample> samples;
   for (const auto& w : windows) {
     calib::Sample s;

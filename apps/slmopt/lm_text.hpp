@@ -2,26 +2,28 @@
 // model, and turning a text file into token windows or calibration samples.
 #pragma once
 
+#include <memory>
 #include <optional>
 #include <string>
 #include <vector>
 
 #include "calib/dataset.hpp"
 #include "lm/lm_eval.hpp"
-#include "text/spm_tokenizer.hpp"
+#include "text/tokenizer.hpp"
 
 namespace slmopt::cli {
 
-// `explicit_path`, or the one tokenizer file beside the model (tokenizer.bin,
-// tok*.bin or *.gguf); nullopt when there is none or more than one.
+// `explicit_path`, or the tokenizer beside the model: tokenizer.json,
+// tokenizer.bin, or the one tok*.bin or *.gguf; nullopt when there is none.
 std::optional<std::string> find_tokenizer(const std::string& model_path, const std::string& explicit_path);
-// A llama2.c tokenizer.bin or a GGUF vocabulary, checked against the model's vocabulary size.
-text::SpmTokenizer load_tokenizer(const std::string& path, int64_t vocab);
+// A Hugging Face tokenizer.json (byte-level BPE), a llama2.c tokenizer.bin or a
+// GGUF vocabulary (SentencePiece), checked against the model's vocabulary size.
+std::unique_ptr<text::Tokenizer> load_tokenizer(const std::string& path, int64_t vocab);
 // find_tokenizer + load_tokenizer; throws Error(Usage) naming what to pass when none is found.
-text::SpmTokenizer require_tokenizer(const std::string& model_path, const std::string& explicit_path, int64_t vocab);
+std::unique_ptr<text::Tokenizer> require_tokenizer(const std::string& model_path, const std::string& explicit_path, int64_t vocab);
 
 // The tokens of a whole UTF-8 text file.
-std::vector<int64_t> tokenize_file(const text::SpmTokenizer& tokenizer, const std::string& path);
+std::vector<int64_t> tokenize_file(const text::Tokenizer& tokenizer, const std::string& path);
 
 // Windows of a text file for a decoder model as samples: input_ids [1, context]
 // and empty past_key_values.

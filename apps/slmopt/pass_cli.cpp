@@ -19,7 +19,7 @@ std::string CalibArgs::describe() const {
 
 void add_calib_options(CLI::App& cmd, CalibArgs& args) {
   cmd.add_option("--calib", args.dir, "Calibration samples (folder, as --data of run/eval), or a .txt text for a language model");
-  cmd.add_option("--tokenizer", args.tokenizer, "With a --calib text: llama2.c tokenizer.bin or GGUF vocabulary (default: beside the model)");
+  cmd.add_option("--tokenizer", args.tokenizer, "With a --calib text: tokenizer.json, llama2.c tokenizer.bin or GGUF vocabulary (default: beside the model)");
   cmd.add_option("--calib-ctx", args.context, "With a --calib text: tokens per window")->capture_default_str();
   cmd.add_option("--calib-stats", args.stats, "Statistics written by slmopt calibrate");
 }

@@ -1,11 +1,13 @@
-// Readers of SentencePiece-style vocabularies (pieces with scores and types):
-// llama2.c's tokenizer.bin and the tokenizer of a GGUF file (llama.cpp's
-// format; only its key/value section is read, its tensors are skipped).
+// Readers of tokenizer vocabularies: SentencePiece-style pieces with scores
+// from llama2.c's tokenizer.bin or a GGUF file (llama.cpp's format; only its
+// key/value section is read, its tensors are skipped), and byte-level BPE from
+// Hugging Face's tokenizer.json.
 #pragma once
 
 #include <cstdint>
 #include <string>
 
+#include "text/bpe_vocab.hpp"
 #include "text/piece_vocab.hpp"
 
 namespace slmopt::text {
@@ -17,5 +19,11 @@ PieceVocab read_llama2c_tokenizer(const std::string& path, int64_t expected_piec
 
 // tokenizer.ggml.{model ("llama"), tokens, scores, token_type, bos/eos/unknown_token_id, add_space_prefix}.
 PieceVocab read_gguf_vocab(const std::string& path);
+
+// Hugging Face tokenizer.json with a byte-level BPE model: vocab, merges (as
+// "a b" strings or [a, b] pairs), added tokens, and a ByteLevel pre-tokenizer
+// (GPT-2's regex) or a Split regex followed by ByteLevel (Llama 3, Qwen2).
+// Other models, normalizers and pre-tokenizers are refused by name.
+BpeVocab read_hf_tokenizer(const std::string& path);
 
 }  // namespace slmopt::text

@@ -128,14 +128,4 @@ std::string SpmTokenizer::decode(int64_t id, int64_t previous) const {
   return out;
 }
 
-std::string SpmTokenizer::decode(const std::vector<int64_t>& ids) const {
-  std::string out;
-  int64_t previous = -1;
-  for (int64_t id : ids) {
-    out += decode(id, previous);
-    previous = id;
-  }
-  return out;
-}
-
 }  // namespace slmopt::text

@@ -13,24 +13,25 @@
 #include <vector>
 
 #include "text/piece_vocab.hpp"
+#include "text/tokenizer.hpp"
 
 namespace slmopt::text {
 
-class SpmTokenizer {
+class SpmTokenizer : public Tokenizer {
  public:
   explicit SpmTokenizer(PieceVocab vocab);
 
   // Ids of `text`, without BOS.
-  std::vector<int64_t> encode(std::string_view text) const;
+  std::vector<int64_t> encode(std::string_view text) const override;
   // The bytes token `id` stands for when it follows `previous` (-1 at the start):
   // markers become spaces, byte pieces their byte, control tokens nothing, and
   // the space put in front of the text is dropped again.
-  std::string decode(int64_t id, int64_t previous) const;
-  std::string decode(const std::vector<int64_t>& ids) const;
+  std::string decode(int64_t id, int64_t previous) const override;
+  using Tokenizer::decode;
 
-  int64_t size() const { return static_cast<int64_t>(vocab_.pieces.size()); }
-  int64_t bos() const { return vocab_.bos; }
-  int64_t eos() const { return vocab_.eos; }
+  int64_t size() const override { return static_cast<int64_t>(vocab_.pieces.size()); }
+  int64_t bos() const override { return vocab_.bos; }
+  int64_t eos() const override { return vocab_.eos; }
 
  private:
   int64_t find(std::string_view piece) const;
