@@ -271,8 +271,8 @@ TEST_CASE("language-model CLI: generate, text calibration, and eval --text with 
   CHECK(gptq["gates"][0]["passed"] == false);
 }
 
-TEST_CASE("Qwen2, Llama 3 RoPE scaling and Mistral's sliding window match an independent NumPy forward pass") {
-  for (const std::string arch : {"qwen2", "llama3", "mistral"}) {
+TEST_CASE("Qwen2, Llama 3 RoPE scaling, Mistral's sliding window and GPT-2 match an independent NumPy forward pass") {
+  for (const std::string arch : {"qwen2", "llama3", "mistral", "gpt2"}) {
     INFO(arch);
     test::TempDir tmp;
     const std::string script = std::string(SLMOPT_SOURCE_DIR) + "/tests/fixtures/decoder_reference.py";

@@ -3,6 +3,7 @@
 #include <nlohmann/json.hpp>
 
 #include "core/error.hpp"
+#include "llm/gpt2_graph.hpp"
 #include "llm/llama_graph.hpp"
 
 namespace slmopt::llm {
@@ -17,7 +18,7 @@ Model build_decoder(const ArchConfig& config, std::vector<NamedTensor> tensors, 
     case ArchFamily::Llama:
     case ArchFamily::Mistral:
     case ArchFamily::Qwen2: m = build_llama_graph(config, weights); break;
-    case ArchFamily::GPT2: throw_bad_input("architecture " + config.architecture + " has no graph builder yet", file);
+    case ArchFamily::GPT2: m = build_gpt2_graph(config, weights); break;
   }
   DecoderInfo info;
   info.family = arch_family_name(config.family);
