@@ -295,3 +295,21 @@ TEST_CASE("Qwen2, Llama 3 RoPE scaling, Mistral's sliding window and GPT-2 match
     CHECK(relative_errors(stepped, want).first < 1e-5);
   }
 }
+
+TEST_CASE("eval --text takes pre-tokenized ids as .npy") {
+  test::TempDir tmp;
+  const auto& ref = stories_reference();
+  calib::write_npy(tmp.file("ids.npy"), Tensor::from_values(DType::I64, {1, 64}, ref.tokens));
+  const std::string model = test::test_data("stories260K");
+  auto e = test::run_slmopt("eval --reference '" + model + "' --candidate '" + test::test_data("stories260K/stories260K.bin") +
+                            "' --text '" + tmp.file("ids.npy") + "' --ctx 32 --gate 'kl<=1e-9' --json");
+  REQUIRE(e.exit_code == 0);  // the same weights from two files: no divergence
+  const auto doc = nlohmann::json::parse(e.out);
+  CHECK(doc["language_model"]["windows"] == 2);
+  CHECK(doc["language_model"]["scored_tokens"] == 2 * 15);
+  CHECK(std::abs(doc["language_model"]["ppl_delta"].get<double>()) < 1e-6);
+  calib::write_npy(tmp.file("floats.npy"), test::gaussian_tensor({10}, 1));
+  auto bad = test::run_slmopt("eval --reference '" + model + "' --candidate '" + model + "' --text '" + tmp.file("floats.npy") + "'");
+  CHECK(bad.exit_code == 2);
+  CHECK_THAT(bad.err, Catch::Contains("token ids must be int32 or int64, got f32"));
+}

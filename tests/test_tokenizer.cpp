@@ -37,6 +37,21 @@ std::vector<std::pair<std::string, std::vector<int64_t>>> vocab_cases(const std:
   return cases;
 }
 
+// Every case's ids match, and decoding gives the text back.
+void check_cases(const text::Tokenizer& tok, const std::string& dir) {
+  const auto cases = vocab_cases(dir);
+  CHECK(cases.size() == 46);
+  int matched = 0;
+  for (const auto& [text, expected] : cases) {
+    INFO("text: [" << text << "]");
+    const auto ids = tok.encode(text);
+    CHECK(ids == expected);
+    matched += ids == expected;
+    CHECK(tok.decode(ids) == text);
+  }
+  CHECK(matched == 46);
+}
+
 }  // namespace
 
 TEST_CASE("SentencePiece BPE matches every llama.cpp test case of the Llama 2 vocabulary") {
@@ -45,35 +60,14 @@ TEST_CASE("SentencePiece BPE matches every llama.cpp test case of the Llama 2 vo
   CHECK(tok.size() == 32000);
   CHECK(tok.bos() == 1);
   CHECK(tok.eos() == 2);
-  const auto cases = vocab_cases(dir);
-  CHECK(cases.size() == 46);
-  int matched = 0;
-  for (const auto& [text, expected] : cases) {
-    INFO("text: [" << text << "]");
-    const auto ids = tok.encode(text);
-    CHECK(ids == expected);
-    matched += ids == expected;
-    // Decoding gives the text back: SentencePiece drops only the space it put in front.
-    CHECK(tok.decode(ids) == text);
-  }
-  CHECK(matched == 46);
+  check_cases(tok, dir);  // decoding drops only the space SentencePiece put in front
 }
 
 TEST_CASE("byte-level BPE matches every llama.cpp test case of GPT-2's tokenizer.json") {
   const std::string dir = test::test_data("tokenizers/gpt2");
   const text::BpeTokenizer tok(text::read_hf_tokenizer(dir + "/tokenizer.json"));
   CHECK(tok.size() == 50257);
-  const auto cases = vocab_cases(dir);
-  CHECK(cases.size() == 46);
-  int matched = 0;
-  for (const auto& [text, expected] : cases) {
-    INFO("text: [" << text << "]");
-    const auto ids = tok.encode(text);
-    CHECK(ids == expected);
-    matched += ids == expected;
-    CHECK(tok.decode(ids) == text);  // byte-level BPE loses nothing
-  }
-  CHECK(matched == 46);
+  check_cases(tok, dir);
   // Special tokens are matched before splitting.
   const auto eot = tok.encode("Hi<|endoftext|>there");
   CHECK(std::find(eot.begin(), eot.end(), 50256) != eot.end());

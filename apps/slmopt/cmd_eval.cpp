@@ -40,11 +40,18 @@ eval::Summary single_value(double v) { return eval::Summary{v, v, v, v, 1}; }
 Summaries compare_on_text(const EvalOptions& o, const Model& ref_model, const Model& cand_model, bool show,
                           nlohmann::ordered_json& doc) {
   lm::DecoderRunner ref(ref_model), cand(cand_model);
-  const auto tokenizer = require_tokenizer(o.reference, o.tokenizer, ref.vocab());
   const auto info = llm::read_decoder_info(ref_model);
   const int64_t context = o.context > 0 ? o.context : std::min<int64_t>(info ? info->context : 512, 512);
-  const int64_t bos = info && info->bos_token_id >= 0 ? info->bos_token_id : tokenizer->bos();
-  const auto windows = lm::token_windows(tokenize_file(*tokenizer, o.text), {context, o.stride, bos});
+  int64_t bos = info ? info->bos_token_id : -1;
+  std::vector<int64_t> tokens;
+  if (o.text.ends_with(".npy")) {  // ids tokenized elsewhere
+    tokens = token_ids_from_npy(o.text);
+  } else {
+    const auto tokenizer = require_tokenizer(o.reference, o.tokenizer, ref.vocab());
+    if (bos < 0) bos = tokenizer->bos();
+    tokens = tokenize_file(*tokenizer, o.text);
+  }
+  const auto windows = lm::token_windows(tokens, {context, o.stride, bos});
   const auto r = lm::compare_language_models(ref, cand, windows, [&](size_t done, size_t total) {
     if (show) std::fprintf(stderr, "\reval: %zu/%zu windows", done, total);
   });
@@ -233,7 +240,7 @@ void setup_eval(CLI::App& app, GlobalOptions& global) {
   cmd->add_option("--reference", opts->reference, "The original model")->required();
   cmd->add_option("--candidate", opts->candidate, "The optimized model")->required();
   add_data_options(*cmd, opts->data);
-  cmd->add_option("--text", opts->text, "Language models: a UTF-8 text; report perplexity, KL divergence and top-1 agreement");
+  cmd->add_option("--text", opts->text, "Language models: a UTF-8 text (or .npy of token ids); report perplexity, KL divergence and top-1 agreement");
   cmd->add_option("--tokenizer", opts->tokenizer, "With --text: tokenizer.json, llama2.c tokenizer.bin or GGUF vocabulary (default: beside the reference)");
   cmd->add_option("--ctx", opts->context, "With --text: tokens per window (default: the model's context, at most 512)");
   cmd->add_option("--stride", opts->stride, "With --text: tokens between window starts (default: --ctx)");

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <filesystem>
 
+#include "calib/npy.hpp"
 #include "core/atomic_file.hpp"
 #include "core/error.hpp"
 #include "llm/decoder_graph.hpp"
@@ -54,6 +55,17 @@ std::unique_ptr<text::Tokenizer> require_tokenizer(const std::string& model_path
 
 std::vector<int64_t> tokenize_file(const text::Tokenizer& tokenizer, const std::string& path) {
   return tokenizer.encode(read_small_file(path, 1u << 30));
+}
+
+std::vector<int64_t> token_ids_from_npy(const std::string& path) {
+  const Tensor t = calib::read_npy(path);
+  if (t.rank() > 2 || (t.rank() == 2 && t.shape()[0] != 1))
+    throw_bad_input("token ids must be a 1-D or [1, n] array, got " + shape_to_string(t.shape()), path);
+  std::vector<int64_t> ids;
+  if (t.dtype() == DType::I64) ids.assign(t.data<int64_t>(), t.data<int64_t>() + t.numel());
+  else if (t.dtype() == DType::I32) ids.assign(t.data<int32_t>(), t.data<int32_t>() + t.numel());
+  else throw_bad_input("token ids must be int32 or int64, got " + std::string(dtype_name(t.dtype())), path);
+  return ids;
 }
 
 std::vector<calib::Sample> text_samples(const Model& model, const std::string& model_path, const std::string& text_path,

@@ -25,6 +25,9 @@ std::unique_ptr<text::Tokenizer> require_tokenizer(const std::string& model_path
 // The tokens of a whole UTF-8 text file.
 std::vector<int64_t> tokenize_file(const text::Tokenizer& tokenizer, const std::string& path);
 
+// Token ids stored as a 1-D or [1, n] integer .npy.
+std::vector<int64_t> token_ids_from_npy(const std::string& path);
+
 // Windows of a text file for a decoder model as samples: input_ids [1, context]
 // and empty past_key_values.
 std::vector<calib::Sample> text_samples(const Model& model, const std::string& model_path, const std::string& text_path,

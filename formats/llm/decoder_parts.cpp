@@ -116,4 +116,11 @@ std::string cached_attention(GraphBuilder& b, const std::string& name, int64_t l
   return b.add(name + "/merge_heads", "Reshape", {o, b.ints({-1, s.heads * s.head_dim})});
 }
 
+void logits_output(GraphBuilder& b, const std::string& x, const std::string& head, const Positions& p, int64_t vocab) {
+  const std::string rows = linear(b, "lm_head", x, head);
+  const std::string shape =
+      b.add("lm_head/logits_shape", "Concat", {p.ids_shape, b.ints({vocab})}, {int_attr("axis", 0)});
+  b.add_to("logits", "lm_head/logits", "Reshape", {rows, shape});
+}
+
 }  // namespace slmopt::llm

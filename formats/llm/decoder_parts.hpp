@@ -41,4 +41,8 @@ std::string split_heads(GraphBuilder& b, const std::string& name, const std::str
 std::string cached_attention(GraphBuilder& b, const std::string& name, int64_t layer, const std::string& q,
                              const std::string& k, const std::string& v, const Positions& p, const AttentionShape& s);
 
+// The output layer: logits [batch, sequence, vocab] of the final hidden rows,
+// written to the graph output "logits"; `head` is [vocab, width].
+void logits_output(GraphBuilder& b, const std::string& x, const std::string& head, const Positions& p, int64_t vocab);
+
 }  // namespace slmopt::llm

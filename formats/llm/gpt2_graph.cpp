@@ -94,10 +94,7 @@ Model build_gpt2_graph(const ArchConfig& c, WeightTable& w) {
   x = layer_norm(b, root + "ln_f", x, weight(root + "ln_f.weight", {d}), weight(root + "ln_f.bias", {d}), c.norm_eps);
   w.ignore("lm_head.weight");  // tied: a stored copy is the embedding again
   w.expect_all_taken();
-  const std::string rows = linear(b, "lm_head", x, wte);
-  const std::string logits_shape =
-      b.add("lm_head/logits_shape", "Concat", {p.ids_shape, b.ints({c.vocab_size})}, {Attribute::integer("axis", 0)});
-  b.add_to("logits", "lm_head/logits", "Reshape", {rows, logits_shape});
+  logits_output(b, x, wte, p, c.vocab_size);
   return m;
 }
 

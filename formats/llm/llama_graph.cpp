@@ -148,10 +148,7 @@ Model build_llama_graph(const ArchConfig& c, WeightTable& w) {
     w.ignore("lm_head.weight");  // some tied checkpoints store the copy too
   for (int64_t i = 0; i < c.num_layers; ++i) w.ignore("model.layers." + std::to_string(i) + ".self_attn.rotary_emb.inv_freq");
   w.expect_all_taken();
-  const std::string rows = linear(b, "lm_head", x, head);
-  const std::string logits_shape =
-      b.add("lm_head/logits_shape", "Concat", {p.ids_shape, b.ints({c.vocab_size})}, {Attribute::integer("axis", 0)});
-  b.add_to("logits", "lm_head/logits", "Reshape", {rows, logits_shape});
+  logits_output(b, x, head, p, c.vocab_size);
   return m;
 }
 
