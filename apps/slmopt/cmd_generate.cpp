@@ -6,10 +6,8 @@
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
-#include <filesystem>
 #include <iostream>
 #include <memory>
-#include <optional>
 
 #include "cli_common.hpp"
 #include "core/error.hpp"

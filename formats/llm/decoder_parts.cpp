@@ -24,7 +24,12 @@ Dim fixed(int64_t v) { return Dim{v, {}, {}}; }
 
 }  // namespace
 
-void declare_decoder_io(Graph& g, const ArchConfig& c) {
+Model new_decoder_model(const ArchConfig& c) {
+  Model m;
+  m.opsets = {{"", 17}};
+  m.producer_name = "slmopt";
+  m.graph.name = c.architecture;
+  Graph& g = m.graph;
   g.inputs.push_back(tensor_info("input_ids", DType::I64, {sym("batch"), sym("sequence")}));
   g.outputs.push_back(tensor_info("logits", DType::F32, {sym("batch"), sym("sequence"), fixed(c.vocab_size)}));
   for (int64_t i = 0; i < c.num_layers; ++i) {
@@ -35,6 +40,7 @@ void declare_decoder_io(Graph& g, const ArchConfig& c) {
       g.outputs.push_back(tensor_info(name, DType::F32,
                                       {sym("batch"), fixed(c.num_kv_heads), sym("total_sequence"), fixed(c.head_dim)}));
   }
+  return m;
 }
 
 Positions decoder_positions(GraphBuilder& b, const ArchConfig& c) {

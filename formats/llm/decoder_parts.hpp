@@ -17,7 +17,8 @@ struct Positions {
   std::string mask;       // bool [sequence, past + sequence]: which keys each query sees
 };
 
-void declare_decoder_io(Graph& graph, const ArchConfig& config);
+// An opset-17 model named after the architecture, with the decoder's inputs and outputs.
+Model new_decoder_model(const ArchConfig& config);
 
 // Positions follow the past length; the mask is causal, and also limited to the
 // last `sliding_window` keys when the config has one.

@@ -44,11 +44,7 @@ Model build_gpt2_graph(const ArchConfig& c, WeightTable& w) {
   if (!c.tie_word_embeddings) throw_bad_input("GPT-2 with a separate output layer is not supported", w.file());
   // transformers saves GPT2LMHeadModel with "transformer." in front; the original checkpoints without.
   const std::string root = w.has("transformer.wte.weight") ? "transformer." : "";
-  Model m;
-  m.opsets = {{"", 17}};
-  m.producer_name = "slmopt";
-  m.graph.name = c.architecture;
-  declare_decoder_io(m.graph, c);
+  Model m = new_decoder_model(c);
   GraphBuilder b(m.graph);
   const int64_t d = c.hidden_size, f = c.intermediate_size;
   auto weight = [&](const std::string& name, std::vector<int64_t> shape) { return b.initializer(name, w.take(name, shape)); };

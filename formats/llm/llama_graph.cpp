@@ -82,11 +82,7 @@ void check_supported(const ArchConfig& c, const std::string& file) {
 
 Model build_llama_graph(const ArchConfig& c, WeightTable& w) {
   check_supported(c, w.file());
-  Model m;
-  m.opsets = {{"", 17}};
-  m.producer_name = "slmopt";
-  m.graph.name = c.architecture;
-  declare_decoder_io(m.graph, c);
+  Model m = new_decoder_model(c);
   GraphBuilder b(m.graph);
   const int64_t d = c.hidden_size, f = c.intermediate_size, attn_width = c.num_heads * c.head_dim,
                 kv_width = c.num_kv_heads * c.head_dim;

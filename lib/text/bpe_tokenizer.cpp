@@ -6,6 +6,7 @@
 #include <limits>
 
 #include "core/error.hpp"
+#include "text/utf8.hpp"
 
 namespace slmopt::text {
 namespace {
@@ -25,14 +26,10 @@ std::string utf8(uint32_t cp) {
   return s;
 }
 
-size_t utf8_length(unsigned char lead) {
-  return lead < 0x80 ? 1 : (lead & 0xE0) == 0xC0 ? 2 : (lead & 0xF0) == 0xE0 ? 3 : (lead & 0xF8) == 0xF0 ? 4 : 1;
-}
-
 std::vector<std::string> utf8_chars(std::string_view s) {
   std::vector<std::string> out;
   for (size_t at = 0; at < s.size();) {
-    const size_t n = std::min(utf8_length(static_cast<unsigned char>(s[at])), s.size() - at);
+    const size_t n = utf8_char_at(s, at);
     out.emplace_back(s.substr(at, n));
     at += n;
   }
@@ -122,7 +119,7 @@ std::vector<int64_t> BpeTokenizer::encode(std::string_view raw) const {
       const PCRE2_SIZE* ov = pcre2_get_ovector_pointer(match);
       if (ov[0] > at) encode_piece(part.substr(at, ov[0] - at), ids);  // text the pattern skipped
       if (ov[1] == ov[0]) {  // an empty match: step over one character
-        const size_t n = std::min(utf8_length(static_cast<unsigned char>(part[ov[0]])), part.size() - ov[0]);
+        const size_t n = utf8_char_at(part, ov[0]);
         encode_piece(part.substr(ov[0], n), ids);
         at = ov[0] + n;
         continue;

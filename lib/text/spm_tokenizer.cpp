@@ -4,17 +4,10 @@
 #include <queue>
 
 #include "core/error.hpp"
+#include "text/utf8.hpp"
 
 namespace slmopt::text {
 namespace {
-
-size_t utf8_length(unsigned char lead) {
-  if (lead < 0x80) return 1;
-  if ((lead & 0xE0) == 0xC0) return 2;
-  if ((lead & 0xF0) == 0xE0) return 3;
-  if ((lead & 0xF8) == 0xF0) return 4;
-  return 1;  // a stray continuation byte stands alone (and falls back to its byte)
-}
 
 struct Symbol {
   int prev = -1, next = -1;
@@ -58,7 +51,7 @@ std::vector<int64_t> SpmTokenizer::encode(std::string_view raw) const {
 
   std::vector<Symbol> symbols;
   for (size_t at = 0; at < text.size();) {
-    const size_t n = std::min(utf8_length(static_cast<unsigned char>(text[at])), text.size() - at);
+    const size_t n = utf8_char_at(text, at);
     Symbol s;
     s.start = at;
     s.length = n;
