@@ -115,11 +115,19 @@ std::vector<QuantPart> quantize_int(const float* w, int64_t rows, int64_t cols, 
   const Geometry g = geometry(p, rows, cols);
   const CodeRange cr = code_range(p.bits, p.symmetric);
   std::vector<UniformFit> fits(static_cast<size_t>(g.groups));
-  std::vector<float> scratch;
-  for (int64_t gi = 0; gi < g.groups; ++gi) {
-    const Span s = group_span(g, gi);
-    const float* wt = group_weights(g, s, o.importance, scratch);
-    fits[static_cast<size_t>(gi)] = o.search ? fit_search(w + s.offset, wt, s.length, cr) : fit_range(w + s.offset, s.length, cr);
+  // Groups, and the super-blocks of each row, are fitted independently: the
+  // threads share out the work and the bytes do not depend on their number.
+  const bool parallel = g.groups >= 1024;
+#pragma omp parallel if (parallel)
+  {
+    std::vector<float> scratch;
+#pragma omp for schedule(static)
+    for (int64_t gi = 0; gi < g.groups; ++gi) {
+      const Span s = group_span(g, gi);
+      const float* wt = group_weights(g, s, o.importance, scratch);
+      fits[static_cast<size_t>(gi)] =
+          o.search ? fit_search(w + s.offset, wt, s.length, cr) : fit_range(w + s.offset, s.length, cr);
+    }
   }
   std::vector<QuantPart> parts;
   const int sb = scale_bits(p.scale_dtype);
@@ -128,12 +136,15 @@ std::vector<QuantPart> quantize_int(const float* w, int64_t rows, int64_t cols, 
   if (g.two_level) {
     scale_codes.resize(static_cast<size_t>(g.groups));
     min_codes.resize(static_cast<size_t>(g.groups));
+    super_scales.resize(static_cast<size_t>(rows * g.spr));
+    super_mins.resize(super_scales.size());
+#pragma omp parallel for schedule(static) if (parallel)
     for (int64_t r = 0; r < rows; ++r)
       for (int64_t j = 0; j < g.spr; ++j) {
         const int64_t first = r * g.gpr + j * g.gps, end = std::min(first + g.gps, (r + 1) * g.gpr);
-        SuperResult sr = quantize_super_block(w, g, p, o.importance, first, end, fits, scale_codes, min_codes);
-        super_scales.push_back(sr.super_scale);
-        super_mins.push_back(sr.super_min);
+        const SuperResult sr = quantize_super_block(w, g, p, o.importance, first, end, fits, scale_codes, min_codes);
+        super_scales[static_cast<size_t>(r * g.spr + j)] = sr.super_scale;
+        super_mins[static_cast<size_t>(r * g.spr + j)] = sr.super_min;
       }
   } else {
     for (auto& f : fits) {
