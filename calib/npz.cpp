@@ -7,6 +7,7 @@
 
 #include "core/buffer.hpp"
 #include "core/checked.hpp"
+#include "core/memory_limit.hpp"
 #include "npy.hpp"
 
 namespace slmopt::calib {
@@ -92,17 +93,22 @@ std::vector<Member> central_directory(const uint8_t* d, uint64_t size) {
   return members;
 }
 
-std::vector<uint8_t> extract(const uint8_t* d, uint64_t size, const Member& m, uint64_t limit) {
-  if (m.uncompressed > limit)
-    throw_bad_input("member '" + m.name + "' declares " + std::to_string(m.uncompressed) + " bytes, over the " +
-                    std::to_string(limit) + "-byte limit");
+// Deflate cannot expand data more than 1032-fold (RFC 1951's longest match
+// per shortest code), so a larger declared size is a zip bomb or a lie.
+constexpr uint64_t kMaxDeflateRatio = 1032;
+
+std::vector<uint8_t> extract(const uint8_t* d, uint64_t size, const Member& m) {
+  if ((m.method == 0 && m.compressed != m.uncompressed) ||
+      (m.method == 8 && m.uncompressed / kMaxDeflateRatio > m.compressed))
+    throw_bad_input("member '" + m.name + "' declares " + std::to_string(m.uncompressed) + " bytes from " +
+                    std::to_string(m.compressed) + " compressed ones, more than its method can produce");
+  check_memory_request(m.uncompressed, "member '" + m.name + "'");
   if (!range_within(m.local_offset, 30, size) || u32(d + m.local_offset) != 0x04034b50)
     throw_bad_input("member '" + m.name + "' has no valid local header");
   const uint64_t data = m.local_offset + 30 + u16(d + m.local_offset + 26) + u16(d + m.local_offset + 28);
   if (!range_within(data, m.compressed, size)) throw_bad_input("member '" + m.name + "' data runs past the end of the file");
   std::vector<uint8_t> out(static_cast<size_t>(m.uncompressed));
   if (m.method == 0) {
-    if (m.compressed != m.uncompressed) throw_bad_input("stored member '" + m.name + "' has mismatched sizes");
     if (m.uncompressed) std::memcpy(out.data(), d + data, out.size());
   } else if (m.method == 8) {
     z_stream zs{};
@@ -127,7 +133,7 @@ std::vector<uint8_t> extract(const uint8_t* d, uint64_t size, const Member& m, u
 
 }  // namespace
 
-std::map<std::string, Tensor> read_npz(const std::string& path, uint64_t max_member_bytes) {
+std::map<std::string, Tensor> read_npz(const std::string& path) {
   auto file = MappedFile::open(path);
   try {
     std::map<std::string, Tensor> arrays;
@@ -135,7 +141,7 @@ std::map<std::string, Tensor> read_npz(const std::string& path, uint64_t max_mem
       if (m.name.size() < 5 || m.name.compare(m.name.size() - 4, 4, ".npy") != 0) continue;
       const std::string name = m.name.substr(0, m.name.size() - 4);
       if (arrays.count(name)) throw_bad_input("array '" + name + "' appears twice");
-      auto bytes = extract(file->data(), file->size(), m, max_member_bytes);
+      auto bytes = extract(file->data(), file->size(), m);
       arrays[name] = with_context("member '" + m.name + "'", [&] { return parse_npy(bytes.data(), bytes.size(), ""); });
     }
     return arrays;

@@ -16,9 +16,9 @@
 
 namespace slmopt::calib {
 
-inline constexpr uint64_t kDefaultNpzMemberLimit = uint64_t{4} << 30;
-
 // Arrays by name (the member name without ".npy").
-std::map<std::string, Tensor> read_npz(const std::string& path, uint64_t max_member_bytes = kDefaultNpzMemberLimit);
+// A member's declared size is checked against what its compression can
+// produce and against the memory limit before anything is allocated.
+std::map<std::string, Tensor> read_npz(const std::string& path);
 
 }  // namespace slmopt::calib

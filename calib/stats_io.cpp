@@ -3,6 +3,7 @@
 #include <cstring>
 
 #include "common/blob_container.hpp"
+#include "common/json_integer.hpp"
 #include "core/checked.hpp"
 #include "core/error.hpp"
 
@@ -74,17 +75,17 @@ CalibStats read_stats(const std::string& path) {
   const nlohmann::json& h = file.header();
   CalibStats stats;
   try {
-    if (h.at("version").get<int>() != kVersion)
+    if (json_integer<int>(h.at("version")) != kVersion)
       throw_bad_input("version " + h.at("version").dump() + " is not supported (this build reads 1)", path);
-    stats.samples = h.at("samples").get<int64_t>();
+    stats.samples = json_integer<int64_t>(h.at("samples"));
     for (const auto& j : h.at("inputs")) {
       const std::string key = j.at("key").get<std::string>();
       const std::string what = "input '" + key + "'";
       InputStats s;
       s.kind = j.at("kind").get<std::string>();
-      s.groups = j.at("groups").get<int64_t>();
-      s.cols = j.at("cols").get<int64_t>();
-      s.count = j.at("count").get<int64_t>();
+      s.groups = json_integer<int64_t>(j.at("groups"));
+      s.cols = json_integer<int64_t>(j.at("cols"));
+      s.count = json_integer<int64_t>(j.at("count"));
       if (s.groups < 1 || s.cols < 0 || s.cols > kMaxCols || s.groups > kMaxCols || s.count < 0)
         throw_bad_input(what + ": groups, cols or count out of range", path);
       const auto n = static_cast<size_t>(checked_mul(s.groups, s.cols, "statistics size"));
@@ -110,7 +111,7 @@ CalibStats read_stats(const std::string& path) {
     if (h.contains("histograms")) {
       const auto& hj = h.at("histograms");
       const auto hist_names = hj.at("names").get<std::vector<std::string>>();
-      const int64_t bins = hj.at("bins").get<int64_t>();
+      const int64_t bins = json_integer<int64_t>(hj.at("bins"));
       if (bins < 1 || bins > kMaxCols) throw_bad_input("histogram bins out of range", path);
       std::vector<float> lo_hi;
       std::vector<uint64_t> counts;

@@ -6,6 +6,7 @@ set -euo pipefail
 packages=(
   build-essential cmake ninja-build pkg-config
   clang libomp-dev  # the quantizer is also built with clang: its bytes must equal gcc's
+  libclang-rt-dev   # libFuzzer and the sanitizers' runtimes for clang (scripts/fuzz.sh)
   libonnx-dev libonnx-testdata libprotobuf-dev protobuf-compiler
   libeigen3-dev libcli11-dev catch2 libzstd-dev nlohmann-json3-dev zlib1g-dev libyaml-cpp-dev libssl-dev
   libpcre2-dev  # the Unicode regexes of Hugging Face tokenizers

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Quick start (b) and CI: install what is missing, build, fetch the real test
 # data, run every test; then run the suite again built with AddressSanitizer
-# and UBSan (skip with SLMOPT_SANITIZE_STAGE=0).
+# and UBSan (skip with SLMOPT_SANITIZE_STAGE=0), and fuzz every parser for a
+# short time (scripts/fuzz.sh; skip with SLMOPT_FUZZ_STAGE=0).
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 bash "$root/scripts/setup-deps.sh"
@@ -39,4 +40,11 @@ if [ "${SLMOPT_SANITIZE_STAGE:-1}" = 1 ]; then
   # quantizes the embedding model twelve times: they run in the Release stage only.
   ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
     ctest --test-dir "$root/build-asan" --output-on-failure -j2 -E "2 GiB|quant_beats_llama_cpp|calibrated wake-word"
+fi
+
+if [ "${SLMOPT_FUZZ_STAGE:-1}" = 1 ]; then
+  # Every parser under libFuzzer with ASan + UBSan for a short time (skip
+  # with SLMOPT_FUZZ_STAGE=0): a crash, leak, hang or sanitizer report fails CI.
+  echo "== fuzzing (${SLMOPT_FUZZ_SECONDS:-30} s per target)" >&2
+  bash "$root/scripts/fuzz.sh" "${SLMOPT_FUZZ_SECONDS:-30}"
 fi

@@ -7,6 +7,7 @@
 
 #include "calib/npy.hpp"
 #include "calib/npz.hpp"
+#include "core/memory_limit.hpp"
 
 #include <zlib.h>
 #include "eval/gate.hpp"
@@ -286,7 +287,7 @@ std::string make_zip(const std::vector<ZipMember>& members, uint32_t lie_about_s
 std::string npz_error(const test::TempDir& tmp, const std::string& bytes) {
   test::write_bytes(tmp.file("x.npz"), bytes);
   try {
-    calib::read_npz(tmp.file("x.npz"), 1 << 20);
+    calib::read_npz(tmp.file("x.npz"));
   } catch (const Error& e) {
     return e.what();
   }
@@ -311,9 +312,21 @@ TEST_CASE(".npz archives, stored and deflated, and hostile ones") {
   const std::string f = tmp.file("x.npz") + ": ";
   CHECK(npz_error(tmp, "PK") == f + "too short for a ZIP archive");
   CHECK(npz_error(tmp, std::string(100, 'x')) == f + "no ZIP end-of-central-directory record (not an .npz file?)");
-  // A zip bomb: 4 GB declared; refused before inflating.
-  CHECK(npz_error(tmp, make_zip({{"a.npy", std::string(1000, '\0'), true}}, 0xF0000000u)) ==
-        f + "member 'a.npy' declares 4026531840 bytes, over the 1048576-byte limit");
+  // A zip bomb: 4 GB declared from a few bytes, more than deflate can
+  // produce; refused before anything is allocated.
+  CHECK_THAT(npz_error(tmp, make_zip({{"a.npy", std::string(1000, '\0'), true}}, 0xF0000000u)),
+             Catch::StartsWith(f + "member 'a.npy' declares 4026531840 bytes from ") &&
+                 Catch::EndsWith(" compressed ones, more than its method can produce"));
+  {
+    // An honest member over the memory limit: refused before inflating.
+    const std::string big(3 << 20, '\0');
+    const std::string archive = make_zip({{"a.npy", big, true}});
+    set_memory_limit(1 << 20);
+    const std::string error = npz_error(tmp, archive);
+    set_memory_limit(0);
+    CHECK_THAT(error, Catch::StartsWith(f + "member 'a.npy' needs 3145728 bytes (3.00 MiB)") &&
+                          Catch::Contains("over the memory limit of 1.00 MiB (--memory-limit or SLMOPT_MEMORY_LIMIT raise it)"));
+  }
   // A member that inflates to more than it declares.
   CHECK(npz_error(tmp, make_zip({{"a.npy", std::string(1000, '\0'), true}}, 10)) ==
         f + "member 'a.npy' does not inflate to its declared 10 bytes");

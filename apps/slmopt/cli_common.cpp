@@ -15,20 +15,6 @@ std::string with_thousands(int64_t n) {
   return n < 0 ? "-" + out : out;
 }
 
-std::string human_bytes(uint64_t bytes) {
-  const char* units[] = {"B", "KiB", "MiB", "GiB", "TiB"};
-  double v = static_cast<double>(bytes);
-  int u = 0;
-  while (v >= 1024.0 && u < 4) {
-    v /= 1024.0;
-    ++u;
-  }
-  char buf[32];
-  if (u == 0) std::snprintf(buf, sizeof(buf), "%llu B", static_cast<unsigned long long>(bytes));
-  else std::snprintf(buf, sizeof(buf), "%.2f %s", v, units[u]);
-  return buf;
-}
-
 void add_data_options(CLI::App& cmd, DataOptions& data) {
   cmd.add_option("--data", data.dir, "Folder of samples: test_data_set_N/input_K.pb, or sample folders of NAME.npy");
   cmd.add_option("--input", data.inputs, "NAME=FILE (.npy or .pb); repeat per input");

@@ -8,6 +8,8 @@
 #include <CLI/CLI.hpp>
 #include <nlohmann/json.hpp>
 
+#include "core/memory_limit.hpp"
+
 namespace slmopt::cli {
 
 struct GlobalOptions {
@@ -27,8 +29,7 @@ void add_data_options(CLI::App& cmd, DataOptions& data);
 
 // "1,234,567"
 std::string with_thousands(int64_t n);
-// "1.25 MiB"
-std::string human_bytes(uint64_t bytes);
+using slmopt::human_bytes;  // "1.25 MiB" (core/memory_limit.hpp)
 void print_json(const nlohmann::ordered_json& doc);
 
 // One registration function per subcommand file.

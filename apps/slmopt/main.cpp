@@ -4,6 +4,8 @@
 
 #include "cli_common.hpp"
 #include "core/error.hpp"
+#include "core/memory_limit.hpp"
+#include "device_budget.hpp"
 #include "core/version.hpp"
 
 int main(int argc, char** argv) {
@@ -15,6 +17,9 @@ int main(int argc, char** argv) {
   cli::GlobalOptions global;
   app.add_flag("--json", global.json, "Print the result as JSON on stdout");
   app.add_flag("-q,--quiet", global.quiet, "No progress output");
+  app.add_option_function<std::string>(
+      "--memory-limit", [](const std::string& text) { set_memory_limit(cli::parse_size(text, "--memory-limit")); },
+      "Most bytes of tensors held at once, e.g. 2GiB (default: SLMOPT_MEMORY_LIMIT, else the machine's RAM)");
   cli::setup_inspect(app, global);
   cli::setup_convert(app, global);
   cli::setup_run(app, global);

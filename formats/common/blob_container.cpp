@@ -3,6 +3,7 @@
 #include <cstring>
 #include <fstream>
 
+#include "common/json_integer.hpp"
 #include "core/atomic_file.hpp"
 #include "core/error.hpp"
 
@@ -62,7 +63,7 @@ Reader::Reader(const std::string& path, const char (&magic)[8], const std::strin
 }
 
 std::pair<uint64_t, uint64_t> Reader::blob(const nlohmann::json& j, const std::string& what) const {
-  const uint64_t offset = j.at("offset").get<uint64_t>(), length = j.at("length").get<uint64_t>();
+  const uint64_t offset = json_integer<uint64_t>(j.at("offset")), length = json_integer<uint64_t>(j.at("length"));
   if (offset > data_size_ || length > data_size_ - offset)
     throw_bad_input(what + ": bytes [" + std::to_string(offset) + ", +" + std::to_string(length) +
                         ") run past the end of the file",

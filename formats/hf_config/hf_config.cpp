@@ -2,6 +2,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "common/json_integer.hpp"
 #include "core/atomic_file.hpp"
 #include "core/error.hpp"
 
@@ -36,7 +37,7 @@ class Fields {
     if (!has(key)) return std::nullopt;
     const json& v = j_.at(key);
     if (!v.is_number_integer()) throw_bad_input(std::string("field '") + key + "' must be an integer, got " + v.dump());
-    return v.get<int64_t>();
+    return json_integer<int64_t>(v);
   }
   double number(const char* key, double fallback) const {
     if (!has(key)) return fallback;
@@ -80,12 +81,12 @@ std::optional<RopeScaling> parse_rope_scaling(const json& j) {
 std::vector<int64_t> parse_eos(const json& j) {
   if (!j.contains("eos_token_id") || j.at("eos_token_id").is_null()) return {};
   const json& v = j.at("eos_token_id");
-  if (v.is_number_integer()) return {v.get<int64_t>()};
+  if (v.is_number_integer()) return {json_integer<int64_t>(v)};
   std::vector<int64_t> ids;
   if (v.is_array())
     for (const auto& x : v) {
       if (!x.is_number_integer()) throw_bad_input("field 'eos_token_id' must hold integers");
-      ids.push_back(x.get<int64_t>());
+      ids.push_back(json_integer<int64_t>(x));
     }
   else
     throw_bad_input("field 'eos_token_id' must be an integer or a list of integers");

@@ -1,6 +1,7 @@
 #include "llama2c/llama2c_io.hpp"
 
 #include <cmath>
+#include <cstdint>
 #include <cstring>
 #include <fstream>
 
@@ -53,7 +54,7 @@ Sizes parse_header(const MappedFile& file) {
     s.shared_classifier = p[at] != 0;
   } else {
     s.shared_classifier = s.vocab_size > 0;
-    if (s.vocab_size < 0) s.vocab_size = -s.vocab_size;
+    if (s.vocab_size < 0 && s.vocab_size != INT32_MIN) s.vocab_size = -s.vocab_size;  // INT32_MIN: refused below
   }
   const char* names[] = {"dim", "hidden_dim", "n_layers", "n_heads", "n_kv_heads", "vocab_size", "seq_len"};
   for (size_t i = 0; i < 7; ++i)

@@ -2,6 +2,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "common/json_integer.hpp"
 #include "core/error.hpp"
 #include "llm/gpt2_graph.hpp"
 #include "llm/llama_graph.hpp"
@@ -56,15 +57,15 @@ std::optional<DecoderInfo> read_decoder_info(const Model& model) {
     try {
       DecoderInfo info;
       info.family = j.at("family").get<std::string>();
-      info.num_layers = j.at("num_layers").get<int64_t>();
-      info.num_kv_heads = j.at("num_kv_heads").get<int64_t>();
-      info.head_dim = j.at("head_dim").get<int64_t>();
-      info.vocab_size = j.at("vocab_size").get<int64_t>();
-      info.context = j.at("context").get<int64_t>();
+      info.num_layers = json_integer<int64_t>(j.at("num_layers"));
+      info.num_kv_heads = json_integer<int64_t>(j.at("num_kv_heads"));
+      info.head_dim = json_integer<int64_t>(j.at("head_dim"));
+      info.vocab_size = json_integer<int64_t>(j.at("vocab_size"));
+      info.context = json_integer<int64_t>(j.at("context"));
       info.rope_theta = j.at("rope_theta").get<double>();
       info.norm_eps = j.at("norm_eps").get<double>();
-      info.bos_token_id = j.at("bos_token_id").get<int64_t>();
-      info.eos_token_ids = j.at("eos_token_ids").get<std::vector<int64_t>>();
+      info.bos_token_id = json_integer<int64_t>(j.at("bos_token_id"));
+      info.eos_token_ids = json_integers<int64_t>(j.at("eos_token_ids"));
       if (info.num_layers <= 0 || info.num_kv_heads <= 0 || info.head_dim <= 0 || info.vocab_size <= 0)
         throw_bad_input("metadata '" + std::string(kInfoKey) + "' has a non-positive size");
       return info;

@@ -8,9 +8,11 @@
 #include <zstd.h>
 
 #include "common/blob_container.hpp"
+#include "common/json_integer.hpp"
 #include "common/sha256.hpp"
 #include "core/buffer.hpp"
 #include "core/error.hpp"
+#include "core/memory_limit.hpp"
 #include "core/version.hpp"
 
 namespace slmopt::ota {
@@ -18,6 +20,8 @@ namespace {
 
 constexpr char kMagic[8] = {'S', 'L', 'M', 'O', 'T', 'A', 0, 1};
 constexpr size_t kHead = 32, kSignature = 64;
+// A zstd RLE block turns 4 bytes (3 of header, 1 of data) into at most 128 KiB.
+constexpr uint64_t kMaxZstdRatio = 32768;
 
 using PKey = std::unique_ptr<EVP_PKEY, decltype(&EVP_PKEY_free)>;
 using MdCtx = std::unique_ptr<EVP_MD_CTX, decltype(&EVP_MD_CTX_free)>;
@@ -108,12 +112,16 @@ PackageCheck check_package(const std::string& path, const std::string& public_ke
     const auto& b = check.manifest.at("blob");
     const auto& pl = check.manifest.at("payload");
     if (pl.at("compression").get<std::string>() != "zstd") throw_bad_input("unknown payload compression", path);
-    if (pl.at("size").get<uint64_t>() != payload || pl.at("sha256").get<std::string>() != to_hex(sha256(frame, payload)))
+    if (json_integer<uint64_t>(pl.at("size")) != payload || pl.at("sha256").get<std::string>() != to_hex(sha256(frame, payload)))
       throw_bad_input("payload SHA-256 mismatch", path);
-    const uint64_t blob_size = b.at("size").get<uint64_t>();
+    const uint64_t blob_size = json_integer<uint64_t>(b.at("size"));
     const unsigned long long content = ZSTD_getFrameContentSize(frame, payload);
     if (content == ZSTD_CONTENTSIZE_ERROR || content == ZSTD_CONTENTSIZE_UNKNOWN || content != blob_size)
       throw_bad_input("payload is not a zstd frame of the blob's size", path);
+    // zstd's frame header may claim any size; the payload must be able to
+    // produce it (zstd cannot beat 32 KiB per input byte) and it must fit.
+    if (blob_size / kMaxZstdRatio > payload) throw_bad_input("payload is too small to decompress to the blob's size", path);
+    check_memory_request(blob_size, "the decompressed blob", path);
     check.blob.resize(blob_size);
     const size_t n = ZSTD_decompress(check.blob.data(), check.blob.size(), frame, payload);
     if (ZSTD_isError(n) || n != blob_size) throw_bad_input("payload does not decompress", path);

@@ -5,6 +5,7 @@
 #include <nlohmann/json.hpp>
 #include <set>
 
+#include "common/json_integer.hpp"
 #include "common/provenance_json.hpp"
 #include "core/atomic_file.hpp"
 #include "core/checked.hpp"
@@ -63,7 +64,7 @@ Entry parse_entry(const std::string& name, const json& v) {
     if (sh->size() > 64) throw_bad_input("rank " + std::to_string(sh->size()) + " is too large");
     for (const auto& d : *sh) {
       if (!d.is_number_unsigned()) throw_bad_input("shape entries must be non-negative integers");
-      uint64_t dim = d.get<uint64_t>();
+      uint64_t dim = json_integer<uint64_t>(d);
       if (dim > static_cast<uint64_t>(INT64_MAX)) throw_bad_input("dimension overflows int64");
       e.shape.push_back(static_cast<int64_t>(dim));
     }
@@ -71,8 +72,8 @@ Entry parse_entry(const std::string& name, const json& v) {
     if (off == v.end() || !off->is_array() || off->size() != 2 || !(*off)[0].is_number_unsigned() ||
         !(*off)[1].is_number_unsigned())
       throw_bad_input("'data_offsets' must be two non-negative integers");
-    e.begin = (*off)[0].get<uint64_t>();
-    e.end = (*off)[1].get<uint64_t>();
+    e.begin = json_integer<uint64_t>((*off)[0]);
+    e.end = json_integer<uint64_t>((*off)[1]);
     if (e.end < e.begin) throw_bad_input("data_offsets end before they begin");
     int64_t bytes = checked_mul(checked_numel(e.shape), dtype_size(e.dtype), "tensor byte size");
     if (e.end - e.begin != static_cast<uint64_t>(bytes))

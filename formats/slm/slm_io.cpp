@@ -7,6 +7,7 @@
 #include <nlohmann/json.hpp>
 
 #include "common/blob_container.hpp"
+#include "common/json_integer.hpp"
 #include "core/buffer.hpp"
 #include "core/checked.hpp"
 #include "core/quant_tensor.hpp"
@@ -74,7 +75,7 @@ Model read_slm(const std::string& path) {
   const nlohmann::json& header = file.header();
   const uint8_t* base = file.base();
   try {
-    if (header.at("version").get<int>() != kVersion)
+    if (json_integer<int>(header.at("version")) != kVersion)
       throw_bad_input("version " + header.at("version").dump() + " is not supported (this build reads 1)", path);
   } catch (const nlohmann::json::exception& e) {
     throw_bad_input(std::string("malformed header: ") + e.what(), path);
@@ -92,32 +93,32 @@ Model read_slm(const std::string& path) {
       NamedTensor init;
       init.name = entry.at("name").get<std::string>();
       init.doc = entry.value("doc", std::string());
-      const auto shape = entry.at("shape").get<std::vector<int64_t>>();
+      const auto shape = json_integers<int64_t>(entry.at("shape"));
       const std::string what = "tensor '" + init.name + "'";
       if (entry.contains("quant")) {
         const auto& qj = entry.at("quant");
         auto q = std::make_shared<QuantTensor>();
         q->scheme = qj.at("scheme").get<std::string>();
         const auto& pj = qj.at("params");
-        q->params.bits = pj.at("bits").get<int>();
-        q->params.group = pj.at("group").get<int64_t>();
+        q->params.bits = json_integer<int>(pj.at("bits"));
+        q->params.group = json_integer<int64_t>(pj.at("group"));
         q->params.symmetric = pj.at("symmetric").get<bool>();
         const auto scale = dtype_from_name(pj.at("scale_dtype").get<std::string>());
         if (!scale) throw_bad_input(what + ": unknown scale type", path);
         q->params.scale_dtype = *scale;
-        q->params.sub_scale_bits = pj.at("sub_scale_bits").get<int>();
-        q->params.super_block = pj.at("super_block").get<int64_t>();
+        q->params.sub_scale_bits = json_integer<int>(pj.at("sub_scale_bits"));
+        q->params.super_block = json_integer<int64_t>(pj.at("super_block"));
         q->shape = shape;
         q->transposed = qj.at("transposed").get<bool>();
-        q->rows = qj.at("rows").get<int64_t>();
-        q->cols = qj.at("cols").get<int64_t>();
+        q->rows = json_integer<int64_t>(qj.at("rows"));
+        q->cols = json_integer<int64_t>(qj.at("cols"));
         if (q->rows < 0 || q->cols < 0 || checked_numel(shape) != checked_mul(q->rows, q->cols, "quantized tensor size"))
           throw_bad_input(what + ": rows x cols do not match its shape", path);
         for (const auto& partj : qj.at("parts")) {
           QuantPart part;
           part.name = partj.at("name").get<std::string>();
-          part.bits = partj.at("bits").get<int>();
-          part.count = partj.at("count").get<int64_t>();
+          part.bits = json_integer<int>(partj.at("bits"));
+          part.count = json_integer<int64_t>(partj.at("count"));
           auto [off, len] = blob(partj, what + " part '" + part.name + "'");
           part.bytes = std::vector<uint8_t>(base + off, base + off + len);
           q->parts.push_back(std::move(part));

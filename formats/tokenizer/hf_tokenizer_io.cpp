@@ -1,5 +1,6 @@
 #include <nlohmann/json.hpp>
 
+#include "common/json_integer.hpp"
 #include "core/atomic_file.hpp"
 #include "core/error.hpp"
 #include "tokenizer/vocab_io.hpp"
@@ -51,7 +52,7 @@ BpeVocab read_hf_tokenizer(const std::string& path) {
     std::vector<std::string> tokens(vocab.size());
     std::vector<bool> seen(vocab.size(), false);
     for (const auto& [token, id] : vocab.items()) {
-      const auto i = id.get<int64_t>();
+      const auto i = json_integer<int64_t>(id);
       if (i < 0 || i >= static_cast<int64_t>(tokens.size()) || seen[static_cast<size_t>(i)])
         throw_bad_input("vocab id " + std::to_string(i) + " of '" + token + "' is out of range or repeated", path);
       tokens[static_cast<size_t>(i)] = token;
@@ -69,9 +70,12 @@ BpeVocab read_hf_tokenizer(const std::string& path) {
     }
     if (j.contains("added_tokens"))
       for (const auto& a : j["added_tokens"]) {
-        const auto id = a.at("id").get<int64_t>();
+        const auto id = json_integer<int64_t>(a.at("id"));
         const auto content = a.at("content").get<std::string>();
-        if (id < 0 || id > (1 << 24)) throw_bad_input("added token id " + std::to_string(id) + " is out of range", path);
+        // Added tokens sit inside the vocabulary or extend it: a far id would
+        // only make us allocate a huge table from a small file.
+        if (id < 0 || id >= static_cast<int64_t>(vocab.size() + j["added_tokens"].size()))
+          throw_bad_input("added token id " + std::to_string(id) + " is out of range", path);
         if (id >= static_cast<int64_t>(tokens.size())) tokens.resize(static_cast<size_t>(id) + 1);
         tokens[static_cast<size_t>(id)] = content;
         v.special.emplace_back(content, id);

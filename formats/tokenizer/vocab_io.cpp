@@ -1,5 +1,6 @@
 #include "tokenizer/vocab_io.hpp"
 
+#include <cmath>
 #include <cstring>
 #include <map>
 #include <span>
@@ -185,17 +186,23 @@ PieceVocab read_gguf_vocab(const std::string& path) {
     throw_bad_input("GGUF tokenizer has " + std::to_string(v.pieces.size()) + " tokens, " + std::to_string(scores.size()) +
                         " scores and " + std::to_string(types.size()) + " types",
                     path);
+  // Values arrive as doubles; each is range-checked before a conversion
+  // (an out-of-range double to int or float is undefined behaviour).
   for (size_t i = 0; i < v.pieces.size(); ++i) {
+    if (!(std::fabs(scores[i]) <= 3.4e38))
+      throw_bad_input("GGUF token " + std::to_string(i) + " has score " + std::to_string(scores[i]), path);
+    if (!(types[i] >= 1 && types[i] <= 6 && types[i] == std::floor(types[i])))
+      throw_bad_input("GGUF token " + std::to_string(i) + " has unknown type " + std::to_string(types[i]), path);
     v.scores.push_back(static_cast<float>(scores[i]));
     v.types.push_back(static_cast<PieceType>(static_cast<int32_t>(types[i])));
   }
   auto id = [&](const char* key, int64_t fallback) {
     auto it = kv.find(key);
     if (it == kv.end() || it->second.numbers.empty()) return fallback;
-    const auto x = static_cast<int64_t>(it->second.numbers[0]);
-    if (x < 0 || x >= static_cast<int64_t>(v.pieces.size()))
+    const double x = it->second.numbers[0];
+    if (!(x >= 0 && x < static_cast<double>(v.pieces.size()) && x == std::floor(x)))
       throw_bad_input(std::string("GGUF ") + key + " " + std::to_string(x) + " is outside the vocabulary", path);
-    return x;
+    return static_cast<int64_t>(x);
   };
   v.bos = id("tokenizer.ggml.bos_token_id", -1);
   v.eos = id("tokenizer.ggml.eos_token_id", -1);

@@ -11,6 +11,7 @@
 #include <new>
 
 #include "core/error.hpp"
+#include "core/memory_limit.hpp"
 
 namespace slmopt {
 
@@ -47,9 +48,12 @@ std::shared_ptr<Buffer> Buffer::allocate(size_t bytes) {
   size_t rounded = (bytes + 63) / 64 * 64;
   if (rounded < bytes) throw_bad_input("allocation size overflows");
   if (rounded == 0) rounded = 64;
+  check_memory_request(rounded, "a tensor buffer");
   b->owned_ = static_cast<uint8_t*>(std::aligned_alloc(64, rounded));
   if (!b->owned_) throw_bad_input("out of memory allocating " + std::to_string(bytes) + " bytes");
   std::memset(b->owned_, 0, rounded);
+  note_allocated(rounded);
+  b->owned_bytes_ = rounded;
   b->data_ = b->owned_;
   b->size_ = bytes;
   return b;
@@ -75,7 +79,10 @@ std::shared_ptr<Buffer> Buffer::slice(std::shared_ptr<const Buffer> parent, size
   return b;
 }
 
-Buffer::~Buffer() { std::free(owned_); }
+Buffer::~Buffer() {
+  if (owned_) note_freed(owned_bytes_);
+  std::free(owned_);
+}
 
 uint8_t* Buffer::mutable_data() {
   if (!owned_) throw_internal("attempt to write into a read-only (mapped or sliced) buffer");

@@ -54,6 +54,7 @@ class Buffer {
  private:
   Buffer() = default;
   uint8_t* owned_ = nullptr;
+  size_t owned_bytes_ = 0;  // counted against the memory limit
   const uint8_t* data_ = nullptr;
   size_t size_ = 0;
   std::shared_ptr<const MappedFile> file_;

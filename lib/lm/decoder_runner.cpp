@@ -20,7 +20,7 @@ int64_t fixed_dim(const ValueInfo& v, size_t axis) {
 
 }  // namespace
 
-DecoderRunner::DecoderRunner(const Model& model) : model_(model), session_(model) {
+DecoderRunner::DecoderRunner(const Model& model) : session_(model) {
   const Graph& g = model.graph;
   auto find_input = [&](const std::string& name) -> const ValueInfo* {
     for (const auto& v : g.inputs)

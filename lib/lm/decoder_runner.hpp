@@ -34,7 +34,6 @@ class DecoderRunner {
   const runtime::RunStats& last_stats() const { return stats_; }
 
  private:
-  const Model& model_;
   runtime::Session session_;
   std::vector<std::pair<Tensor, Tensor>> past_;  // per layer: keys, values
   int64_t kv_heads_ = 0, head_dim_ = 0, vocab_ = 0, position_ = 0, context_limit_ = 0;

@@ -297,8 +297,9 @@ std::map<std::string, AwqChoice> apply_awq(Model& model, calib::CalibStats& stat
     }
     // ...and the activation down, where the graph allows without a new node.
     GraphEdit edit(g);
-    auto ours = [&](const Node& n) {
-      return std::any_of(layers.begin(), layers.end(), [&](const AwqTarget* t) { return reads_weight(n, *t); });
+    // An init-capture: clang 14 cannot capture a structured binding directly.
+    auto ours = [&, &targets = layers](const Node& n) {
+      return std::any_of(targets.begin(), targets.end(), [&](const AwqTarget* t) { return reads_weight(n, *t); });
     };
     bool only_ours = !edit.is_output(activation);
     for (size_t r : edit.readers(activation)) only_ours = only_ours && ours(g.nodes[r]);

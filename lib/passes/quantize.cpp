@@ -228,7 +228,8 @@ Model quantize_model(const Model& model, const QuantizeConfig& config, QuantizeR
       init.name = half_name;
       init.tensor = h;
     } else {
-      init.tensor = quantize_one(w, init.name, use->second, a, stats, &report.warnings);
+      init.tensor = with_context("tensor '" + init.name + "'",
+                                 [&] { return quantize_one(w, init.name, use->second, a, stats, &report.warnings); });
       row.action = quant::format_spec(a.spec);
       row.bits_per_weight = init.tensor.quant()->bits_per_weight();
       const Tensor back = quant::dequantize(init.tensor);

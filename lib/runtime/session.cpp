@@ -139,7 +139,7 @@ std::vector<Tensor> Session::run_graph_with(const Graph& graph, const std::vecto
         throw_bad_input("node '" + node.name + "' (" + node.op_type + "): input '" + name +
                         "' is not computed before this node");
       if (t->is_quantized() && kernel->quant == QuantInputs::Dequantize) {
-        dequantized.push_back(quant::dequantize(*t));
+        dequantized.push_back(with_context("node '" + node.name + "' (" + node.op_type + ")", [&] { return quant::dequantize(*t); }));
         t = &dequantized.back();
         ctx.scratch_bytes += t->nbytes();
       }

@@ -1,5 +1,6 @@
 #include "text/spm_tokenizer.hpp"
 
+#include <cctype>
 #include <cstdio>
 #include <queue>
 
@@ -29,8 +30,10 @@ SpmTokenizer::SpmTokenizer(PieceVocab vocab) : vocab_(std::move(vocab)) {
   for (size_t i = 0; i < vocab_.pieces.size(); ++i) {
     const std::string& p = vocab_.pieces[i];
     if (vocab_.types[i] == PieceType::Byte) {
-      unsigned value = 0;
-      if (p.size() == 6 && std::sscanf(p.c_str(), "<0x%2X>", &value) == 1) byte_ids_[value] = static_cast<int64_t>(i);
+      // "<0x0A>": exactly two hex digits (sscanf's %X would take "-2" too).
+      auto hex = [](char c) { return std::isxdigit(static_cast<unsigned char>(c)) != 0; };
+      if (p.size() == 6 && p.starts_with("<0x") && p[5] == '>' && hex(p[3]) && hex(p[4]))
+        byte_ids_[std::stoi(p.substr(3, 2), nullptr, 16)] = static_cast<int64_t>(i);
       continue;
     }
     // Control and unknown pieces ("<s>") are never produced by text.

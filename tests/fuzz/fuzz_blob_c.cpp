@@ -1,0 +1,44 @@
+// The C99 firmware reader (slmblob.h) on resealed input: open, then every
+// tensor, part and golden value, every byte of which is read.
+#include "blob/slmblob.h"
+#include "blob_reseal.hpp"
+#include "fuzz_common.hpp"
+
+namespace {
+void read_all(const void* p, uint64_t n) {
+  const auto* bytes = static_cast<const uint8_t*>(p);
+  volatile uint8_t sum = 0;
+  for (uint64_t i = 0; i < n; ++i) sum = static_cast<uint8_t>(sum + bytes[i]);
+}
+void read_string(const char* s) { read_all(s, std::strlen(s)); }
+}  // namespace
+
+void slmopt::fuzz::fuzz_one(const uint8_t* data, size_t size) {
+  std::vector<uint8_t> bytes(data, data + size);
+  slmopt::fuzz::reseal(bytes);
+  slmblob blob;
+  if (slmblob_open(&blob, bytes.data(), bytes.size(), 0) != SLMBLOB_OK) return;
+  for (uint32_t i = 0; i < slmblob_tensor_count(&blob); ++i) {
+    slmblob_tensor t;
+    if (slmblob_tensor_at(&blob, i, &t) != SLMBLOB_OK) continue;
+    read_string(t.name);
+    read_string(t.scheme);
+    if (t.data) read_all(t.data, t.size);
+    slmblob_tensor found;
+    (void)slmblob_find_tensor(&blob, t.name, &found);
+    for (uint32_t k = 0; k < t.part_count; ++k) {
+      slmblob_part part;
+      if (slmblob_tensor_part(&blob, &t, k, &part) != SLMBLOB_OK) continue;
+      read_string(part.name);
+      read_all(part.data, part.size);
+    }
+  }
+  const uint32_t values = slmblob_golden_inputs(&blob) + slmblob_golden_outputs(&blob);
+  for (uint32_t s = 0; s < slmblob_golden_samples(&blob); ++s)
+    for (uint32_t k = 0; k < values; ++k) {
+      slmblob_value v;
+      if (slmblob_golden_value(&blob, s, k, &v) != SLMBLOB_OK) continue;
+      read_string(v.name);
+      read_all(v.data, v.size);
+    }
+}
