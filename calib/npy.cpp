@@ -1,8 +1,9 @@
 #include "npy.hpp"
 
+#include <cctype>
 #include <cstring>
 #include <optional>
-#include <regex>
+#include <string_view>
 
 #include "core/atomic_file.hpp"
 #include "core/checked.hpp"
@@ -21,11 +22,31 @@ constexpr NpyType kTypes[] = {
     {"<u4", DType::U32}, {"<i8", DType::I64}, {"<u8", DType::U64}, {"|b1", DType::Bool},
 };
 
-std::string field(const std::string& header, const std::string& key, const std::string& value_pattern) {
-  std::smatch m;
-  std::regex re("['\"]" + key + "['\"]\\s*:\\s*(" + value_pattern + ")");
-  if (!std::regex_search(header, m, re)) throw_bad_input("npy header has no valid '" + key + "'");
-  return m[1].str();
+// The value of 'key' in the header, a Python dict literal: a quoted string
+// (quotes kept), a parenthesized tuple, or a bare word. Scanned by hand:
+// std::regex recurses per character and is slow on hostile headers.
+std::string field(std::string_view header, const std::string& key) {
+  for (const char quote : {'\'', '"'}) {
+    const size_t at = header.find(quote + key + quote);
+    if (at == std::string_view::npos) continue;
+    size_t i = at + key.size() + 2;
+    auto skip_spaces = [&] {
+      while (i < header.size() && std::isspace(static_cast<unsigned char>(header[i]))) ++i;
+    };
+    skip_spaces();
+    if (i >= header.size() || header[i] != ':') break;
+    ++i;
+    skip_spaces();
+    if (i >= header.size()) break;
+    size_t end = i;
+    if (header[i] == '\'' || header[i] == '"') end = header.find(header[i], i + 1);
+    else if (header[i] == '(') end = header.find(')', i);
+    else
+      while (end + 1 < header.size() && std::isalpha(static_cast<unsigned char>(header[end + 1]))) ++end;
+    if (end == std::string_view::npos) break;
+    return std::string(header.substr(i, end + 1 - i));
+  }
+  throw_bad_input("npy header has no valid '" + key + "'");
 }
 
 }  // namespace
@@ -47,10 +68,14 @@ Tensor parse_npy(const uint8_t* data, size_t size, const std::string& name) {
       throw_bad_input("unsupported .npy version " + std::to_string(major));
     }
     if (header_len > size - offset) throw_bad_input("npy header runs past the end of the file");
-    const std::string header(reinterpret_cast<const char*>(data + offset), header_len);
-    const std::string descr = field(header, "descr", "'[^']*'|\"[^\"]*\"");
-    const std::string fortran = field(header, "fortran_order", "True|False");
-    const std::string shape_text = field(header, "shape", "\\([0-9,\\s]*\\)");
+    const std::string_view header(reinterpret_cast<const char*>(data + offset), header_len);
+    const std::string descr = field(header, "descr");
+    const std::string fortran = field(header, "fortran_order");
+    const std::string shape_text = field(header, "shape");
+    if (descr.size() < 2 || (descr[0] != '\'' && descr[0] != '"')) throw_bad_input("npy header has no valid 'descr'");
+    if (fortran != "True" && fortran != "False") throw_bad_input("npy header has no valid 'fortran_order'");
+    if (shape_text.front() != '(' || shape_text.find_first_not_of("0123456789, \t\n", 1) != shape_text.size() - 1)
+      throw_bad_input("npy header has no valid 'shape'");
     if (fortran == "True") throw_bad_input("Fortran-ordered arrays are not supported");
     std::optional<DType> dtype;
     const std::string d = descr.substr(1, descr.size() - 2);
@@ -59,10 +84,13 @@ Tensor parse_npy(const uint8_t* data, size_t size, const std::string& name) {
         dtype = t.dtype;
     if (!dtype) throw_bad_input("unsupported npy dtype '" + d + "' (little-endian numeric types only)");
     std::vector<int64_t> shape;
-    std::regex num("[0-9]+");
-    for (auto it = std::sregex_iterator(shape_text.begin(), shape_text.end(), num); it != std::sregex_iterator(); ++it) {
-      if (it->str().size() > 18) throw_bad_input("npy dimension is too large");
-      shape.push_back(std::stoll(it->str()));
+    for (size_t i = 1; i < shape_text.size();) {
+      const size_t end = shape_text.find_first_not_of("0123456789", i);
+      if (end > i) {
+        if (end - i > 18) throw_bad_input("npy dimension is too large");
+        shape.push_back(std::stoll(shape_text.substr(i, end - i)));
+      }
+      i = end + 1;
     }
     const int64_t bytes = checked_mul(checked_numel(shape), dtype_size(*dtype), "npy data size");
     const size_t data_offset = offset + header_len;

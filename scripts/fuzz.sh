@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # scripts/fuzz.sh [SECONDS] [TARGET...]: builds the libFuzzer targets (clang,
-# ASan + UBSan) and runs each for SECONDS (default 60), two at a time. Seeds
+# ASan + UBSan) and runs each for SECONDS (default 60), two at a time, or
+# until SLMOPT_FUZZ_RUNS executions when that is set. Seeds
 # come from the project's writers (slmopt_fuzz_seeds), ONNX's conformance
 # models and tensors, and the saved findings in tests/fuzz/regressions/; each
 # target's grown corpus stays in build-fuzz/corpus/ for the next run.
@@ -43,7 +44,7 @@ run_one() {
   # The external-data file an ONNX model may reference sits beside the input.
   ASAN_OPTIONS=detect_leaks=1:allocator_may_return_null=1 UBSAN_OPTIONS=print_stacktrace=1 \
     "$build/tests/fuzz/fuzz_$name" -max_total_time="$seconds" -timeout=10 -rss_limit_mb=2048 -max_len=65536 \
-    -print_final_stats=1 -artifact_prefix="$findings" "$corpus" "$build/seeds/$name" "${extra[@]}" \
+    -runs="${SLMOPT_FUZZ_RUNS:--1}" -print_final_stats=1 -artifact_prefix="$findings" "$corpus" "$build/seeds/$name" "${extra[@]}" \
     > "$build/logs/$name.log" 2>&1
 }
 export -f run_one
