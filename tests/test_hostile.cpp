@@ -8,10 +8,12 @@
 
 #include <nlohmann/json.hpp>
 
+#include "blob/blob_io.hpp"
 #include "calib/npy.hpp"
 #include "common/sha256.hpp"
 #include "core/memory_limit.hpp"
 #include "ota/ota_package.hpp"
+#include "slm/slm_io.hpp"
 #include "test_util.hpp"
 
 using namespace slmopt;
@@ -98,4 +100,15 @@ TEST_CASE("slmopt --memory-limit: one error line, exit 2, nothing written") {
   r = test::run_slmopt("quantize '" + model + "' -o '" + tmp.file("q.slm") + "' --bits '*=4' --memory-limit lots");
   CHECK(r.exit_code == 2);
   CHECK_THAT(r.err, Catch::Contains("--memory-limit expects a size such as 4MiB"));
+}
+
+TEST_CASE("duplicate tensor names in .slm files and blobs are refused") {
+  test::TempDir tmp;
+  Model m = test::single_node_model("MatMul", test::gaussian_tensor({4, 4}, 1), {1, 4});
+  m.graph.initializers.push_back(m.graph.initializers[0]);  // our writers copy what they are given
+  slm::write_slm(m, tmp.file("twice.slm"));
+  CHECK_THROWS_WITH(slm::read_slm(tmp.file("twice.slm")), tmp.file("twice.slm") + ": tensor 'w' appears twice");
+  const auto bytes = blob::build_blob(m, {});
+  test::write_bytes(tmp.file("twice.bin"), std::string(bytes.begin(), bytes.end()));
+  CHECK_THROWS_WITH(blob::BlobFile(tmp.file("twice.bin")).model(), tmp.file("twice.bin") + ": tensor 'w' appears twice");
 }

@@ -132,4 +132,10 @@ TEST_CASE("bad vocabulary files name the file and the problem") {
         "vocab id 5 of 'a' is out of range or repeated");
   CHECK_THAT(hf_error(R"({"model": {"type": "BPE", "vocab": {"a": 0}}, "pre_tokenizer": {"type": "ByteLevel"}})"),
              Catch::StartsWith("tokenizer.json: [json.exception"));
+  // Found by fuzzing: a float id (undefined behaviour as an integer) and an
+  // added token far past the vocabulary (a huge table from a small file).
+  CHECK_THAT(hf_error(R"({"model": {"type": "BPE", "vocab": {"a": 2e94}, "merges": []}, "pre_tokenizer": {"type": "ByteLevel"}})"),
+             Catch::Contains("expected an integer that fits 64-bit signed storage, got 2e+94"));
+  CHECK(hf_error(R"({"model": {"type": "BPE", "vocab": {"a": 0}, "merges": []}, "pre_tokenizer": {"type": "ByteLevel"},
+                     "added_tokens": [{"id": 16000000, "content": "<x>"}]})") == "added token id 16000000 is out of range");
 }

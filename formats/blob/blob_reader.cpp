@@ -116,7 +116,7 @@ Model BlobFile::model() const {
     const std::string what = "tensor '" + init.name + "'";
     if (t.scheme[0] == 0) {
       const DType dtype = dtype_or_throw(t.dtype, what, path_);
-      if (t.size != static_cast<uint64_t>(checked_numel(shape)) * static_cast<uint64_t>(dtype_size(dtype)))
+      if (t.size != static_cast<uint64_t>(checked_mul(checked_numel(shape), dtype_size(dtype), "tensor byte size")))
         throw_bad_input(what + ": data size does not match its shape", path_);
       init.tensor = Tensor::from_buffer(dtype, shape, view(t.data, t.size));
     } else {
@@ -151,6 +151,7 @@ Model BlobFile::model() const {
     }
     model.graph.initializers.push_back(std::move(init));
   }
+  require_unique_initializers(model.graph, path_);
   model.source_format = "blob";
   return model;
 }

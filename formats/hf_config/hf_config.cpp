@@ -161,6 +161,8 @@ ArchConfig parse_hf_config(const std::string& text, const std::string& file) {
                       std::to_string(c.num_kv_heads) + " key/value heads");
     if (c.head_dim <= 0) throw_bad_input("head_dim must be positive");
     return c;
+  } catch (const json::exception& e) {  // an integer field that does not fit (json_integer)
+    throw_bad_input(std::string("malformed config: ") + e.what(), file);
   } catch (Error& e) {
     e.set_file_if_empty(file);
     throw;

@@ -1,6 +1,8 @@
 #include <algorithm>
 #include <queue>
+#include <string_view>
 #include <unordered_map>
+#include <unordered_set>
 
 #include "core/ir.hpp"
 
@@ -82,6 +84,12 @@ void sort_topologically(Graph& graph) {
   sorted.reserve(n);
   for (size_t i : order) sorted.push_back(std::move(graph.nodes[i]));
   graph.nodes = std::move(sorted);
+}
+
+void require_unique_initializers(const Graph& graph, const std::string& file) {
+  std::unordered_set<std::string_view> seen;
+  for (const auto& init : graph.initializers)
+    if (!seen.insert(init.name).second) throw_bad_input("tensor '" + init.name + "' appears twice", file);
 }
 
 }  // namespace slmopt

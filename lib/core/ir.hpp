@@ -136,4 +136,8 @@ void append_values_read(const Node& node, std::vector<std::string>& reads);
 // the graph's inputs, initializers or an outer scope. Throws on a cycle.
 void sort_topologically(Graph& graph);
 
+// Error(BadInput) "tensor 'w' appears twice" when two initializers share a
+// name (a file's tensor table could say so; every later lookup would be ambiguous).
+void require_unique_initializers(const Graph& graph, const std::string& file = {});
+
 }  // namespace slmopt

@@ -4,6 +4,7 @@
 #include <pcre2.h>
 
 #include <limits>
+#include <memory>
 
 #include "core/error.hpp"
 #include "text/utf8.hpp"
@@ -106,7 +107,11 @@ void BpeTokenizer::encode_piece(std::string_view bytes, std::vector<int64_t>& ou
 std::vector<int64_t> BpeTokenizer::encode(std::string_view raw) const {
   std::string text = vocab_.add_prefix_space && !raw.empty() && raw[0] != ' ' ? " " + std::string(raw) : std::string(raw);
   std::vector<int64_t> ids;
-  pcre2_match_data* match = pcre2_match_data_create_from_pattern(regex_->code, nullptr);
+  // Owned so that an error in encode_piece (a token the vocabulary lacks) frees it.
+  const std::unique_ptr<pcre2_match_data, decltype(&pcre2_match_data_free)> match_data(
+      pcre2_match_data_create_from_pattern(regex_->code, nullptr), &pcre2_match_data_free);
+  if (!match_data) throw_internal("PCRE2 could not allocate its match data");
+  pcre2_match_data* match = match_data.get();
   auto split = [&](std::string_view part) {
     const auto* subject = reinterpret_cast<PCRE2_SPTR>(part.data());
     size_t at = 0;
@@ -145,7 +150,6 @@ std::vector<int64_t> BpeTokenizer::encode(std::string_view raw) const {
     start = at;
   }
   split(std::string_view(text).substr(start));
-  pcre2_match_data_free(match);
   return ids;
 }
 
