@@ -44,5 +44,6 @@ void setup_lowrank(CLI::App& app, const GlobalOptions& global);
 void setup_pack(CLI::App& app, GlobalOptions& global);
 void setup_verify(CLI::App& app, GlobalOptions& global);
 void setup_generate(CLI::App& app, const GlobalOptions& global);
+void setup_plan(CLI::App& app, const GlobalOptions& global);
 
 }  // namespace slmopt::cli

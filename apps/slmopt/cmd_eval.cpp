@@ -40,18 +40,8 @@ eval::Summary single_value(double v) { return eval::Summary{v, v, v, v, 1}; }
 Summaries compare_on_text(const EvalOptions& o, const Model& ref_model, const Model& cand_model, bool show,
                           nlohmann::ordered_json& doc) {
   lm::DecoderRunner ref(ref_model), cand(cand_model);
-  const auto info = llm::read_decoder_info(ref_model);
-  const int64_t context = o.context > 0 ? o.context : std::min<int64_t>(info ? info->context : 512, 512);
-  int64_t bos = info ? info->bos_token_id : -1;
-  std::vector<int64_t> tokens;
-  if (o.text.ends_with(".npy")) {  // ids tokenized elsewhere
-    tokens = token_ids_from_npy(o.text);
-  } else {
-    const auto tokenizer = require_tokenizer(o.reference, o.tokenizer, ref.vocab());
-    if (bos < 0) bos = tokenizer->bos();
-    tokens = tokenize_file(*tokenizer, o.text);
-  }
-  const auto windows = lm::token_windows(tokens, {context, o.stride, bos});
+  const auto windows = text_windows(ref_model, o.reference, o.text, o.tokenizer, o.context, o.stride, ref.vocab());
+  const auto context = static_cast<int64_t>(windows.front().size());
   const auto r = lm::compare_language_models(ref, cand, windows, [&](size_t done, size_t total) {
     if (show) std::fprintf(stderr, "\reval: %zu/%zu windows", done, total);
   });

@@ -68,13 +68,27 @@ std::vector<int64_t> token_ids_from_npy(const std::string& path) {
   return ids;
 }
 
+std::vector<std::vector<int64_t>> text_windows(const Model& model, const std::string& model_path,
+                                               const std::string& text_path, const std::string& tokenizer_path,
+                                               int64_t context, int64_t stride, int64_t vocab) {
+  const auto info = llm::read_decoder_info(model);
+  if (context <= 0) context = std::min<int64_t>(info ? info->context : 512, 512);
+  int64_t bos = info ? info->bos_token_id : -1;
+  std::vector<int64_t> tokens;
+  if (text_path.ends_with(".npy")) {  // ids tokenized elsewhere
+    tokens = token_ids_from_npy(text_path);
+  } else {
+    const auto tokenizer = require_tokenizer(model_path, tokenizer_path, vocab);
+    if (bos < 0) bos = tokenizer->bos();
+    tokens = tokenize_file(*tokenizer, text_path);
+  }
+  return lm::token_windows(tokens, {context, stride, bos});
+}
+
 std::vector<calib::Sample> text_samples(const Model& model, const std::string& model_path, const std::string& text_path,
                                         const std::string& tokenizer_path, int64_t context) {
   const lm::DecoderRunner probe(model);
-  const auto info = llm::read_decoder_info(model);
-  const auto tokenizer = require_tokenizer(model_path, tokenizer_path, probe.vocab());
-  const int64_t bos = info && info->bos_token_id >= 0 ? info->bos_token_id : tokenizer->bos();
-  const auto windows = lm::token_windows(tokenize_file(*tokenizer, text_path), {context, 0, bos});
+  const auto windows = text_windows(model, model_path, text_path, tokenizer_path, context, 0, probe.vocab());
   std::vector<calib::Sample> samples;
   for (const auto& w : windows) {
     calib::Sample s;

@@ -28,6 +28,13 @@ std::vector<int64_t> tokenize_file(const text::Tokenizer& tokenizer, const std::
 // Token ids stored as a 1-D or [1, n] integer .npy.
 std::vector<int64_t> token_ids_from_npy(const std::string& path);
 
+// A text (UTF-8, or a .npy of token ids) cut into windows of `context` tokens
+// (0: the model's context, at most 512) starting `stride` apart (0: context),
+// each starting with BOS when the model or tokenizer has one.
+std::vector<std::vector<int64_t>> text_windows(const Model& model, const std::string& model_path,
+                                               const std::string& text_path, const std::string& tokenizer_path,
+                                               int64_t context, int64_t stride, int64_t vocab);
+
 // Windows of a text file for a decoder model as samples: input_ids [1, context]
 // and empty past_key_values.
 std::vector<calib::Sample> text_samples(const Model& model, const std::string& model_path, const std::string& text_path,

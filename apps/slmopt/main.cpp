@@ -28,6 +28,7 @@ int main(int argc, char** argv) {
   cli::setup_prune(app, global);
   cli::setup_quantize(app, global);
   cli::setup_lowrank(app, global);
+  cli::setup_plan(app, global);
   cli::setup_pack(app, global);
   cli::setup_verify(app, global);
   cli::setup_generate(app, global);

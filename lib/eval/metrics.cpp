@@ -45,6 +45,11 @@ std::vector<double> to_distribution(const double* x, int64_t n, bool already) {
 
 }  // namespace
 
+bool holds_distributions(const Tensor& t) {
+  const int64_t row = t.rank() >= 1 ? t.shape().back() : 0;
+  return row >= 2 && is_float(t.dtype()) && rows_are_distributions(as_doubles(t), row);
+}
+
 SampleMetrics compare_tensors(const Tensor& reference, const Tensor& candidate) {
   if (reference.shape() != candidate.shape())
     throw_bad_input("output shapes differ: reference " + shape_to_string(reference.shape()) + ", candidate " +

@@ -40,6 +40,10 @@ struct Summary {
 
 std::map<std::string, Summary> summarize(const std::vector<SampleMetrics>& per_sample);
 
+// True when the tensor's last axis (of at least 2) holds probability
+// distributions: non-negative rows summing to 1, as a Softmax writes them.
+bool holds_distributions(const Tensor& t);
+
 // True for metrics where larger is better (cosine, sqnr_db, top1).
 bool higher_is_better(const std::string& metric);
 

@@ -1,0 +1,132 @@
+#include "plan/sensitivity.hpp"
+
+#include <chrono>
+#include <filesystem>
+
+#include <nlohmann/json.hpp>
+
+#include "common/json_integer.hpp"
+#include "common/sha256.hpp"
+#include "core/atomic_file.hpp"
+#include "core/error.hpp"
+
+namespace slmopt::plan {
+
+std::string model_digest(const Model& model) {
+  std::string parts;
+  for (const auto& node : model.graph.nodes) parts += node.op_type + "(" + node.name + ");";
+  for (const auto& init : model.graph.initializers) {
+    const Tensor& t = init.tensor;
+    parts += init.name + ":" + std::string(dtype_name(t.dtype())) + shape_to_string(t.shape()) + ":";
+    if (!t.is_quantized() && t.bytes()) parts += to_hex(sha256(t.bytes(), t.nbytes()));
+    parts += ";";
+  }
+  return to_hex(sha256(parts.data(), parts.size()));
+}
+
+std::string plan_signature(const std::vector<size_t>& pick) {
+  std::string s;
+  for (size_t i = 0; i < pick.size(); ++i) s += (i ? "." : "") + std::to_string(pick[i]);
+  return s;
+}
+
+SensitivityTable measure_sensitivity(const Variants& variants, const ErrorMeasure& measure, const std::string& key,
+                                     const SensitivityProgress& progress) {
+  const auto start = std::chrono::steady_clock::now();
+  SensitivityTable table;
+  table.key = key;
+  table.metric = measure.metric();
+  table.treatments = variants.treatments();
+  table.fixed_bytes = variants.fixed_bytes();
+  const size_t weights = variants.weights().size(), treatments = table.treatments.size();
+  size_t f32 = treatments;
+  for (size_t t = 0; t < treatments; ++t)
+    if (table.treatments[t] == "f32") f32 = t;
+  const size_t total = weights * (treatments - (f32 < treatments ? 1 : 0));
+  size_t done = 0;
+  for (size_t w = 0; w < weights; ++w) {
+    WeightSensitivity row{variants.weights()[w], {}, {}};
+    for (size_t t = 0; t < treatments; ++t) {
+      row.bytes.push_back(variants.bytes(w, t));
+      if (t == f32) {
+        row.error.push_back(0.0);  // the reference itself
+        continue;
+      }
+      if (progress) progress(done++, total, row.weight.name + " " + table.treatments[t]);
+      row.error.push_back(measure.error(variants.with_one(w, t)));
+    }
+    table.weights.push_back(std::move(row));
+  }
+  if (progress) progress(total, total, "");
+  table.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  return table;
+}
+
+void write_sensitivity_cache(const std::string& path, const SensitivityTable& table) {
+  nlohmann::ordered_json weights = nlohmann::ordered_json::array();
+  for (const auto& w : table.weights)
+    weights.push_back({{"name", w.weight.name},
+                       {"op", w.weight.op},
+                       {"shape", w.weight.shape},
+                       {"bytes", w.bytes},
+                       {"error", w.error}});
+  nlohmann::ordered_json measured = nlohmann::ordered_json::object();
+  for (const auto& [signature, error] : table.measured) measured[signature] = error;
+  const nlohmann::ordered_json doc = {{"format", "slmopt-sensitivity-1"},
+                                      {"key", table.key},
+                                      {"metric", table.metric},
+                                      {"treatments", table.treatments},
+                                      {"fixed_bytes", table.fixed_bytes},
+                                      {"seconds", table.seconds},
+                                      {"weights", weights},
+                                      {"measured", measured}};
+  write_file_atomically(path, doc.dump(1) + "\n");
+}
+
+std::optional<SensitivityTable> read_sensitivity_cache(const std::string& path, const std::string& key) {
+  std::error_code ec;
+  if (!std::filesystem::exists(path, ec)) return std::nullopt;
+  const std::string text = read_small_file(path);
+  nlohmann::json doc;
+  try {
+    doc = nlohmann::json::parse(text);
+  } catch (const nlohmann::json::exception& e) {
+    throw_bad_input(std::string("not a sensitivity cache: ") + e.what(), path);
+  }
+  SensitivityTable table;
+  try {
+    if (!doc.is_object() || doc.value("format", "") != "slmopt-sensitivity-1")
+      throw_bad_input("not a sensitivity cache (format is not slmopt-sensitivity-1)", path);
+    if (doc.at("key").get<std::string>() != key) return std::nullopt;
+    table.key = key;
+    table.metric = doc.at("metric").get<std::string>();
+    table.treatments = doc.at("treatments").get<std::vector<std::string>>();
+    table.fixed_bytes = json_integer<uint64_t>(doc.at("fixed_bytes"));
+    table.seconds = doc.at("seconds").get<double>();
+    for (const auto& w : doc.at("weights")) {
+      WeightSensitivity row;
+      row.weight.name = w.at("name").get<std::string>();
+      row.weight.op = w.at("op").get<std::string>();
+      row.weight.shape = json_integers<int64_t>(w.at("shape"));
+      row.weight.numel = 1;
+      for (int64_t d : row.weight.shape) {
+        if (d < 0 || (d > 0 && row.weight.numel > INT64_MAX / d)) throw_bad_input("weight shape out of range", path);
+        row.weight.numel *= d;
+      }
+      row.bytes = json_integers<uint64_t>(w.at("bytes"));
+      row.error = w.at("error").get<std::vector<double>>();
+      if (row.bytes.size() != table.treatments.size() || row.error.size() != table.treatments.size())
+        throw_bad_input("weight '" + row.weight.name + "' lists " + std::to_string(row.bytes.size()) + " sizes and " +
+                            std::to_string(row.error.size()) + " errors for " + std::to_string(table.treatments.size()) +
+                            " treatments",
+                        path);
+      table.weights.push_back(std::move(row));
+    }
+    for (const auto& [signature, error] : doc.at("measured").items()) table.measured[signature] = error.get<double>();
+  } catch (const nlohmann::json::exception& e) {
+    throw_bad_input(std::string("malformed sensitivity cache: ") + e.what(), path);
+  }
+  return table;
+}
+
+}  // namespace slmopt::plan
