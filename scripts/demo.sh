@@ -26,6 +26,12 @@ echo "== calibrate (activation statistics, X^T X per layer)"
 echo "== quantize (per-layer rules, GPTQ on the calibration statistics)"
 "$slmopt" quantize "$models/embedding_model.onnx" -o "$work/embedding.slm" --config "$root/examples/wakeword-bits.yaml" \
   --algorithm gptq --calib-stats "$work/embedding.stats" --report "$work/quantize.json"
+echo "== plan (each layer's bits for the least measured error within 300 KiB of weights)"
+"$slmopt" plan "$models/embedding_model.onnx" -o "$work/plan.yaml" --budget 300KiB --random 16 --seed 1 \
+  --curve "$work/plan.svg" --report "$work/plan.json"
+"$slmopt" quantize "$models/embedding_model.onnx" -o "$work/embedding-planned.slm" --config "$work/plan.yaml" -q
+"$slmopt" eval --reference "$models/embedding_model.onnx" --candidate "$work/embedding-planned.slm" \
+  --random 16 --seed 2 --gate "cosine>=0.999" --report "$work/eval-planned.json"
 echo "== prune (SparseGPT, 30 % of every layer, on the calibration statistics)"
 "$slmopt" prune "$models/embedding_model.onnx" -o "$work/embedding-pruned.onnx" --sparsity 0.3 --method sparsegpt \
   --calib-stats "$work/embedding.stats" --report "$work/prune.json"

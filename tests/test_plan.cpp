@@ -115,6 +115,21 @@ TEST_CASE("the planner measures a real classifier, fits budgets, and its rule fi
     CHECK(w.bytes[4] < w.bytes[3]);
   }
 
+  // Scaled: one run per weight (at q4); the others extrapolated by the square
+  // of the weight's error ratio stay within a small factor of the measured.
+  const plan::SensitivityTable scaled = plan::measure_sensitivity(variants, *measure, "test", {}, true, 3);
+  CHECK(scaled.scaled);
+  for (size_t w = 0; w < 2; ++w) {
+    CHECK(scaled.weights[w].error[3] == table.weights[w].error[3]);
+    CHECK(scaled.weights[w].error[0] == 0);
+    for (size_t t : {2, 4}) {
+      const double ratio = scaled.weights[w].error[t] / table.weights[w].error[t];
+      CHECK(ratio > 0.25);
+      CHECK(ratio < 4);
+    }
+  }
+  CHECK_THROWS_AS(plan::measure_sensitivity(variants, *measure, "test", {}, true, 1), Error);  // f16: not a scheme
+
   // Every budget: the plan is the brute-force optimum of the table.
   const uint64_t lo = plan::smallest_size(table), hi = plan::largest_size(table);
   for (uint64_t budget = lo; budget <= hi; budget += (hi - lo) / 37) {

@@ -6,8 +6,10 @@
 // report against uniform and hand-mixed configurations and an error-vs-size curve.
 #include <unistd.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstdio>
+#include <filesystem>
 #include <memory>
 #include <optional>
 
@@ -35,6 +37,7 @@ struct PlanCliOptions {
   std::string candidates = "f16,q8,q6,q4,q3,q2";
   std::string algorithm = "mse";
   std::string metric = "auto";
+  std::string sensitivity = "auto";
   int64_t min_elements = 1024;
   CalibArgs calib;
   DataOptions data;
@@ -45,6 +48,25 @@ struct PlanCliOptions {
   uint32_t alignment = 64;
   std::string sector = "4096";
 };
+
+// Above this many planned weights' elements, --sensitivity auto runs each
+// weight once (scaled) instead of once per treatment.
+constexpr uint64_t kScaledAbove = 20'000'000;
+
+// The quantization scheme of median size: the treatment scaled sensitivities
+// are measured at (between the regimes where errors are tiny and where they
+// stop growing with the square of the perturbation).
+size_t median_scheme(const plan::Variants& v) {
+  std::vector<std::pair<uint64_t, size_t>> schemes;
+  for (size_t t = 0; t < v.treatments().size(); ++t)
+    if (!plan::is_float_treatment(v.treatments()[t])) {
+      uint64_t bytes = 0;
+      for (size_t w = 0; w < v.weights().size(); ++w) bytes += v.bytes(w, t);
+      schemes.push_back({bytes, t});
+    }
+  std::sort(schemes.begin(), schemes.end());
+  return schemes[schemes.size() / 2].second;
+}
 
 std::vector<std::string> split_list(const std::string& text) {
   std::vector<std::string> out;
@@ -63,7 +85,7 @@ std::vector<std::string> split_list(const std::string& text) {
 // data, options or weights is never reused.
 std::string cache_key(const PlanCliOptions& o, const Model& model) {
   std::string key = "model=" + plan::model_digest(model) + " candidates=" + o.candidates + " algorithm=" + o.algorithm +
-                    " min_elements=" + std::to_string(o.min_elements) + " metric=" + o.metric;
+                    " min_elements=" + std::to_string(o.min_elements) + " metric=" + o.metric + " sensitivity=" + o.sensitivity;
   if (!o.calib.stats.empty()) key += " calib-stats=" + sha256_file_hex(o.calib.stats);
   if (!o.calib.dir.empty()) key += " calib=" + o.calib.dir + " ctx=" + std::to_string(o.calib.context);
   if (!o.text.empty())
@@ -131,6 +153,8 @@ void run_plan(const PlanCliOptions& o, const GlobalOptions& global) {
   if (o.text.empty() && o.data.dir.empty() && o.data.inputs.empty() && o.data.random <= 0)
     throw_usage("the planner measures errors on data: give --data DIR, --input NAME=FILE, --random N, or --text FILE");
   if (o.points < 0 || o.points > 64) throw_usage("--points takes 0 to 64");
+  if (o.sensitivity != "auto" && o.sensitivity != "full" && o.sensitivity != "scaled")
+    throw_usage("--sensitivity takes auto, full or scaled, got '" + o.sensitivity + "'");
   const auto treatments = split_list(o.candidates);
   plan::check_treatments(treatments);
   check_calib_args(o.calib);
@@ -169,9 +193,15 @@ void run_plan(const PlanCliOptions& o, const GlobalOptions& global) {
     table = std::move(*cached);
   } else {
     const auto& v = get_variants();
-    table = plan::measure_sensitivity(v, *measure, key, [&](size_t done, size_t total, const std::string& what) {
-      if (show) std::fprintf(stderr, "\rplan: sensitivity %zu/%zu %-50.50s", done, total, what.c_str());
-    });
+    uint64_t planned_elements = 0;
+    for (const auto& w : v.weights()) planned_elements += static_cast<uint64_t>(w.numel);
+    const bool scaled = o.sensitivity == "scaled" || (o.sensitivity == "auto" && planned_elements > kScaledAbove);
+    table = plan::measure_sensitivity(
+        v, *measure, key,
+        [&](size_t done, size_t total, const std::string& what) {
+          if (show) std::fprintf(stderr, "\rplan: sensitivity %zu/%zu %-50.50s", done, total, what.c_str());
+        },
+        scaled, median_scheme(v));
     clear_progress(show);
     plan::write_sensitivity_cache(cache_path, table);
   }
@@ -334,7 +364,8 @@ void run_plan(const PlanCliOptions& o, const GlobalOptions& global) {
       {"smallest_bytes", lo},
       {"largest_bytes", hi},
       {"sensitivity", {{"cache", cache_path}, {"from_cache", from_cache}, {"seconds", table.seconds},
-                       {"measurements", table.weights.size() * table.treatments.size()}}},
+                       {"mode", table.scaled ? "scaled" : "full"},
+                       {"runs", table.scaled ? table.weights.size() : table.weights.size() * table.treatments.size()}}},
       {"plan", plan_json(table, chosen, measured)},
       {"ram_bytes", ram_needed ? nlohmann::ordered_json(*ram_needed) : nlohmann::ordered_json()},
       {"refinement", tried_json},
@@ -358,7 +389,7 @@ void run_plan(const PlanCliOptions& o, const GlobalOptions& global) {
     plan::CurveSeries mine{"this plan", "#27ae60", false, {}};
     mine.points.push_back({chosen.bytes, plan::displayed_error(table.metric, measured ? *measured : chosen.predicted), ""});
     series = {predicted, confirmed, uniform, hand, mine};
-    write_file_atomically(o.curve, plan::error_size_svg(series, "slmopt plan: " + o.input,
+    write_file_atomically(o.curve, plan::error_size_svg(series, "slmopt plan: " + std::filesystem::path(o.input).filename().string(),
                                                         table.metric == "kl" ? "KL divergence" : "relative L2 error"));
   }
   if (!emit_pass_result(global, o.report, doc, {})) return;
@@ -370,8 +401,9 @@ void run_plan(const PlanCliOptions& o, const GlobalOptions& global) {
                 table.treatments[chosen.pick[i]].c_str(), with_thousands(static_cast<int64_t>(w.bytes[chosen.pick[i]])).c_str(),
                 plan::displayed_error(table.metric, w.error[chosen.pick[i]]));
   }
-  std::printf("\nsensitivity: %zu weights x %zu treatments, %s (%.1f s)\n", table.weights.size(), table.treatments.size(),
-              from_cache ? ("from " + cache_path).c_str() : "measured", table.seconds);
+  std::printf("\nsensitivity: %zu weights x %zu treatments, %s%s (%.1f s)\n", table.weights.size(), table.treatments.size(),
+              table.scaled ? "one run per weight, scaled, " : "", from_cache ? ("from " + cache_path).c_str() : "measured",
+              table.seconds);
   std::printf("%-58s %12s %11s %11s\n", "configuration", "bytes", "predicted", "measured");
   const auto print_plan = [&](const plan::Plan& p, std::optional<double> e) {
     std::printf("%-58.58s %12s %11.4g %11s\n", p.name.c_str(), with_thousands(static_cast<int64_t>(p.bytes)).c_str(),
@@ -409,6 +441,10 @@ void setup_plan(CLI::App& app, const GlobalOptions& global) {
   cmd->add_option("--algorithm", o->algorithm, "Quantization algorithm: rtn, mse, gptq, awq")->capture_default_str();
   cmd->add_option("--min-elements", o->min_elements, "Smaller weights stay as they are")->capture_default_str();
   cmd->add_option("--metric", o->metric, "Error measure: auto, kl, rel_l2")->capture_default_str();
+  cmd->add_option("--sensitivity", o->sensitivity,
+                  "full: run every weight under every treatment; scaled: once per weight, the rest extrapolated; "
+                  "auto: scaled above 20 M planned elements")
+      ->capture_default_str();
   add_calib_options(*cmd, o->calib);
   add_data_options(*cmd, o->data);
   cmd->add_option("--text", o->text, "Language models: measure KL on windows of this text (or .npy of token ids)");

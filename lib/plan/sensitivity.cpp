@@ -30,30 +30,50 @@ std::string plan_signature(const std::vector<size_t>& pick) {
   return s;
 }
 
+namespace {
+
+// The proxy ratio (t over r) of one weight, squared.
+double proxy_ratio(const Variants& v, size_t w, size_t t, size_t r) {
+  const double ot = v.output_error(w, t), orr = v.output_error(w, r);
+  const bool outputs = ot >= 0 && orr > 0;
+  const double num = outputs ? ot : v.relative_error(w, t), den = outputs ? orr : v.relative_error(w, r);
+  if (den <= 0) return num > 0 ? 1e6 : 0.0;
+  return (num / den) * (num / den);
+}
+
+}  // namespace
+
 SensitivityTable measure_sensitivity(const Variants& variants, const ErrorMeasure& measure, const std::string& key,
-                                     const SensitivityProgress& progress) {
+                                     const SensitivityProgress& progress, bool scaled, size_t reference) {
   const auto start = std::chrono::steady_clock::now();
   SensitivityTable table;
   table.key = key;
   table.metric = measure.metric();
   table.treatments = variants.treatments();
   table.fixed_bytes = variants.fixed_bytes();
+  table.scaled = scaled;
   const size_t weights = variants.weights().size(), treatments = table.treatments.size();
+  if (scaled && (reference >= treatments || is_float_treatment(table.treatments[reference])))
+    throw_usage("scaled sensitivities need a quantization scheme as their reference treatment");
   size_t f32 = treatments;
   for (size_t t = 0; t < treatments; ++t)
     if (table.treatments[t] == "f32") f32 = t;
-  const size_t total = weights * (treatments - (f32 < treatments ? 1 : 0));
+  const size_t total = scaled ? weights : weights * (treatments - (f32 < treatments ? 1 : 0));
   size_t done = 0;
   for (size_t w = 0; w < weights; ++w) {
-    WeightSensitivity row{variants.weights()[w], {}, {}};
-    for (size_t t = 0; t < treatments; ++t) {
-      row.bytes.push_back(variants.bytes(w, t));
-      if (t == f32) {
-        row.error.push_back(0.0);  // the reference itself
-        continue;
+    WeightSensitivity row{variants.weights()[w], {}, std::vector<double>(treatments, 0.0)};
+    for (size_t t = 0; t < treatments; ++t) row.bytes.push_back(variants.bytes(w, t));
+    if (scaled) {
+      if (progress) progress(done++, total, row.weight.name);
+      const double measured = measure.error(variants.with_one(w, reference));
+      for (size_t t = 0; t < treatments; ++t)
+        row.error[t] = t == f32 ? 0.0 : t == reference ? measured : measured * proxy_ratio(variants, w, t, reference);
+    } else {
+      for (size_t t = 0; t < treatments; ++t) {
+        if (t == f32) continue;  // the reference itself: 0
+        if (progress) progress(done++, total, row.weight.name + " " + table.treatments[t]);
+        row.error[t] = measure.error(variants.with_one(w, t));
       }
-      if (progress) progress(done++, total, row.weight.name + " " + table.treatments[t]);
-      row.error.push_back(measure.error(variants.with_one(w, t)));
     }
     table.weights.push_back(std::move(row));
   }
@@ -78,6 +98,7 @@ void write_sensitivity_cache(const std::string& path, const SensitivityTable& ta
                                       {"treatments", table.treatments},
                                       {"fixed_bytes", table.fixed_bytes},
                                       {"seconds", table.seconds},
+                                      {"scaled", table.scaled},
                                       {"weights", weights},
                                       {"measured", measured}};
   write_file_atomically(path, doc.dump(1) + "\n");
@@ -103,6 +124,7 @@ std::optional<SensitivityTable> read_sensitivity_cache(const std::string& path, 
     table.treatments = doc.at("treatments").get<std::vector<std::string>>();
     table.fixed_bytes = json_integer<uint64_t>(doc.at("fixed_bytes"));
     table.seconds = doc.at("seconds").get<double>();
+    table.scaled = doc.at("scaled").get<bool>();
     for (const auto& w : doc.at("weights")) {
       WeightSensitivity row;
       row.weight.name = w.at("name").get<std::string>();

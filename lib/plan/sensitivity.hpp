@@ -31,6 +31,7 @@ struct SensitivityTable {
   // Whole plans measured so far, by plan_signature(): the cache keeps them too.
   std::map<std::string, double> measured;
   double seconds = 0;  // spent measuring the table
+  bool scaled = false;  // one run per weight, the rest extrapolated
 };
 
 // SHA-256 over the graph's ops and every initializer's name, type, shape and bytes.
@@ -38,8 +39,15 @@ std::string model_digest(const Model& model);
 
 using SensitivityProgress = std::function<void(size_t done, size_t total, const std::string& what)>;
 
+// `scaled`: each weight is run once, at its `reference` treatment (an index
+// into the treatments, a quantization scheme), and its other treatments'
+// errors are that measurement times the square of their proxy error's ratio
+// (the layer's output error with calibration statistics, else the weight's
+// relative error): output error grows with the square of a small weight
+// perturbation. One run per weight instead of one per weight and treatment.
 SensitivityTable measure_sensitivity(const Variants& variants, const ErrorMeasure& measure, const std::string& key,
-                                     const SensitivityProgress& progress = {});
+                                     const SensitivityProgress& progress = {}, bool scaled = false,
+                                     size_t reference = 0);
 
 // "0.2.1.0": the treatment index of every weight.
 std::string plan_signature(const std::vector<size_t>& pick);

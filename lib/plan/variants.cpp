@@ -1,5 +1,6 @@
 #include "plan/variants.hpp"
 
+#include <cmath>
 #include <set>
 
 #include "core/error.hpp"
@@ -33,6 +34,16 @@ Tensor rounded_to_f16(const Tensor& w) {
   float* dst = out.mutable_data<float>();
   for (int64_t i = 0; i < f.numel(); ++i) dst[i] = half_to_float(float_to_half(src[i]));
   return out;
+}
+
+double relative_l2(const Tensor& a, const Tensor& b) {
+  double d2 = 0, a2 = 0;
+  for (int64_t i = 0; i < a.numel(); ++i) {
+    const double x = a.data<float>()[i], y = b.data<float>()[i];
+    d2 += (x - y) * (x - y);
+    a2 += x * x;
+  }
+  return a2 > 0 ? std::sqrt(d2 / a2) : 0.0;
 }
 
 bool is_planned(const passes::QuantizedTensor& row) { return !row.action.starts_with("keep "); }
@@ -74,12 +85,16 @@ Variants::Variants(const Model& model, const std::vector<std::string>& treatment
       fixed_bytes_ = total - planned_bytes;
       tensors_.assign(weights_.size(), std::vector<Tensor>(treatments.size()));
       bytes_.assign(weights_.size(), std::vector<uint64_t>(treatments.size(), 0));
+      relative_error_.assign(weights_.size(), std::vector<double>(treatments.size(), 0.0));
+      output_error_.assign(weights_.size(), std::vector<double>(treatments.size(), -1.0));
     }
     for (const auto& row : report.tensors) {
       auto w = weight_of.find(row.name);
       if (w == weight_of.end()) continue;
       tensors_[w->second][t] = *quantized.at(row.name);
       bytes_[w->second][t] = tensors_[w->second][t].nbytes();
+      relative_error_[w->second][t] = row.relative_error;
+      output_error_[w->second][t] = row.output_error;
     }
   }
   for (size_t i = 0; i < weights_.size(); ++i) {
@@ -91,6 +106,7 @@ Variants::Variants(const Model& model, const std::vector<std::string>& treatment
       } else if (treatments[t] == "f16") {
         tensors_[i][t] = rounded_to_f16(w);
         bytes_[i][t] = static_cast<uint64_t>(w.numel()) * 2;
+        relative_error_[i][t] = relative_l2(runtime::widen_to_float(w), tensors_[i][t]);
       }
     }
   }

@@ -40,6 +40,11 @@ class Variants {
   // Bytes of all weights no treatment touches (biases, norms, small tensors).
   uint64_t fixed_bytes() const { return fixed_bytes_; }
   uint64_t bytes(size_t weight, size_t treatment) const { return bytes_[weight][treatment]; }
+  // ||W - W_t|| / ||W|| and, with calibration statistics, the layer's output
+  // error ||X (W - W_t)^T|| / ||X W^T|| (-1 when unknown): cheap proxies that
+  // scaled sensitivities extrapolate one measurement per weight with.
+  double relative_error(size_t weight, size_t treatment) const { return relative_error_[weight][treatment]; }
+  double output_error(size_t weight, size_t treatment) const { return output_error_[weight][treatment]; }
   // The model with weight i under treatment pick[i] (f16 as its rounded f32 values:
   // the same numbers the quantize pass's Cast gives back).
   Model assemble(const std::vector<size_t>& pick) const;
@@ -54,6 +59,7 @@ class Variants {
   std::vector<size_t> initializer_index_;          // per weight, into model_.graph.initializers
   std::vector<std::vector<Tensor>> tensors_;       // [weight][treatment]
   std::vector<std::vector<uint64_t>> bytes_;       // [weight][treatment]
+  std::vector<std::vector<double>> relative_error_, output_error_;  // [weight][treatment]
   uint64_t fixed_bytes_ = 0;
 };
 
