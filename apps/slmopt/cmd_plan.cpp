@@ -34,7 +34,7 @@ namespace {
 struct PlanCliOptions {
   std::string input, output, budget, flash, ram, cache, report, curve, write;
   double bpw = 0;
-  std::string candidates = "f16,q8,q6,q4,q3,q2";
+  std::string candidates = "f16,q8,q6,q5,q4,q3,q2";
   std::string algorithm = "mse";
   std::string metric = "auto";
   std::string sensitivity = "auto";
