@@ -34,7 +34,7 @@ namespace {
 struct PlanCliOptions {
   std::string input, output, budget, flash, ram, cache, report, curve, write;
   double bpw = 0;
-  std::string candidates = "f16,q8,q6,q5,q4,q3,q2";
+  std::vector<std::string> candidates = {"f16", "q8", "q6", "q5", "q4", "q3", "q2"};
   std::string algorithm = "mse";
   std::string metric = "auto";
   std::string sensitivity = "auto";
@@ -68,23 +68,16 @@ size_t median_scheme(const plan::Variants& v) {
   return schemes[schemes.size() / 2].second;
 }
 
-std::vector<std::string> split_list(const std::string& text) {
-  std::vector<std::string> out;
-  size_t start = 0;
-  while (start <= text.size()) {
-    const size_t comma = text.find(',', start);
-    const std::string item = text.substr(start, comma == std::string::npos ? std::string::npos : comma - start);
-    if (!item.empty()) out.push_back(item);
-    if (comma == std::string::npos) break;
-    start = comma + 1;
-  }
-  return out;
+std::string candidate_list(const std::vector<std::string>& candidates) {
+  std::string s;
+  for (const auto& c : candidates) s += (s.empty() ? "" : ",") + c;
+  return s;
 }
 
 // Everything the sensitivity numbers depend on, so a cache made for other
 // data, options or weights is never reused.
 std::string cache_key(const PlanCliOptions& o, const Model& model) {
-  std::string key = "model=" + plan::model_digest(model) + " candidates=" + o.candidates + " algorithm=" + o.algorithm +
+  std::string key = "model=" + plan::model_digest(model) + " candidates=" + candidate_list(o.candidates) + " algorithm=" + o.algorithm +
                     " min_elements=" + std::to_string(o.min_elements) + " metric=" + o.metric + " sensitivity=" + o.sensitivity;
   if (!o.calib.stats.empty()) key += " calib-stats=" + sha256_file_hex(o.calib.stats);
   if (!o.calib.dir.empty()) key += " calib=" + o.calib.dir + " ctx=" + std::to_string(o.calib.context);
@@ -155,7 +148,7 @@ void run_plan(const PlanCliOptions& o, const GlobalOptions& global) {
   if (o.points < 0 || o.points > 64) throw_usage("--points takes 0 to 64");
   if (o.sensitivity != "auto" && o.sensitivity != "full" && o.sensitivity != "scaled")
     throw_usage("--sensitivity takes auto, full or scaled, got '" + o.sensitivity + "'");
-  const auto treatments = split_list(o.candidates);
+  const std::vector<std::string>& treatments = o.candidates;
   plan::check_treatments(treatments);
   check_calib_args(o.calib);
   if ((o.algorithm == "gptq" || o.algorithm == "awq") && !o.calib.given())
@@ -437,7 +430,9 @@ void setup_plan(CLI::App& app, const GlobalOptions& global) {
   cmd->add_option("--ram", o->ram, "Fail unless the activation arena fits this RAM");
   cmd->add_option("--align", o->alignment, "With --flash: the blob's weight alignment")->capture_default_str();
   cmd->add_option("--sector", o->sector, "With --flash: the flash erase size")->capture_default_str();
-  cmd->add_option("--candidates", o->candidates, "Treatments to choose from: schemes or presets, f16, f32")->capture_default_str();
+  cmd->add_option("--candidates", o->candidates, "Treatments to choose from: schemes or presets, f16, f32")
+      ->delimiter(',')
+      ->capture_default_str();
   cmd->add_option("--algorithm", o->algorithm, "Quantization algorithm: rtn, mse, gptq, awq")->capture_default_str();
   cmd->add_option("--min-elements", o->min_elements, "Smaller weights stay as they are")->capture_default_str();
   cmd->add_option("--metric", o->metric, "Error measure: auto, kl, rel_l2")->capture_default_str();

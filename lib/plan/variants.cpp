@@ -1,10 +1,10 @@
 #include "plan/variants.hpp"
 
-#include <cmath>
 #include <set>
 
 #include "core/error.hpp"
 #include "core/half.hpp"
+#include "passes/layer_weight.hpp"
 #include "quant/spec.hpp"
 #include "runtime/numeric.hpp"
 
@@ -34,16 +34,6 @@ Tensor rounded_to_f16(const Tensor& w) {
   float* dst = out.mutable_data<float>();
   for (int64_t i = 0; i < f.numel(); ++i) dst[i] = half_to_float(float_to_half(src[i]));
   return out;
-}
-
-double relative_l2(const Tensor& a, const Tensor& b) {
-  double d2 = 0, a2 = 0;
-  for (int64_t i = 0; i < a.numel(); ++i) {
-    const double x = a.data<float>()[i], y = b.data<float>()[i];
-    d2 += (x - y) * (x - y);
-    a2 += x * x;
-  }
-  return a2 > 0 ? std::sqrt(d2 / a2) : 0.0;
 }
 
 bool is_planned(const passes::QuantizedTensor& row) { return !row.action.starts_with("keep "); }
@@ -106,7 +96,7 @@ Variants::Variants(const Model& model, const std::vector<std::string>& treatment
       } else if (treatments[t] == "f16") {
         tensors_[i][t] = rounded_to_f16(w);
         bytes_[i][t] = static_cast<uint64_t>(w.numel()) * 2;
-        relative_error_[i][t] = relative_l2(runtime::widen_to_float(w), tensors_[i][t]);
+        relative_error_[i][t] = passes::relative_error(runtime::widen_to_float(w), tensors_[i][t]);
       }
     }
   }
