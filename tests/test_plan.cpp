@@ -215,4 +215,9 @@ TEST_CASE("slmopt plan writes a rule file within the budget, and names the small
   CHECK_THAT(r.err, Contains("cannot be met") && Contains("smallest plan"));
   CHECK(std::count(r.err.begin(), r.err.end(), '\n') == 1);
   CHECK_FALSE(std::filesystem::exists(tmp.file("none.yaml")));
+  // A RAM budget the activations cannot fit: exit 2 before the rule file is written.
+  r = test::run_slmopt(args + " --budget 120KiB --ram 1KiB -o '" + tmp.file("noram.yaml") + "'");
+  CHECK(r.exit_code == 2);
+  CHECK_THAT(r.err, Contains("--ram 1KiB"));
+  CHECK_FALSE(std::filesystem::exists(tmp.file("noram.yaml")));
 }

@@ -25,7 +25,6 @@
 #include "pass_cli.hpp"
 #include "plan/allocate.hpp"
 #include "plan/curve_svg.hpp"
-#include "quant/spec.hpp"
 #include "samples.hpp"
 
 namespace slmopt::cli {
@@ -128,12 +127,11 @@ uint64_t flash_bytes_of(const Model& model, const PlanCliOptions& o, uint64_t se
 }
 
 nlohmann::ordered_json plan_json(const plan::SensitivityTable& table, const plan::Plan& p, std::optional<double> measured) {
-  nlohmann::ordered_json j = {{"name", p.name},
-                              {"bytes", p.bytes},
-                              {"predicted", plan::displayed_error(table.metric, p.predicted)},
-                              {"measured", measured ? nlohmann::ordered_json(plan::displayed_error(table.metric, *measured))
-                                                    : nlohmann::ordered_json()}};
-  return j;
+  return {{"name", p.name},
+          {"bytes", p.bytes},
+          {"predicted", plan::displayed_error(table.metric, p.predicted)},
+          {"measured", measured ? nlohmann::ordered_json(plan::displayed_error(table.metric, *measured))
+                                : nlohmann::ordered_json()}};
 }
 
 void run_plan(const PlanCliOptions& o, const GlobalOptions& global) {
@@ -291,21 +289,22 @@ void run_plan(const PlanCliOptions& o, const GlobalOptions& global) {
   clear_progress(show);
   if (!from_cache || !table.measured.empty()) plan::write_sensitivity_cache(cache_path, table);
 
-  // The rule file, then the model quantize builds from it: its tensors must be
-  // the plan's, and its error is the confirmed figure.
+  // The rule file's text, and the model quantize builds from it: its tensors
+  // must be the plan's. The file is written only once every check passed.
   plan::RuleFileInfo info{o.input, o.algorithm, o.min_elements, budget,
                           measured ? std::optional(plan::displayed_error(table.metric, *measured)) : std::nullopt};
-  write_file_atomically(o.output, plan::plan_rule_file(table, chosen, info));
+  const std::string rule_text = plan::plan_rule_file(table, chosen, info);
   std::optional<uint64_t> ram_needed;
+  std::optional<Model> built;
   if (!o.no_confirm || !o.write.empty() || ram) {
-    const auto file = config::read_rule_file(o.output);
+    const auto file = config::parse_rule_file(rule_text, o.output);
     passes::QuantizeConfig config = base;
     config.default_spec = file.settings.at("default");
     config.rules = file.rules;
     passes::QuantizeReport report;
-    const Model built = passes::quantize_model(model, config, report);
+    built = passes::quantize_model(model, config, report);
     std::map<std::string, uint64_t> built_bytes;
-    for (const auto& init : built.graph.initializers) built_bytes[init.name] = init.tensor.nbytes();
+    for (const auto& init : built->graph.initializers) built_bytes[init.name] = init.tensor.nbytes();
     for (size_t i = 0; i < table.weights.size(); ++i) {
       const auto& w = table.weights[i];
       const std::string& t = table.treatments[chosen.pick[i]];
@@ -316,13 +315,14 @@ void run_plan(const PlanCliOptions& o, const GlobalOptions& global) {
                                  " (a rule of another weight matches it); please report this");
     }
     if (ram) {
-      ram_needed = activation_ram(built, declared_shape_feeds(built));
+      ram_needed = activation_ram(*built, declared_shape_feeds(*built));
       if (*ram_needed > ram)
         throw_usage("--ram " + o.ram + ": the model's activations need " + human_bytes(*ram_needed) +
                     " whatever its weights' bits (the arena holds activations; quantized weights do not shrink it)");
     }
-    if (!o.write.empty()) save_model(built, o.write);
   }
+  write_file_atomically(o.output, rule_text);
+  if (!o.write.empty()) save_model(*built, o.write);
 
   // Report.
   nlohmann::ordered_json weights = nlohmann::ordered_json::array();

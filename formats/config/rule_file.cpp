@@ -12,8 +12,9 @@ std::string where(const YAML::Node& n) { return "line " + std::to_string(n.Mark(
 
 }  // namespace
 
-RuleFile read_rule_file(const std::string& path) {
-  const std::string text = read_small_file(path, 16u << 20);
+RuleFile read_rule_file(const std::string& path) { return parse_rule_file(read_small_file(path, 16u << 20), path); }
+
+RuleFile parse_rule_file(const std::string& text, const std::string& path) {
   RuleFile file;
   try {
     const YAML::Node root = YAML::Load(text);

@@ -26,5 +26,7 @@ struct RuleFile {
 
 // Error(BadInput) naming the file and line for anything malformed.
 RuleFile read_rule_file(const std::string& path);
+// The same for the text of a file not written yet; `path` names it in errors and labels.
+RuleFile parse_rule_file(const std::string& text, const std::string& path);
 
 }  // namespace slmopt::config
