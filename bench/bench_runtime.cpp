@@ -4,6 +4,7 @@
 //
 //   slmopt_bench MODELS_DIR ORT_NODE_MODULES [REPEAT]
 #include <Eigen/Core>
+#include <omp.h>
 
 #include <algorithm>
 #include <chrono>
@@ -15,6 +16,7 @@
 #include <random>
 
 #include "calib/dataset.hpp"
+#include "core/memory_limit.hpp"
 #include "calib/npy.hpp"
 #include "onnx/onnx_io.hpp"
 #include "runtime/session.hpp"
@@ -23,6 +25,12 @@ using namespace slmopt;
 namespace fs = std::filesystem;
 
 namespace {
+
+// Both the runtime's own kernels (OpenMP) and Eigen's products.
+void set_threads(int n) {
+  omp_set_num_threads(n);
+  Eigen::setNbThreads(n);
+}
 
 double ours_ms(const Model& m, const std::map<std::string, Tensor>& feeds, int repeat) {
   runtime::Session s(m);
@@ -104,7 +112,8 @@ int main(int argc, char** argv) {
   const std::string modules = argv[2];
   const int repeat = argc > 3 ? std::atoi(argv[3]) : 50;
   const fs::path tmp = fs::temp_directory_path() / "slmopt-bench";
-  Eigen::setNbThreads(1);  // one thread each, like ORT's intraOpNumThreads = 1
+  reuse_freed_memory();  // as the slmopt command does
+  set_threads(1);  // one thread each, like ORT's intraOpNumThreads = 1
   fs::create_directories(tmp);
 
   std::vector<std::pair<std::string, std::string>> workloads;
@@ -129,9 +138,9 @@ int main(int argc, char** argv) {
     const double ort = ort_ms(modules, path, feeds, repeat, tmp);
     std::printf("%-34s %12.3f %12.3f %8.2f\n", label.c_str(), ours, ort, ort > 0 ? ours / ort : 0.0);
     if (label.rfind("ffn", 0) == 0) {
-      Eigen::setNbThreads(0);  // all cores
+      set_threads(omp_get_num_procs());
       std::printf("%-34s %12.3f %12s\n", "  same, slmopt on all cores", ours_ms(m, feeds, repeat), "");
-      Eigen::setNbThreads(1);
+      set_threads(1);
     }
   }
   fs::remove_all(tmp);

@@ -10,6 +10,7 @@
 
 int main(int argc, char** argv) {
   using namespace slmopt;
+  reuse_freed_memory();
   CLI::App app{"slmopt: prune, quantize, factorize, pack and verify models for edge devices"};
   app.set_version_flag("--version", std::string(kVersion));
   app.require_subcommand(1);

@@ -2,6 +2,10 @@
 
 #include <unistd.h>
 
+#if defined(__GLIBC__)
+#include <malloc.h>
+#endif
+
 #include <atomic>
 #include <cstdio>
 #include <cstdlib>
@@ -80,5 +84,14 @@ std::string human_bytes(uint64_t bytes) {
 
 void note_allocated(uint64_t bytes) { g_in_use.fetch_add(bytes, std::memory_order_relaxed); }
 void note_freed(uint64_t bytes) { g_in_use.fetch_sub(bytes, std::memory_order_relaxed); }
+
+void reuse_freed_memory() {
+#if defined(__GLIBC__)
+  // glibc's largest mmap threshold (HEAP_MAX_SIZE / 2): buffers below it come
+  // from the heap; and the heap's top is trimmed only past 256 MiB free.
+  mallopt(M_MMAP_THRESHOLD, 32 << 20);
+  mallopt(M_TRIM_THRESHOLD, 256 << 20);
+#endif
+}
 
 }  // namespace slmopt

@@ -1,6 +1,8 @@
 // Conv (any number of spatial dims, groups, dilations, padding) by im2col and a
 // matrix product, and ConvTranspose by direct scatter.
+#include <algorithm>
 #include <cstring>
+#include <memory>
 
 #include "runtime/kernels/kernel_util.hpp"
 #include "runtime/kernels/matmul.hpp"
@@ -82,6 +84,25 @@ template void im2col_row_2d<float>(const float*, const std::vector<int64_t>&, co
 
 namespace {
 
+// Whether the im2col matrix of a group is the input itself under some
+// strides, so no copy is needed: a pointwise convolution (kernel of ones,
+// stride 1, no padding) reads the channels as they are; a 1-D convolution of
+// one input channel without padding reads overlapping windows (an STFT's
+// frames, as in a mel spectrogram).
+bool input_is_columns(int64_t cg, size_t nd, const Window& win) {
+  auto all = [](const std::vector<int64_t>& v, int64_t value) {
+    return std::all_of(v.begin(), v.end(), [&](int64_t x) { return x == value; });
+  };
+  if (!all(win.pad_begin, 0) || !all(win.pad_end, 0)) return false;
+  return (all(win.kernel, 1) && all(win.strides, 1)) || (nd == 1 && cg == 1);
+}
+
+// That matrix: rows (channel, kernel position), columns output positions.
+MatrixView input_columns(const float* group_input, int64_t in_size, const Window& win) {
+  if (std::all_of(win.kernel.begin(), win.kernel.end(), [](int64_t k) { return k == 1; })) return row_major(group_input, in_size);
+  return {group_input, win.dilations[0], win.strides[0]};
+}
+
 template <class T>
 void conv_typed(OpContext& c, const Tensor& x, const Tensor& w, const Tensor* bias, Tensor& out, const Window& win,
                 int64_t groups) {
@@ -92,31 +113,48 @@ void conv_typed(OpContext& c, const Tensor& x, const Tensor& w, const Tensor* bi
   std::vector<int64_t> in_sp(xs.begin() + 2, xs.end());
   const int64_t in_size = product_of(in_sp), out_size = product_of(win.out), k_size = product_of(win.kernel);
   const int64_t cg = channels / groups, mg = out_channels / groups;
+  // A 1-D convolution is a 2-D one of height 1, which has the fast im2col.
+  Window win2 = win;
+  if (nd == 1) {
+    in_sp.insert(in_sp.begin(), 1);
+    for (auto* v : {&win2.kernel, &win2.out, &win2.strides, &win2.dilations}) v->insert(v->begin(), 1);
+    for (auto* v : {&win2.pad_begin, &win2.pad_end}) v->insert(v->begin(), 0);
+  }
   const int64_t rows = cg * k_size;
-  std::vector<T> col(static_cast<size_t>(rows * out_size));
-  c.scratch_bytes += col.size() * sizeof(T);
+  const bool direct = std::is_same_v<T, float> && input_is_columns(cg, nd, win);
+  // Not zero-filled: im2col writes every element.
+  const auto col_size = direct ? size_t{0} : static_cast<size_t>(rows * out_size);
+  std::unique_ptr<T[]> col(new T[col_size]);
+  c.scratch_bytes += col_size * sizeof(T);
   const T* px = x.data<T>();
   const T* pw = w.data<T>();
   T* po = out.mutable_data<T>();
   for (int64_t b = 0; b < batch; ++b) {
     for (int64_t g = 0; g < groups; ++g) {
+      const T* group_input = px + (b * channels + g * cg) * in_size;
       // im2col: row (ci, kernel position), column output position.
-      for (int64_t ci = 0; ci < cg; ++ci) {
-        const T* plane = px + (b * channels + g * cg + ci) * in_size;
+      for (int64_t ci = 0; ci < cg && !direct; ++ci) {
+        const T* plane = group_input + ci * in_size;
         for (int64_t kp = 0; kp < k_size; ++kp) {
-          T* row = col.data() + (ci * k_size + kp) * out_size;
-          if (nd == 2) im2col_row_2d(plane, in_sp, win, kp, row);
+          T* row = col.get() + (ci * k_size + kp) * out_size;
+          if (nd <= 2) im2col_row_2d(plane, in_sp, win2, kp, row);
           else im2col_row_reference(plane, in_sp, win, kp, row);
         }
       }
       T* dst = po + (b * out_channels + g * mg) * out_size;
       const T* wg = pw + g * mg * rows;
-      if constexpr (std::is_same_v<T, float> || std::is_same_v<T, double>) {
-        if (rows > 0) matmul_fast(wg, col.data(), dst, mg, rows, out_size);
+      if constexpr (std::is_same_v<T, float>) {
+        // The bias goes in first and the product is added to it: one pass over the output less.
+        if (bias)
+          for (int64_t m = 0; m < mg; ++m) std::fill_n(dst + m * out_size, out_size, bias->data<float>()[g * mg + m]);
+        const MatrixView columns = direct ? input_columns(group_input, in_size, win)
+                                          : row_major(col.get(), out_size);
+        float_matmul(mg, out_size, rows, row_major(wg, rows), columns, dst, out_size, bias != nullptr);
       } else {
-        matmul_reference(wg, col.data(), dst, mg, rows, out_size);
+        if (rows > 0) matmul_fast(wg, col.get(), dst, mg, rows, out_size);
+        else std::fill_n(dst, mg * out_size, T(0));
       }
-      if (bias) {
+      if (bias && !std::is_same_v<T, float>) {
         const T* pb = bias->data<T>();
         for (int64_t m = 0; m < mg; ++m)
           for (int64_t op = 0; op < out_size; ++op) dst[m * out_size + op] += pb[g * mg + m];

@@ -31,6 +31,32 @@ Tensor gather_elements_by(const Tensor& src, const std::vector<int64_t>& shape, 
   return out;
 }
 
+// dst (row-major, `shape`) = the elements of src at `src_strides`: whole rows
+// of the last dim at a time, the outer dims by an odometer. Elements are
+// copied as unsigned integers of their size (bit-exact for every type).
+template <class E>
+void copy_strided(const E* src, E* dst, const std::vector<int64_t>& shape, const std::vector<int64_t>& src_strides) {
+  int64_t total = 1;
+  for (int64_t d : shape) total *= d;
+  if (total == 0) return;
+  const size_t outer_rank = shape.size() - 1;
+  const int64_t inner = shape.back(), inner_stride = src_strides.back();
+  std::vector<int64_t> idx(outer_rank, 0);
+  int64_t offset = 0;
+  for (int64_t row = 0; row < total / inner; ++row, dst += inner) {
+    const E* s = src + offset;
+    for (int64_t j = 0; j < inner; ++j) dst[j] = s[j * inner_stride];
+    for (size_t d = outer_rank; d-- > 0;) {
+      if (++idx[d] < shape[d]) {
+        offset += src_strides[d];
+        break;
+      }
+      offset -= src_strides[d] * (shape[d] - 1);
+      idx[d] = 0;
+    }
+  }
+}
+
 // Multi-index of flat index i in `shape`, written into idx.
 void unravel(int64_t i, const std::vector<int64_t>& shape, std::vector<int64_t>& idx) {
   for (size_t d = shape.size(); d-- > 0;) {
@@ -52,10 +78,22 @@ void transpose_op(OpContext& c) {
     out_shape[d] = x.shape()[p];
     perm_strides[d] = src_strides[p];
   }
-  std::vector<int64_t> zero(rank, 0);
-  std::vector<int64_t> from(static_cast<size_t>(x.numel()));
-  for_each_broadcast2(out_shape, perm_strides, zero, [&](int64_t i, int64_t s, int64_t) { from[static_cast<size_t>(i)] = s; });
-  c.output(0) = gather_elements_by(x, out_shape, [&](int64_t i) { return from[static_cast<size_t>(i)]; });
+  if (x.dtype() == DType::String || rank == 0) {
+    std::vector<int64_t> zero(rank, 0);
+    std::vector<int64_t> from(static_cast<size_t>(x.numel()));
+    for_each_broadcast2(out_shape, perm_strides, zero, [&](int64_t i, int64_t s, int64_t) { from[static_cast<size_t>(i)] = s; });
+    c.output(0) = gather_elements_by(x, out_shape, [&](int64_t i) { return from[static_cast<size_t>(i)]; });
+    return;
+  }
+  Tensor out(x.dtype(), out_shape);
+  switch (dtype_size(x.dtype())) {
+    case 1: copy_strided(x.data<uint8_t>(), out.mutable_data<uint8_t>(), out_shape, perm_strides); break;
+    case 2: copy_strided(x.data<uint16_t>(), out.mutable_data<uint16_t>(), out_shape, perm_strides); break;
+    case 4: copy_strided(x.data<uint32_t>(), out.mutable_data<uint32_t>(), out_shape, perm_strides); break;
+    case 8: copy_strided(x.data<uint64_t>(), out.mutable_data<uint64_t>(), out_shape, perm_strides); break;
+    default: c.fail(std::string("cannot transpose ") + dtype_name(x.dtype()));
+  }
+  c.output(0) = std::move(out);
 }
 
 void concat_op(OpContext& c) {

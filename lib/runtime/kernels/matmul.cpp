@@ -10,21 +10,46 @@
 namespace slmopt::runtime {
 
 namespace {
-template <class T>
-void eigen_matmul(const T* a, const T* b, T* c, int64_t m, int64_t k, int64_t n) {
-  using Mat = Eigen::Matrix<T, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
+
+using RowMat = Eigen::Matrix<float, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
+using StridedMap = Eigen::Map<const RowMat, 0, Eigen::OuterStride<>>;
+
+bool eigen_layout(const MatrixView& v) { return v.col_stride == 1 || v.row_stride == 1; }
+
+// Calls fn with an Eigen expression of the rows x cols matrix v (row-major or transposed).
+template <class Fn>
+void with_eigen(const MatrixView& v, int64_t rows, int64_t cols, Fn&& fn) {
+  if (v.col_stride == 1) fn(StridedMap(v.data, rows, cols, Eigen::OuterStride<>(v.row_stride)));
+  else fn(StridedMap(v.data, cols, rows, Eigen::OuterStride<>(v.col_stride)).transpose());
+}
+
+}  // namespace
+
+void float_matmul(int64_t m, int64_t n, int64_t k, MatrixView a, MatrixView b, float* c, int64_t ldc,
+                  bool accumulate) {
+  constexpr int64_t kNarrow = 4;
+  if (std::min(m, n) >= kNarrow || k == 0 || !eigen_layout(a) || !eigen_layout(b)) {
+    sgemm(m, n, k, a, b, c, ldc, accumulate);
+    return;
+  }
+  Eigen::Map<RowMat, 0, Eigen::OuterStride<>> C(c, m, n, Eigen::OuterStride<>(ldc));
+  with_eigen(a, m, k, [&](const auto& A) {
+    with_eigen(b, k, n, [&](const auto& B) {
+      if (accumulate) C.noalias() += A * B;
+      else C.noalias() = A * B;
+    });
+  });
+}
+
+void matmul_fast(const float* a, const float* b, float* c, int64_t m, int64_t k, int64_t n) {
+  float_matmul(m, n, k, row_major(a, k), row_major(b, n), c, n);
+}
+void matmul_fast(const double* a, const double* b, double* c, int64_t m, int64_t k, int64_t n) {
+  using Mat = Eigen::Matrix<double, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
   Eigen::Map<const Mat> A(a, m, k);
   Eigen::Map<const Mat> B(b, k, n);
   Eigen::Map<Mat> C(c, m, n);
   C.noalias() = A * B;
-}
-}  // namespace
-
-void matmul_fast(const float* a, const float* b, float* c, int64_t m, int64_t k, int64_t n) {
-  eigen_matmul(a, b, c, m, k, n);
-}
-void matmul_fast(const double* a, const double* b, double* c, int64_t m, int64_t k, int64_t n) {
-  eigen_matmul(a, b, c, m, k, n);
 }
 
 namespace {
@@ -98,15 +123,20 @@ std::vector<T> transposed(const T* src, int64_t rows, int64_t cols) {
   return t;
 }
 
-// out = op(A) * op(B) for float and integer types.
-void gemm_product(const Tensor& a, const Tensor& b, bool ta, bool tb, int64_t m, int64_t k, int64_t n, Tensor& out) {
+// out = op(A) * op(B) (+ out when accumulate) for float and integer types.
+void gemm_product(const Tensor& a, const Tensor& b, bool ta, bool tb, int64_t m, int64_t k, int64_t n, Tensor& out,
+                  bool accumulate) {
   visit_arithmetic(a.dtype(), [&](auto tag) {
     using T = typename decltype(tag)::type;
     const T* pa = a.data<T>();
     const T* pb = b.data<T>();
     T* po = out.mutable_data<T>();
-    if constexpr (std::is_floating_point_v<T>) {
-      // Transposed operands are read through Eigen views, never copied.
+    if constexpr (std::is_same_v<T, float>) {
+      // Transposed operands are read through strided views, never copied.
+      const MatrixView va = ta ? transposed_view(pa, m) : row_major(pa, k);
+      const MatrixView vb = tb ? transposed_view(pb, k) : row_major(pb, n);
+      float_matmul(m, n, k, va, vb, po, n, accumulate);
+    } else if constexpr (std::is_same_v<T, double>) {
       using Mat = Eigen::Matrix<T, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
       Eigen::Map<const Mat> A(pa, a.shape()[0], a.shape()[1]), B(pb, b.shape()[0], b.shape()[1]);
       Eigen::Map<Mat> C(po, m, n);
@@ -139,6 +169,16 @@ void gemm_op(OpContext& c) {
   const int64_t n = tb ? b.shape()[0] : b.shape()[1], kb = tb ? b.shape()[1] : b.shape()[0];
   if (k != kb) c.fail("inner dimensions differ");
   Tensor out(a.dtype(), {m, n});
+  const bool has_bias = c.has_input(2) && beta != 0;
+  // float32 with alpha 1: C starts as beta * bias and the product is added to it (one pass over C less).
+  const bool bias_first = has_bias && !quant_path && alpha == 1.0 && a.dtype() == DType::F32;
+  if (bias_first) {
+    Tensor bias = broadcast_to(c, widen_to_float(quant::dequantize(c.input(2))), {m, n});
+    if (bias.dtype() != DType::F32) c.fail("C must have the type of A");
+    const float* pc = bias.data<float>();
+    float* po = out.mutable_data<float>();
+    for (int64_t i = 0; i < m * n; ++i) po[i] = static_cast<float>(beta * pc[i]);
+  }
   if (quant_path) {
     if (ta) {
       Tensor at(DType::F32, {m, k});
@@ -148,18 +188,20 @@ void gemm_op(OpContext& c) {
     }
     c.scratch_bytes = matmul_quantized_rows(a.data<float>(), m, *qb, out.mutable_data<float>());
   } else {
-    gemm_product(a, b, ta, tb, m, k, n, out);
+    gemm_product(a, b, ta, tb, m, k, n, out, bias_first);
   }
-  visit_arithmetic(a.dtype(), [&](auto tag) {
-    using T = typename decltype(tag)::type;
-    T* po = out.mutable_data<T>();
-    for (int64_t i = 0; i < m * n; ++i) po[i] = static_cast<T>(alpha * po[i]);
-    if (c.has_input(2) && beta != 0) {
-      Tensor bias = broadcast_to(c, widen_to_float(quant::dequantize(c.input(2))), {m, n});
-      const T* pc = bias.data<T>();
-      for (int64_t i = 0; i < m * n; ++i) po[i] = static_cast<T>(po[i] + beta * pc[i]);
-    }
-  });
+  if (!bias_first)
+    visit_arithmetic(a.dtype(), [&](auto tag) {
+      using T = typename decltype(tag)::type;
+      T* po = out.mutable_data<T>();
+      if (alpha != 1.0)
+        for (int64_t i = 0; i < m * n; ++i) po[i] = static_cast<T>(alpha * po[i]);
+      if (has_bias) {
+        Tensor bias = broadcast_to(c, widen_to_float(quant::dequantize(c.input(2))), {m, n});
+        const T* pc = bias.data<T>();
+        for (int64_t i = 0; i < m * n; ++i) po[i] = static_cast<T>(po[i] + beta * pc[i]);
+      }
+    });
   c.output(0) = narrow_from_float(out, c.input(0).dtype());
 }
 

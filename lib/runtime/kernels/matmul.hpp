@@ -1,7 +1,10 @@
-// Matrix products: a plain reference and an Eigen fast path, tested against each other.
+// Matrix products: a plain reference and a fast path (sgemm, Eigen for
+// matrix-vector shapes and doubles), tested against each other.
 #pragma once
 
 #include <cstdint>
+
+#include "runtime/kernels/sgemm.hpp"
 
 namespace slmopt::runtime {
 
@@ -15,6 +18,12 @@ void matmul_reference(const T* a, const T* b, T* c, int64_t m, int64_t k, int64_
       c[i * n + j] = acc;
     }
 }
+
+// C = A * B (or C += A * B) for float operands in any layout: the packed sgemm,
+// or Eigen when one side is a vector or two, where packing a whole operand
+// would cost more than the product.
+void float_matmul(int64_t m, int64_t n, int64_t k, MatrixView a, MatrixView b, float* c, int64_t ldc,
+                  bool accumulate = false);
 
 void matmul_fast(const float* a, const float* b, float* c, int64_t m, int64_t k, int64_t n);
 void matmul_fast(const double* a, const double* b, double* c, int64_t m, int64_t k, int64_t n);

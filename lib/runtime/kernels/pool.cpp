@@ -15,28 +15,48 @@ enum class PoolKind { Max, Average };
 void max_pool_2d(const Tensor& x, const Window& win, const std::vector<int64_t>& in_sp, Tensor& out) {
   const int64_t H = in_sp[0], W = in_sp[1], OH = win.out[0], OW = win.out[1];
   const int64_t planes = x.shape()[0] * x.shape()[1];
+  // The kernel positions inside the input, per output row and column: the
+  // inner loops then need no bounds checks.
+  auto inside = [](int64_t count, int64_t size, int64_t stride, int64_t pad, int64_t dil, int64_t kernel) {
+    std::vector<std::pair<int64_t, int64_t>> ranges(static_cast<size_t>(count));
+    for (int64_t o = 0; o < count; ++o) {
+      int64_t lo = 0, hi = kernel;
+      while (lo < hi && o * stride - pad + lo * dil < 0) ++lo;
+      while (hi > lo && o * stride - pad + (hi - 1) * dil >= size) --hi;
+      ranges[static_cast<size_t>(o)] = {lo, hi};
+    }
+    return ranges;
+  };
+  const auto rows = inside(OH, H, win.strides[0], win.pad_begin[0], win.dilations[0], win.kernel[0]);
+  const auto cols = inside(OW, W, win.strides[1], win.pad_begin[1], win.dilations[1], win.kernel[1]);
   const float* px = x.data<float>();
   float* po = out.mutable_data<float>();
   for (int64_t p = 0; p < planes; ++p) {
     const float* src = px + p * H * W;
     float* dst = po + p * OH * OW;
-    for (int64_t oh = 0; oh < OH; ++oh)
+    for (int64_t oh = 0; oh < OH; ++oh) {
+      const auto [kh0, kh1] = rows[static_cast<size_t>(oh)];
+      const int64_t ih0 = oh * win.strides[0] - win.pad_begin[0];
       for (int64_t ow = 0; ow < OW; ++ow) {
-        float best = -std::numeric_limits<float>::infinity();
-        bool any = false;
-        for (int64_t kh = 0; kh < win.kernel[0]; ++kh) {
-          const int64_t ih = oh * win.strides[0] - win.pad_begin[0] + kh * win.dilations[0];
-          if (ih < 0 || ih >= H) continue;
-          for (int64_t kw = 0; kw < win.kernel[1]; ++kw) {
-            const int64_t iw = ow * win.strides[1] - win.pad_begin[1] + kw * win.dilations[1];
-            if (iw < 0 || iw >= W) continue;
-            const float v = src[ih * W + iw];
-            if (!any || v > best) best = v;
-            any = true;
+        const auto [kw0, kw1] = cols[static_cast<size_t>(ow)];
+        const int64_t iw0 = ow * win.strides[1] - win.pad_begin[1];
+        if (kh0 == kh1 || kw0 == kw1) {  // the window covers only padding
+          dst[oh * OW + ow] = -std::numeric_limits<float>::infinity();
+          continue;
+        }
+        // The first value read, then `v > best ? v : best` (a branch-free
+        // max): a NaN is kept only when it comes first, as the reference.
+        float best = src[(ih0 + kh0 * win.dilations[0]) * W + iw0 + kw0 * win.dilations[1]];
+        for (int64_t kh = kh0; kh < kh1; ++kh) {
+          const float* line = src + (ih0 + kh * win.dilations[0]) * W + iw0;
+          for (int64_t kw = kw0; kw < kw1; ++kw) {
+            const float v = line[kw * win.dilations[1]];
+            best = v > best ? v : best;
           }
         }
         dst[oh * OW + ow] = best;
       }
+    }
   }
 }
 

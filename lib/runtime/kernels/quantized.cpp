@@ -1,6 +1,5 @@
 #include "runtime/kernels/quantized.hpp"
 
-#include <Eigen/Core>
 #include <algorithm>
 #include <omp.h>
 #include <vector>
@@ -12,17 +11,14 @@
 namespace slmopt::runtime {
 
 namespace {
-using RowMat = Eigen::Matrix<float, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
 constexpr int64_t kScratchFloats = 64 * 1024;  // 256 KiB of dequantized rows at a time
 }  // namespace
 
 size_t matmul_quantized_rows(const float* a, int64_t m, const QuantTensor& q, float* c) {
   const int64_t n = q.rows, k = q.cols;
   if (n == 0 || m == 0) return 0;
-  Eigen::Map<const RowMat> A(a, m, k);
-  Eigen::Map<RowMat> C(c, m, n);
   if (k == 0) {
-    C.setZero();
+    std::fill_n(c, m * n, 0.0f);
     return 0;
   }
   const int64_t block = std::clamp<int64_t>(kScratchFloats / k, 16, n);
@@ -39,8 +35,7 @@ size_t matmul_quantized_rows(const float* a, int64_t m, const QuantTensor& q, fl
     for (int64_t b = 0; b < blocks; ++b) {
       const int64_t r0 = b * block, nb = std::min(block, n - r0);
       quant::dequantize_rows(q, r0, r0 + nb, scratch.data());
-      Eigen::Map<const RowMat> W(scratch.data(), nb, k);
-      C.middleCols(r0, nb).noalias() = A * W.transpose();
+      float_matmul(m, nb, k, row_major(a, k), transposed_view(scratch.data(), k), c + r0, n);
     }
   }
   return static_cast<size_t>(threads * block * k) * sizeof(float);

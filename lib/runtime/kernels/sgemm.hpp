@@ -1,0 +1,62 @@
+// Single-precision matrix product with packed panels and a micro-kernel chosen
+// at run time for the CPU (AVX-512, AVX2+FMA, or portable C++), the way
+// BLIS/OpenBLAS and ONNX Runtime's MLAS do it: the build targets baseline
+// x86-64, the hot loop still uses the widest vectors the machine has.
+//
+// Each element of C is summed in the same order whatever the thread count, so
+// results do not depend on the number of cores. The AVX-512 and AVX2 kernels
+// do the same fused multiply-adds in the same order and give identical bits;
+// the portable kernel rounds each product (no FMA) and may differ in the last
+// bits. SLMOPT_SIMD=portable|avx2|avx512 caps the choice (to reproduce a run
+// from another machine).
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace slmopt::runtime {
+
+// Element (i, j) of a matrix is data[i * row_stride + j * col_stride]: a
+// transposed operand is the same memory with the strides swapped.
+struct MatrixView {
+  const float* data;
+  int64_t row_stride;
+  int64_t col_stride;
+  float at(int64_t i, int64_t j) const { return data[i * row_stride + j * col_stride]; }
+};
+
+inline MatrixView row_major(const float* data, int64_t cols) { return {data, cols, 1}; }
+inline MatrixView transposed_view(const float* data, int64_t cols) { return {data, 1, cols}; }
+
+// Computes an MR x NR tile: C(i, j) (+)= sum_p a[p * MR + i] * b[p * NR + j]
+// for i < rows, j < cols, from panels packed k-major (zero-padded to MR, NR).
+using MicroKernelFn = void (*)(int64_t kc, const float* a, const float* b, float* c, int64_t ldc, int64_t rows,
+                               int64_t cols, bool accumulate);
+
+struct SgemmKernel {
+  const char* name;
+  int64_t mr, nr;
+  bool (*supported)();
+  MicroKernelFn run;
+};
+
+// Every micro-kernel, widest first (the table to extend: sgemm_kernels.cpp).
+const std::vector<SgemmKernel>& sgemm_kernels();
+// The widest one this CPU runs, capped by SLMOPT_SIMD.
+const SgemmKernel& sgemm_kernel();
+
+// C[m, n] = A[m, k] * B[k, n] (C row-major with row stride ldc), or C += A * B
+// when accumulate is set. Uses up to omp_get_max_threads() threads when the
+// product is large enough to pay for them.
+void sgemm(int64_t m, int64_t n, int64_t k, MatrixView a, MatrixView b, float* c, int64_t ldc,
+           bool accumulate = false);
+// Same with a given micro-kernel (tests run each one the CPU supports).
+void sgemm_with(const SgemmKernel& kernel, int64_t m, int64_t n, int64_t k, MatrixView a, MatrixView b, float* c,
+                int64_t ldc, bool accumulate = false);
+
+// The plain triple loop every kernel is tested against (double accumulation).
+void sgemm_reference(int64_t m, int64_t n, int64_t k, MatrixView a, MatrixView b, float* c, int64_t ldc,
+                     bool accumulate = false);
+
+}  // namespace slmopt::runtime
