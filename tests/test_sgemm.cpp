@@ -152,6 +152,7 @@ TEST_CASE("Conv reads the input in place when it is the im2col matrix: pointwise
       {{1, 4, 30}, {3, 4, 1}, {1}, {1}, true},               // pointwise 1-D
       {{1, 1, 2000}, {17, 1, 64}, {20}, {1}, true},          // an STFT's frames
       {{1, 1, 300}, {5, 1, 7}, {3}, {2}, true},              // strided and dilated
+      {{1, 1, 50}, {2, 1, 1}, {3}, {1}, true},               // a 1-wide kernel with stride 3
       {{1, 1, 7, 9}, {3, 1, 1, 1}, {2, 1}, {1, 1}, false},   // strided pointwise: im2col
       {{1, 3, 40}, {4, 3, 5}, {2}, {1}, false},              // several channels: im2col
   };

@@ -89,18 +89,20 @@ namespace {
 // stride 1, no padding) reads the channels as they are; a 1-D convolution of
 // one input channel without padding reads overlapping windows (an STFT's
 // frames, as in a mel spectrogram).
+bool all_equal(const std::vector<int64_t>& v, int64_t value) {
+  return std::all_of(v.begin(), v.end(), [&](int64_t x) { return x == value; });
+}
+bool is_pointwise(const Window& win) { return all_equal(win.kernel, 1) && all_equal(win.strides, 1); }
+
 bool input_is_columns(int64_t cg, size_t nd, const Window& win) {
-  auto all = [](const std::vector<int64_t>& v, int64_t value) {
-    return std::all_of(v.begin(), v.end(), [&](int64_t x) { return x == value; });
-  };
-  if (!all(win.pad_begin, 0) || !all(win.pad_end, 0)) return false;
-  return (all(win.kernel, 1) && all(win.strides, 1)) || (nd == 1 && cg == 1);
+  if (!all_equal(win.pad_begin, 0) || !all_equal(win.pad_end, 0)) return false;
+  return is_pointwise(win) || (nd == 1 && cg == 1);
 }
 
 // That matrix: rows (channel, kernel position), columns output positions.
 MatrixView input_columns(const float* group_input, int64_t in_size, const Window& win) {
-  if (std::all_of(win.kernel.begin(), win.kernel.end(), [](int64_t k) { return k == 1; })) return row_major(group_input, in_size);
-  return {group_input, win.dilations[0], win.strides[0]};
+  if (is_pointwise(win)) return row_major(group_input, in_size);
+  return {group_input, win.dilations[0], win.strides[0]};  // 1-D, one channel (a strided 1-wide kernel too)
 }
 
 template <class T>
