@@ -155,11 +155,11 @@ void conv_typed(OpContext& c, const Tensor& x, const Tensor& w, const Tensor* bi
       } else {
         if (rows > 0) matmul_fast(wg, col.get(), dst, mg, rows, out_size);
         else std::fill_n(dst, mg * out_size, T(0));
-      }
-      if (bias && !std::is_same_v<T, float>) {
-        const T* pb = bias->data<T>();
-        for (int64_t m = 0; m < mg; ++m)
-          for (int64_t op = 0; op < out_size; ++op) dst[m * out_size + op] += pb[g * mg + m];
+        if (bias) {
+          const T* pb = bias->data<T>();
+          for (int64_t m = 0; m < mg; ++m)
+            for (int64_t op = 0; op < out_size; ++op) dst[m * out_size + op] += pb[g * mg + m];
+        }
       }
     }
   }

@@ -170,10 +170,10 @@ void gemm_op(OpContext& c) {
   if (k != kb) c.fail("inner dimensions differ");
   Tensor out(a.dtype(), {m, n});
   const bool has_bias = c.has_input(2) && beta != 0;
+  const Tensor bias = has_bias ? broadcast_to(c, widen_to_float(quant::dequantize(c.input(2))), {m, n}) : Tensor();
   // float32 with alpha 1: C starts as beta * bias and the product is added to it (one pass over C less).
   const bool bias_first = has_bias && !quant_path && alpha == 1.0 && a.dtype() == DType::F32;
   if (bias_first) {
-    Tensor bias = broadcast_to(c, widen_to_float(quant::dequantize(c.input(2))), {m, n});
     if (bias.dtype() != DType::F32) c.fail("C must have the type of A");
     const float* pc = bias.data<float>();
     float* po = out.mutable_data<float>();
@@ -197,7 +197,6 @@ void gemm_op(OpContext& c) {
       if (alpha != 1.0)
         for (int64_t i = 0; i < m * n; ++i) po[i] = static_cast<T>(alpha * po[i]);
       if (has_bias) {
-        Tensor bias = broadcast_to(c, widen_to_float(quant::dequantize(c.input(2))), {m, n});
         const T* pc = bias.data<T>();
         for (int64_t i = 0; i < m * n; ++i) po[i] = static_cast<T>(po[i] + beta * pc[i]);
       }
