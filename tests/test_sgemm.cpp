@@ -142,7 +142,7 @@ std::vector<float> direct_conv(const Tensor& x, const Tensor& w, const std::vect
 
 }  // namespace
 
-TEST_CASE("Conv reads the input in place when it is the im2col matrix: pointwise and single-channel 1-D") {
+TEST_CASE("Conv reads the input in place when the im2col matrix is a view of it: pointwise, 1-D, k x 1 kernels") {
   struct Case {
     std::vector<int64_t> x, w, strides, dilations;
     bool direct;
@@ -154,7 +154,11 @@ TEST_CASE("Conv reads the input in place when it is the im2col matrix: pointwise
       {{1, 1, 300}, {5, 1, 7}, {3}, {2}, true},              // strided and dilated
       {{1, 1, 50}, {2, 1, 1}, {3}, {1}, true},               // a 1-wide kernel with stride 3
       {{1, 1, 7, 9}, {3, 1, 1, 1}, {2, 1}, {1, 1}, false},   // strided pointwise: im2col
-      {{1, 3, 40}, {4, 3, 5}, {2}, {1}, false},              // several channels: im2col
+      {{1, 3, 40}, {4, 3, 5}, {2}, {1}, true},               // 1-D, several channels: a view per kernel position
+      {{1, 6, 10, 8}, {5, 6, 3, 1}, {1, 1}, {1, 1}, true},   // 3 x 1: output rows follow the input rows
+      {{1, 6, 12, 5}, {4, 6, 3, 1}, {1, 1}, {2, 1}, true},   // dilated 3 x 1
+      {{1, 3, 3, 12}, {4, 3, 3, 2}, {1, 2}, {1, 1}, true},   // one output row, strided columns
+      {{1, 4, 9, 7}, {3, 4, 3, 3}, {1, 1}, {1, 1}, false},   // 3 x 3: output rows narrower, im2col
   };
   uint32_t seed = 3;
   for (const auto& cs : cases) {

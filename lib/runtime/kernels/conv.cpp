@@ -50,12 +50,44 @@ void im2col_row_reference(const T* plane, const std::vector<int64_t>& in_sp, con
   }
 }
 
+namespace {
+
+// im2col_row_2d when the output is as wide as the input and both strides are
+// 1 ("same" padding along the width): consecutive output rows read
+// consecutive input rows, so the row is one shifted copy of the plane, with
+// the columns that fall in the padding zeroed after. A copy per output row
+// cost a library call per 32 floats or fewer.
+template <class T>
+void im2col_rows_follow(const T* plane, int64_t H, int64_t W, int64_t OH, int64_t h0, int64_t w0, T* row) {
+  const int64_t oh_lo = std::clamp<int64_t>(-h0, 0, OH), oh_hi = std::clamp<int64_t>(H - h0, oh_lo, OH);
+  const int64_t t0 = oh_lo * W, t1 = oh_hi * W, shift = h0 * W + w0;
+  // Output element t of an inside row reads plane[t + shift]; only padding
+  // columns of the first and last input row fall outside the plane.
+  const int64_t c0 = std::clamp<int64_t>(-shift, t0, t1), c1 = std::clamp<int64_t>(H * W - shift, c0, t1);
+  std::fill(row, row + c0, T(0));
+  std::copy(plane + c0 + shift, plane + c1 + shift, row + c0);
+  std::fill(row + c1, row + OH * W, T(0));
+  const int64_t first = std::clamp<int64_t>(-w0, 0, W), last = std::clamp<int64_t>(W - w0, first, W);
+  // Column by column: a strided store, not a library call per row.
+  auto zero_column = [&](int64_t ow) {
+    for (int64_t oh = oh_lo; oh < oh_hi; ++oh) row[oh * W + ow] = T(0);
+  };
+  for (int64_t ow = 0; ow < first; ++ow) zero_column(ow);
+  for (int64_t ow = last; ow < W; ++ow) zero_column(ow);
+}
+
+}  // namespace
+
 template <class T>
 void im2col_row_2d(const T* plane, const std::vector<int64_t>& in_sp, const Window& win, int64_t kp, T* row) {
   const int64_t H = in_sp[0], W = in_sp[1], OH = win.out[0], OW = win.out[1];
   const int64_t kh = kp / win.kernel[1], kw = kp % win.kernel[1];
   const int64_t sh = win.strides[0], sw = win.strides[1];
   const int64_t h0 = kh * win.dilations[0] - win.pad_begin[0], w0 = kw * win.dilations[1] - win.pad_begin[1];
+  if (sh == 1 && sw == 1 && OW == W) {
+    im2col_rows_follow(plane, H, W, OH, h0, w0, row);
+    return;
+  }
   for (int64_t oh = 0; oh < OH; ++oh) {
     T* dst = row + oh * OW;
     const int64_t ih = oh * sh + h0;
@@ -93,16 +125,34 @@ bool all_equal(const std::vector<int64_t>& v, int64_t value) {
   return std::all_of(v.begin(), v.end(), [&](int64_t x) { return x == value; });
 }
 bool is_pointwise(const Window& win) { return all_equal(win.kernel, 1) && all_equal(win.strides, 1); }
+bool is_unpadded(const Window& win) { return all_equal(win.pad_begin, 0) && all_equal(win.pad_end, 0); }
 
 bool input_is_columns(int64_t cg, size_t nd, const Window& win) {
-  if (!all_equal(win.pad_begin, 0) || !all_equal(win.pad_end, 0)) return false;
-  return is_pointwise(win) || (nd == 1 && cg == 1);
+  return is_unpadded(win) && (is_pointwise(win) || (nd == 1 && cg == 1));
 }
 
 // That matrix: rows (channel, kernel position), columns output positions.
 MatrixView input_columns(const float* group_input, int64_t in_size, const Window& win) {
   if (is_pointwise(win)) return row_major(group_input, in_size);
   return {group_input, win.dilations[0], win.strides[0]};  // 1-D, one channel (a strided 1-wide kernel too)
+}
+
+// Whether, in 2-D (a 1-D convolution as height 1), the im2col rows of each
+// kernel position are the input channels under one column stride: unpadded,
+// and output row oh + 1 starts where the input rows under it do (a k x 1
+// kernel of stride 1, or a single output row, as every 1-D convolution has).
+// Then the product is a sum over kernel positions of W[:, :, kp] times a view
+// of the input, and no im2col copy is made.
+bool input_is_columns_per_position(const std::vector<int64_t>& in_sp, const Window& win2) {
+  return is_unpadded(win2) && product_of(win2.kernel) > 0 &&
+         (win2.out[0] == 1 || win2.strides[0] * in_sp[1] == win2.out[1] * win2.strides[1]);
+}
+
+// Rows: the group's channels at kernel position kp; columns: output positions.
+MatrixView position_columns(const float* group_input, int64_t in_size, const std::vector<int64_t>& in_sp,
+                            const Window& win2, int64_t kp) {
+  const int64_t kh = kp / win2.kernel[1], kw = kp % win2.kernel[1];
+  return {group_input + kh * win2.dilations[0] * in_sp[1] + kw * win2.dilations[1], in_size, win2.strides[1]};
 }
 
 template <class T>
@@ -124,8 +174,11 @@ void conv_typed(OpContext& c, const Tensor& x, const Tensor& w, const Tensor* bi
   }
   const int64_t rows = cg * k_size;
   const bool direct = std::is_same_v<T, float> && input_is_columns(cg, nd, win);
+  const bool per_position =
+      std::is_same_v<T, float> && !direct && nd <= 2 && input_is_columns_per_position(in_sp, win2);
+  const bool im2col = !direct && !per_position;
   // Not zero-filled: im2col writes every element.
-  const auto col_size = direct ? size_t{0} : static_cast<size_t>(rows * out_size);
+  const auto col_size = im2col ? static_cast<size_t>(rows * out_size) : size_t{0};
   std::unique_ptr<T[]> col(new T[col_size]);
   c.scratch_bytes += col_size * sizeof(T);
   const T* px = x.data<T>();
@@ -135,7 +188,7 @@ void conv_typed(OpContext& c, const Tensor& x, const Tensor& w, const Tensor* bi
     for (int64_t g = 0; g < groups; ++g) {
       const T* group_input = px + (b * channels + g * cg) * in_size;
       // im2col: row (ci, kernel position), column output position.
-      for (int64_t ci = 0; ci < cg && !direct; ++ci) {
+      for (int64_t ci = 0; ci < cg && im2col; ++ci) {
         const T* plane = group_input + ci * in_size;
         for (int64_t kp = 0; kp < k_size; ++kp) {
           T* row = col.get() + (ci * k_size + kp) * out_size;
@@ -149,9 +202,14 @@ void conv_typed(OpContext& c, const Tensor& x, const Tensor& w, const Tensor* bi
         // The bias goes in first and the product is added to it: one pass over the output less.
         if (bias)
           for (int64_t m = 0; m < mg; ++m) std::fill_n(dst + m * out_size, out_size, bias->data<float>()[g * mg + m]);
-        const MatrixView columns = direct ? input_columns(group_input, in_size, win)
-                                          : row_major(col.get(), out_size);
-        float_matmul(mg, out_size, rows, row_major(wg, rows), columns, dst, out_size, bias != nullptr);
+        if (per_position) {
+          for (int64_t kp = 0; kp < k_size; ++kp)
+            float_matmul(mg, out_size, cg, {wg + kp, rows, k_size}, position_columns(group_input, in_size, in_sp, win2, kp),
+                         dst, out_size, bias != nullptr || kp > 0);
+        } else {
+          const MatrixView columns = direct ? input_columns(group_input, in_size, win) : row_major(col.get(), out_size);
+          float_matmul(mg, out_size, rows, row_major(wg, rows), columns, dst, out_size, bias != nullptr);
+        }
       } else {
         if (rows > 0) matmul_fast(wg, col.get(), dst, mg, rows, out_size);
         else std::fill_n(dst, mg * out_size, T(0));

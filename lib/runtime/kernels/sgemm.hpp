@@ -29,10 +29,11 @@ struct MatrixView {
 inline MatrixView row_major(const float* data, int64_t cols) { return {data, cols, 1}; }
 inline MatrixView transposed_view(const float* data, int64_t cols) { return {data, 1, cols}; }
 
-// Computes an MR x NR tile: C(i, j) (+)= sum_p a[p * MR + i] * b[p * NR + j]
-// for i < rows, j < cols, from panels packed k-major (zero-padded to MR, NR).
-using MicroKernelFn = void (*)(int64_t kc, const float* a, const float* b, float* c, int64_t ldc, int64_t rows,
-                               int64_t cols, bool accumulate);
+// Computes an MR x NR tile: C(i, j) (+)= sum_p a[p * MR + i] * b[p * ldb + j]
+// for i < rows, j < cols; A packed k-major (zero-padded to MR), B either a
+// packed panel (ldb = NR, zero-padded) or NR readable columns of B itself.
+using MicroKernelFn = void (*)(int64_t kc, const float* a, const float* b, int64_t ldb, float* c, int64_t ldc,
+                               int64_t rows, int64_t cols, bool accumulate);
 
 struct SgemmKernel {
   const char* name;

@@ -1,6 +1,7 @@
 // The sgemm micro-kernels, one function each, and their table. A kernel keeps
 // an MR x NR tile of C in registers and, per step of k, multiplies one packed
-// column of A (MR values) by one packed row of B (NR values).
+// column of A (MR values) by one row of B (NR values, ldb apart: a packed
+// panel, or B itself when its rows are contiguous).
 //
 // The x86 kernels carry a target attribute instead of being built with
 // -mavx2/-mavx512f: only these functions use the wide instructions, so nothing
@@ -29,10 +30,10 @@ void store_tile(const float* tile, float* c, int64_t ldc, int64_t rows, int64_t 
 
 constexpr int64_t kPortableMr = 4, kPortableNr = 16;
 
-void portable_kernel(int64_t kc, const float* a, const float* b, float* c, int64_t ldc, int64_t rows, int64_t cols,
-                     bool accumulate) {
+void portable_kernel(int64_t kc, const float* a, const float* b, int64_t ldb, float* c, int64_t ldc, int64_t rows,
+                     int64_t cols, bool accumulate) {
   float tile[kPortableMr * kPortableNr] = {};
-  for (int64_t p = 0; p < kc; ++p, a += kPortableMr, b += kPortableNr)
+  for (int64_t p = 0; p < kc; ++p, a += kPortableMr, b += ldb)
     for (int64_t i = 0; i < kPortableMr; ++i)
       for (int64_t j = 0; j < kPortableNr; ++j) tile[i * kPortableNr + j] += a[i] * b[j];
   store_tile<kPortableMr, kPortableNr>(tile, c, ldc, rows, cols, accumulate);
@@ -44,12 +45,12 @@ bool always() { return true; }
 
 constexpr int64_t kAvx2Mr = 6, kAvx2Nr = 16;
 
-__attribute__((target("avx2,fma"))) void avx2_kernel(int64_t kc, const float* a, const float* b, float* c, int64_t ldc,
-                                                     int64_t rows, int64_t cols, bool accumulate) {
+__attribute__((target("avx2,fma"))) void avx2_kernel(int64_t kc, const float* a, const float* b, int64_t ldb, float* c,
+                                                     int64_t ldc, int64_t rows, int64_t cols, bool accumulate) {
   __m256 lo[kAvx2Mr], hi[kAvx2Mr];
 #pragma GCC unroll 6
   for (int64_t i = 0; i < kAvx2Mr; ++i) lo[i] = hi[i] = _mm256_setzero_ps();
-  for (int64_t p = 0; p < kc; ++p, a += kAvx2Mr, b += kAvx2Nr) {
+  for (int64_t p = 0; p < kc; ++p, a += kAvx2Mr, b += ldb) {
     const __m256 b0 = _mm256_loadu_ps(b), b1 = _mm256_loadu_ps(b + 8);
 #pragma GCC unroll 6
     for (int64_t i = 0; i < kAvx2Mr; ++i) {
@@ -81,12 +82,13 @@ __attribute__((target("avx2,fma"))) void avx2_kernel(int64_t kc, const float* a,
 
 constexpr int64_t kAvx512Mr = 8, kAvx512Nr = 32;
 
-__attribute__((target("avx512f"))) void avx512_kernel(int64_t kc, const float* a, const float* b, float* c,
-                                                      int64_t ldc, int64_t rows, int64_t cols, bool accumulate) {
+__attribute__((target("avx512f"))) void avx512_kernel(int64_t kc, const float* a, const float* b, int64_t ldb,
+                                                      float* c, int64_t ldc, int64_t rows, int64_t cols,
+                                                      bool accumulate) {
   __m512 lo[kAvx512Mr], hi[kAvx512Mr];
 #pragma GCC unroll 8
   for (int64_t i = 0; i < kAvx512Mr; ++i) lo[i] = hi[i] = _mm512_setzero_ps();
-  for (int64_t p = 0; p < kc; ++p, a += kAvx512Mr, b += kAvx512Nr) {
+  for (int64_t p = 0; p < kc; ++p, a += kAvx512Mr, b += ldb) {
     const __m512 b0 = _mm512_loadu_ps(b), b1 = _mm512_loadu_ps(b + 16);
 #pragma GCC unroll 8
     for (int64_t i = 0; i < kAvx512Mr; ++i) {
