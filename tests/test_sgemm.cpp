@@ -3,6 +3,7 @@
 #include <omp.h>
 
 #include <catch2/catch.hpp>
+#include <algorithm>
 #include <cmath>
 #include <random>
 #include <tuple>
@@ -174,5 +175,72 @@ TEST_CASE("Conv reads the input in place when the im2col matrix is a view of it:
     for (size_t i = 0; i < want.size(); ++i) CHECK(y.data<float>()[i] == Approx(want[i]).margin(1e-4));
     // No im2col columns when the input is read in place.
     CHECK((stats.peak_scratch_bytes == 0) == cs.direct);
+    // The second run reuses the weights packed by the first.
+    const Tensor again = session.run({{"x", x}}).at("y");
+    CHECK(std::equal(y.data<float>(), y.data<float>() + y.numel(), again.data<float>()));
   }
+}
+
+TEST_CASE("operands packed once give the same bits as packing them in every product") {
+  const std::vector<std::tuple<int64_t, int64_t, int64_t>> shapes = {
+      {7, 13, 5}, {9, 33, 17}, {200, 70, 300}, {13, 2100, 9}, {64, 96, 513}};
+  for (const auto& kernel : runtime::sgemm_kernels()) {
+    if (!kernel.supported()) continue;
+    uint32_t seed = 40;
+    for (const auto& [m, n, k] : shapes)
+      for (bool ta : {false, true})
+        for (bool tb : {false, true}) {
+          const Operands o = random_operands(m, n, k, ta, tb, seed++);
+          std::vector<float> want = o.c0;
+          runtime::sgemm_with(kernel, m, n, k, o.va(), o.vb(), want.data(), n, true);
+          const auto pa = runtime::pack_once(kernel, runtime::Operand::A, m, k, o.va());
+          const auto pb = runtime::pack_once(kernel, runtime::Operand::B, n, k, o.vb());
+          INFO("kernel " << kernel.name << " m " << m << " n " << n << " k " << k << " ta " << ta << " tb " << tb);
+          for (int which = 1; which <= 3; ++which) {
+            std::vector<float> got = o.c0;
+            runtime::sgemm_prepacked(m, n, k, o.va(), which & 1 ? &pa : nullptr, o.vb(), which & 2 ? &pb : nullptr,
+                                     got.data(), n, true);
+            CHECK(got == want);
+          }
+        }
+  }
+  // A packed operand of another shape is a bug, not a wrong answer.
+  const Operands o = random_operands(8, 8, 8, false, false, 1);
+  const auto pa = runtime::pack_once(runtime::sgemm_kernel(), runtime::Operand::A, 8, 7, o.va());
+  std::vector<float> c(64);
+  CHECK_THROWS(runtime::sgemm_prepacked(8, 8, 8, o.va(), &pa, o.vb(), nullptr, c.data(), 8));
+}
+
+TEST_CASE("a session packs only operands inside initializers, once, within its budget") {
+  Model m = test::single_node_model("Conv", test::gaussian_tensor({4, 3, 1, 1}, 9));
+  const runtime::Session session(m);
+  const float* w = m.graph.initializers[0].tensor.data<float>();
+  const auto a = runtime::row_major(w, 3);
+  const auto* packed = session.packed_constant(a, runtime::Operand::A, 4, 3);
+  REQUIRE(packed != nullptr);
+  CHECK(session.packed_constant(a, runtime::Operand::A, 4, 3) == packed);              // found, not packed again
+  CHECK(session.packed_constant(a, runtime::Operand::B, 4, 4) == nullptr);  // 4 x 4 from 12 floats: past the end
+  CHECK(session.packed_constant(runtime::row_major(w + 1, 3), runtime::Operand::A, 4, 3) == nullptr);
+  std::vector<float> elsewhere(12, 1.0f);
+  CHECK(session.packed_constant(runtime::row_major(elsewhere.data(), 3), runtime::Operand::A, 4, 3) == nullptr);
+  // Its panels are the weight's, zero-padded to whole panels.
+  const auto fresh = runtime::pack_once(runtime::sgemm_kernel(), runtime::Operand::A, 4, 3, a);
+  CHECK(packed->panels == fresh.panels);
+}
+
+TEST_CASE("Gemm with a constant transposed B (packed once) matches the reference on every run") {
+  const int64_t m = 37, k = 300, n = 45;
+  Model model = test::single_node_model("Gemm", test::gaussian_tensor({n, k}, 11));
+  model.graph.nodes[0].attributes.push_back(Attribute::integer("transB", 1));
+  const Tensor x = test::gaussian_tensor({m, k}, 12);
+  const runtime::Session session(model);
+  const Tensor first = session.run({{"x", x}}).at("y");
+  const Tensor second = session.run({{"x", x}}).at("y");
+  const Tensor& w = model.graph.initializers[0].tensor;
+  std::vector<float> want(static_cast<size_t>(m * n));
+  runtime::sgemm_reference(m, n, k, runtime::row_major(x.data<float>(), k), runtime::transposed_view(w.data<float>(), k),
+                           want.data(), n);
+  REQUIRE(first.numel() == m * n);
+  for (size_t i = 0; i < want.size(); ++i) CHECK(first.data<float>()[i] == Approx(want[i]).margin(1e-4));
+  CHECK(std::equal(first.data<float>(), first.data<float>() + m * n, second.data<float>()));
 }

@@ -5,6 +5,7 @@
 
 #include "quant/quantize_weight.hpp"
 #include "runtime/kernel_registry.hpp"
+#include "runtime/packed_constants.hpp"
 
 namespace slmopt::runtime {
 
@@ -34,6 +35,14 @@ Session::Session(const Model& model) : model_(model) {
     for (const auto& m : missing) list += (list.empty() ? "" : ", ") + m;
     throw_bad_input("the runtime has no kernel for: " + list);
   }
+  packed_constants_ = std::make_unique<PackedConstants>(model);
+}
+
+Session::~Session() = default;
+Session::Session(Session&&) noexcept = default;
+
+const PackedOperand* Session::packed_constant(const MatrixView& v, Operand side, int64_t outer, int64_t k) const {
+  return packed_constants_->find_or_pack(v, side, outer, k);
 }
 
 int Session::opset(const std::string& domain) const {

@@ -5,6 +5,7 @@
 
 #include <functional>
 #include <map>
+#include <memory>
 #include <string>
 #include <unordered_map>
 #include <vector>
@@ -14,6 +15,11 @@
 #include "runtime/op_context.hpp"
 
 namespace slmopt::runtime {
+
+struct MatrixView;
+struct PackedOperand;
+enum class Operand;
+class PackedConstants;
 
 // Name -> value bindings of one graph execution; subgraphs see their parents'.
 struct Scope {
@@ -37,6 +43,8 @@ class Session {
   // Validates that every op in every graph has a kernel; throws Error listing
   // the unsupported ones. `model` must outlive the session.
   explicit Session(const Model& model);
+  ~Session();
+  Session(Session&&) noexcept;
 
   // Graph inputs the caller must (or may) feed: those that are not initializers.
   std::vector<ValueInfo> feed_inputs() const;
@@ -63,6 +71,13 @@ class Session {
 
   int opset(const std::string& domain) const;
 
+  // A constant operand of a float product (A: outer x k, B: k x outer)
+  // packed once for this session (a convolution's or a Linear layer's
+  // weights), or nullptr when it is not inside an initializer or the packed
+  // copies would pass their budget. The model's initializers must not change
+  // while the session is in use.
+  const PackedOperand* packed_constant(const MatrixView& v, Operand side, int64_t outer, int64_t k) const;
+
  private:
   // What the main graph's run records (planning) or where it stores values (arena run).
   struct ArenaHooks {
@@ -78,6 +93,7 @@ class Session {
 
   const Model& model_;
   Observer observer_;
+  std::unique_ptr<PackedConstants> packed_constants_;
 };
 
 // "Op (domain)" of every node whose op has no kernel, sorted and unique.

@@ -8,6 +8,7 @@
 #include "runtime/kernels/matmul.hpp"
 #include "runtime/kernels/window.hpp"
 #include "runtime/kernels/im2col.hpp"
+#include "runtime/session.hpp"
 
 namespace slmopt::runtime {
 namespace {
@@ -202,13 +203,18 @@ void conv_typed(OpContext& c, const Tensor& x, const Tensor& w, const Tensor* bi
         // The bias goes in first and the product is added to it: one pass over the output less.
         if (bias)
           for (int64_t m = 0; m < mg; ++m) std::fill_n(dst + m * out_size, out_size, bias->data<float>()[g * mg + m]);
+        // Constant weights are packed once per session, not on every run.
+        auto weights_times = [&](MatrixView weights, int64_t depth, MatrixView columns, bool accumulate) {
+          const PackedOperand* packed = c.session ? c.session->packed_constant(weights, Operand::A, mg, depth) : nullptr;
+          float_matmul(mg, out_size, depth, weights, columns, dst, out_size, accumulate, packed);
+        };
         if (per_position) {
           for (int64_t kp = 0; kp < k_size; ++kp)
-            float_matmul(mg, out_size, cg, {wg + kp, rows, k_size}, position_columns(group_input, in_size, in_sp, win2, kp),
-                         dst, out_size, bias != nullptr || kp > 0);
+            weights_times({wg + kp, rows, k_size}, cg, position_columns(group_input, in_size, in_sp, win2, kp),
+                          bias != nullptr || kp > 0);
         } else {
           const MatrixView columns = direct ? input_columns(group_input, in_size, win) : row_major(col.get(), out_size);
-          float_matmul(mg, out_size, rows, row_major(wg, rows), columns, dst, out_size, bias != nullptr);
+          weights_times(row_major(wg, rows), rows, columns, bias != nullptr);
         }
       } else {
         if (rows > 0) matmul_fast(wg, col.get(), dst, mg, rows, out_size);

@@ -1,5 +1,6 @@
 // MatMul (numpy semantics: 1-D promotion, broadcast batch dims) and Gemm.
 #include "runtime/kernels/matmul.hpp"
+#include "runtime/session.hpp"
 
 #include <Eigen/Core>
 
@@ -26,10 +27,10 @@ void with_eigen(const MatrixView& v, int64_t rows, int64_t cols, Fn&& fn) {
 }  // namespace
 
 void float_matmul(int64_t m, int64_t n, int64_t k, MatrixView a, MatrixView b, float* c, int64_t ldc,
-                  bool accumulate) {
+                  bool accumulate, const PackedOperand* packed_a, const PackedOperand* packed_b) {
   constexpr int64_t kNarrow = 4;
   if (std::min(m, n) >= kNarrow || k == 0 || !eigen_layout(a) || !eigen_layout(b)) {
-    sgemm(m, n, k, a, b, c, ldc, accumulate);
+    sgemm_prepacked(m, n, k, a, packed_a, b, packed_b, c, ldc, accumulate);
     return;
   }
   Eigen::Map<RowMat, 0, Eigen::OuterStride<>> C(c, m, n, Eigen::OuterStride<>(ldc));
@@ -124,8 +125,8 @@ std::vector<T> transposed(const T* src, int64_t rows, int64_t cols) {
 }
 
 // out = op(A) * op(B) (+ out when accumulate) for float and integer types.
-void gemm_product(const Tensor& a, const Tensor& b, bool ta, bool tb, int64_t m, int64_t k, int64_t n, Tensor& out,
-                  bool accumulate) {
+void gemm_product(const OpContext& ctx, const Tensor& a, const Tensor& b, bool ta, bool tb, int64_t m, int64_t k,
+                  int64_t n, Tensor& out, bool accumulate) {
   visit_arithmetic(a.dtype(), [&](auto tag) {
     using T = typename decltype(tag)::type;
     const T* pa = a.data<T>();
@@ -135,7 +136,11 @@ void gemm_product(const Tensor& a, const Tensor& b, bool ta, bool tb, int64_t m,
       // Transposed operands are read through strided views, never copied.
       const MatrixView va = ta ? transposed_view(pa, m) : row_major(pa, k);
       const MatrixView vb = tb ? transposed_view(pb, k) : row_major(pb, n);
-      float_matmul(m, n, k, va, vb, po, n, accumulate);
+      // A constant transposed B (a Linear layer's weight) is packed once per
+      // session; a row-major one is read in place anyway.
+      const PackedOperand* packed_b =
+          tb && ctx.session ? ctx.session->packed_constant(vb, Operand::B, n, k) : nullptr;
+      float_matmul(m, n, k, va, vb, po, n, accumulate, nullptr, packed_b);
     } else if constexpr (std::is_same_v<T, double>) {
       using Mat = Eigen::Matrix<T, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;
       Eigen::Map<const Mat> A(pa, a.shape()[0], a.shape()[1]), B(pb, b.shape()[0], b.shape()[1]);
@@ -188,7 +193,7 @@ void gemm_op(OpContext& c) {
     }
     c.scratch_bytes = matmul_quantized_rows(a.data<float>(), m, *qb, out.mutable_data<float>());
   } else {
-    gemm_product(a, b, ta, tb, m, k, n, out, bias_first);
+    gemm_product(c, a, b, ta, tb, m, k, n, out, bias_first);
   }
   if (!bias_first)
     visit_arithmetic(a.dtype(), [&](auto tag) {

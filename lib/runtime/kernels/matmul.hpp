@@ -21,9 +21,11 @@ void matmul_reference(const T* a, const T* b, T* c, int64_t m, int64_t k, int64_
 
 // C = A * B (or C += A * B) for float operands in any layout: the packed sgemm,
 // or Eigen when one side is a vector or two, where packing a whole operand
-// would cost more than the product.
+// would cost more than the product. packed_a / packed_b, when given, are the
+// operands packed once (constant weights): the sgemm then skips packing them.
 void float_matmul(int64_t m, int64_t n, int64_t k, MatrixView a, MatrixView b, float* c, int64_t ldc,
-                  bool accumulate = false);
+                  bool accumulate = false, const PackedOperand* packed_a = nullptr,
+                  const PackedOperand* packed_b = nullptr);
 
 void matmul_fast(const float* a, const float* b, float* c, int64_t m, int64_t k, int64_t n);
 void matmul_fast(const double* a, const double* b, double* c, int64_t m, int64_t k, int64_t n);

@@ -56,6 +56,24 @@ void sgemm(int64_t m, int64_t n, int64_t k, MatrixView a, MatrixView b, float* c
 void sgemm_with(const SgemmKernel& kernel, int64_t m, int64_t n, int64_t k, MatrixView a, MatrixView b, float* c,
                 int64_t ldc, bool accumulate = false);
 
+// An operand packed once into a kernel's panels, for products that reuse it
+// (constant weights): each product then skips packing it. A is packed in
+// MR-high panels of its m rows, B in NR-wide panels of its n columns.
+enum class Operand { A, B };
+struct PackedOperand {
+  const SgemmKernel* kernel = nullptr;
+  Operand side = Operand::A;
+  int64_t outer = 0, k = 0;  // m and k for A, n and k for B
+  std::vector<float> panels;
+  // The panels from row (A) or column (B) `first` on, of the k block that starts at p0 and is kc deep.
+  const float* block(int64_t p0, int64_t first, int64_t kc) const;
+};
+// `v` is A (outer x k) or B (k x outer).
+PackedOperand pack_once(const SgemmKernel& kernel, Operand side, int64_t outer, int64_t k, MatrixView v);
+// C[m, n] (+)= A * B where either operand may come packed (then its view is not read).
+void sgemm_prepacked(int64_t m, int64_t n, int64_t k, MatrixView a, const PackedOperand* packed_a, MatrixView b,
+                     const PackedOperand* packed_b, float* c, int64_t ldc, bool accumulate = false);
+
 // The plain triple loop every kernel is tested against (double accumulation).
 void sgemm_reference(int64_t m, int64_t n, int64_t k, MatrixView a, MatrixView b, float* c, int64_t ldc,
                      bool accumulate = false);
