@@ -34,10 +34,10 @@ const PackedOperand* PackedConstants::find_or_pack(const MatrixView& v, Operand 
   std::lock_guard<std::mutex> lock(mutex_);
   auto found = packed_.find(key);
   if (found != packed_.end()) return found->second.get();
-  const uint64_t bytes = static_cast<uint64_t>(outer) * static_cast<uint64_t>(k) * sizeof(float);
+  const uint64_t bytes = static_cast<uint64_t>(packed_floats(sgemm_kernel(), side, outer, k)) * sizeof(float);
   if (packed_bytes_ + bytes > kBudgetBytes) return nullptr;
   auto packed = std::make_unique<PackedOperand>(pack_once(sgemm_kernel(), side, outer, k, v));
-  packed_bytes_ += packed->panels.size() * sizeof(float);
+  packed_bytes_ += bytes;
   return packed_.emplace(key, std::move(packed)).first->second.get();
 }
 

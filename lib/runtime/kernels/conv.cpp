@@ -205,7 +205,8 @@ void conv_typed(OpContext& c, const Tensor& x, const Tensor& w, const Tensor* bi
           for (int64_t m = 0; m < mg; ++m) std::fill_n(dst + m * out_size, out_size, bias->data<float>()[g * mg + m]);
         // Constant weights are packed once per session, not on every run.
         auto weights_times = [&](MatrixView weights, int64_t depth, MatrixView columns, bool accumulate) {
-          const PackedOperand* packed = c.session ? c.session->packed_constant(weights, Operand::A, mg, depth) : nullptr;
+          const bool pack = c.session && float_matmul_uses_sgemm(mg, out_size, depth, weights, columns);
+          const PackedOperand* packed = pack ? c.session->packed_constant(weights, Operand::A, mg, depth) : nullptr;
           float_matmul(mg, out_size, depth, weights, columns, dst, out_size, accumulate, packed);
         };
         if (per_position) {

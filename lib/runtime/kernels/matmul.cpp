@@ -26,10 +26,14 @@ void with_eigen(const MatrixView& v, int64_t rows, int64_t cols, Fn&& fn) {
 
 }  // namespace
 
+bool float_matmul_uses_sgemm(int64_t m, int64_t n, int64_t k, const MatrixView& a, const MatrixView& b) {
+  constexpr int64_t kNarrow = 4;
+  return std::min(m, n) >= kNarrow || k == 0 || !eigen_layout(a) || !eigen_layout(b);
+}
+
 void float_matmul(int64_t m, int64_t n, int64_t k, MatrixView a, MatrixView b, float* c, int64_t ldc,
                   bool accumulate, const PackedOperand* packed_a, const PackedOperand* packed_b) {
-  constexpr int64_t kNarrow = 4;
-  if (std::min(m, n) >= kNarrow || k == 0 || !eigen_layout(a) || !eigen_layout(b)) {
+  if (float_matmul_uses_sgemm(m, n, k, a, b)) {
     sgemm_prepacked(m, n, k, a, packed_a, b, packed_b, c, ldc, accumulate);
     return;
   }
@@ -138,8 +142,8 @@ void gemm_product(const OpContext& ctx, const Tensor& a, const Tensor& b, bool t
       const MatrixView vb = tb ? transposed_view(pb, k) : row_major(pb, n);
       // A constant transposed B (a Linear layer's weight) is packed once per
       // session; a row-major one is read in place anyway.
-      const PackedOperand* packed_b =
-          tb && ctx.session ? ctx.session->packed_constant(vb, Operand::B, n, k) : nullptr;
+      const bool pack_b = tb && ctx.session && float_matmul_uses_sgemm(m, n, k, va, vb);
+      const PackedOperand* packed_b = pack_b ? ctx.session->packed_constant(vb, Operand::B, n, k) : nullptr;
       float_matmul(m, n, k, va, vb, po, n, accumulate, nullptr, packed_b);
     } else if constexpr (std::is_same_v<T, double>) {
       using Mat = Eigen::Matrix<T, Eigen::Dynamic, Eigen::Dynamic, Eigen::RowMajor>;

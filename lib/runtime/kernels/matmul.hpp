@@ -23,6 +23,9 @@ void matmul_reference(const T* a, const T* b, T* c, int64_t m, int64_t k, int64_
 // or Eigen when one side is a vector or two, where packing a whole operand
 // would cost more than the product. packed_a / packed_b, when given, are the
 // operands packed once (constant weights): the sgemm then skips packing them.
+// Whether float_matmul takes the sgemm for these operands (else Eigen): only
+// then are packed operands used, so only then is packing one worth it.
+bool float_matmul_uses_sgemm(int64_t m, int64_t n, int64_t k, const MatrixView& a, const MatrixView& b);
 void float_matmul(int64_t m, int64_t n, int64_t k, MatrixView a, MatrixView b, float* c, int64_t ldc,
                   bool accumulate = false, const PackedOperand* packed_a = nullptr,
                   const PackedOperand* packed_b = nullptr);

@@ -1,9 +1,9 @@
 // The sgemm driver: Goto/BLIS loop order. For each block of columns of B and
 // each block of k, B is packed into NR-wide panels (shared by the threads)
 // unless its rows are contiguous, when whole panels are read in place;
-// for each block of rows of A, A is packed into MR-high panels (or was, once,
-// by pack_a_once), and the
-// threads split the B panels between them. Blocks are sized so a packed A
+// for each block of rows of A, A is packed into MR-high panels, and the
+// threads split the B panels between them. Either operand may instead come
+// packed once (pack_once: constant weights). Blocks are sized so a packed A
 // block stays in L2 and one B panel in L1.
 #include "runtime/kernels/sgemm.hpp"
 
@@ -126,7 +126,7 @@ void run_blocks(const SgemmKernel& kernel, int64_t m, int64_t n, int64_t k, cons
   }
 }
 
-// What run_blocks does before the blocks: an empty product, or k of 0.
+// An empty product, or k of 0: C is cleared (or kept) and there are no blocks to run.
 bool trivial_product(int64_t m, int64_t n, int64_t k, float* c, int64_t ldc, bool accumulate) {
   if (m <= 0 || n <= 0) return true;
   if (k > 0) return false;
@@ -163,18 +163,25 @@ void sgemm_with(const SgemmKernel& kernel, int64_t m, int64_t n, int64_t k, Matr
   product(kernel, m, n, k, a, nullptr, b, nullptr, c, ldc, accumulate);
 }
 
+namespace {
+int64_t panel_width(const SgemmKernel& kernel, Operand side) { return side == Operand::A ? kernel.mr : kernel.nr; }
+}  // namespace
+
 // Laid out as the driver packs its blocks: for each block of k (p0), every
 // row (A) or column (B) in panels; those from `first` on start first * kc
 // floats into the block.
 const float* PackedOperand::block(int64_t p0, int64_t first, int64_t kc) const {
-  const int64_t width = side == Operand::A ? kernel->mr : kernel->nr;
-  return panels.data() + p0 * round_up(outer, width) + first * kc;
+  return panels.data() + p0 * round_up(outer, panel_width(*kernel, side)) + first * kc;
+}
+
+int64_t packed_floats(const SgemmKernel& kernel, Operand side, int64_t outer, int64_t k) {
+  return round_up(std::max<int64_t>(outer, 0), panel_width(kernel, side)) * std::max<int64_t>(k, 0);
 }
 
 PackedOperand pack_once(const SgemmKernel& kernel, Operand side, int64_t outer, int64_t k, MatrixView v) {
   PackedOperand packed{&kernel, side, std::max<int64_t>(outer, 0), std::max<int64_t>(k, 0), {}};
-  const int64_t width = side == Operand::A ? kernel.mr : kernel.nr, padded = round_up(packed.outer, width);
-  packed.panels.resize(static_cast<size_t>(padded * packed.k));
+  const int64_t width = panel_width(kernel, side), padded = round_up(packed.outer, width);
+  packed.panels.resize(static_cast<size_t>(packed_floats(kernel, side, outer, k)));
   for (int64_t p0 = 0; p0 < packed.k && packed.outer > 0; p0 += kBlockK) {
     const int64_t kc = std::min(kBlockK, packed.k - p0);
     float* dst = packed.panels.data() + p0 * padded;

@@ -68,6 +68,8 @@ struct PackedOperand {
   // The panels from row (A) or column (B) `first` on, of the k block that starts at p0 and is kc deep.
   const float* block(int64_t p0, int64_t first, int64_t kc) const;
 };
+// Floats a packed operand takes: its outer size rounded up to whole panels, times k.
+int64_t packed_floats(const SgemmKernel& kernel, Operand side, int64_t outer, int64_t k);
 // `v` is A (outer x k) or B (k x outer).
 PackedOperand pack_once(const SgemmKernel& kernel, Operand side, int64_t outer, int64_t k, MatrixView v);
 // C[m, n] (+)= A * B where either operand may come packed (then its view is not read).
