@@ -112,6 +112,46 @@ TEST_CASE("float8 initializers (ONNX >= 1.14 type codes) survive a round trip") 
   CHECK(back.graph.initializers[1].tensor.bit_equal(m.graph.initializers[1].tensor));
 }
 
+TEST_CASE("int4 and uint4 initializers travel packed two a byte, low nibble first") {
+  // 5 values (an odd count: the last byte holds one).
+  Tensor i4 = Tensor::from_values<int8_t>(DType::I4, {5}, {-8, 7, -1, 0, 3});
+  Tensor u4 = Tensor::from_values<uint8_t>(DType::U4, {5}, {15, 0, 1, 9, 4});
+  Model m;
+  m.opsets = {{"", 21}};
+  m.ir_version = 10;
+  m.graph.name = "nibbles";
+  m.graph.initializers = {{"i", i4, ""}, {"u", u4, ""}};
+  const onnx::ModelProto proto = onnx_format::model_to_proto(m);
+  CHECK(proto.graph().initializer(0).data_type() == 22);
+  CHECK(proto.graph().initializer(0).raw_data() == std::string("\x78\x0F\x03", 3));
+  CHECK(proto.graph().initializer(1).data_type() == 21);
+  CHECK(proto.graph().initializer(1).raw_data() == std::string("\x0F\x91\x04", 3));
+  test::TempDir tmp;
+  for (auto external : {onnx_format::ExternalData::Never, onnx_format::ExternalData::Always}) {
+    onnx_format::WriteOptions options;
+    options.external = external;
+    options.external_min_bytes = 0;
+    onnx_format::write_onnx(m, tmp.file("n.onnx"), options);
+    Model back = onnx_format::read_onnx(tmp.file("n.onnx"));
+    CHECK(back.graph.initializers[0].tensor.bit_equal(i4));
+    CHECK(back.graph.initializers[1].tensor.bit_equal(u4));
+  }
+  // int32_data holds one packed byte (two values) per entry.
+  onnx::TensorProto p;
+  p.set_name("t");
+  p.set_data_type(22);
+  p.add_dims(3);
+  for (int v : {0x78, 0x0F}) p.add_int32_data(v);
+  Tensor t = onnx_format::tensor_from_proto(p, ".");
+  CHECK(t.dtype() == DType::I4);
+  CHECK(std::vector<int8_t>(t.data<int8_t>(), t.data<int8_t>() + 3) == std::vector<int8_t>{-8, 7, -1});
+  p.add_int32_data(0);  // one byte too many
+  CHECK_THROWS_WITH(onnx_format::tensor_from_proto(p, "."), Catch::Contains("int32_data holds 3 values, shape needs 2"));
+  p.clear_int32_data();
+  p.set_raw_data(std::string("\x78\x0F\x00", 3));
+  CHECK_THROWS_WITH(onnx_format::tensor_from_proto(p, "."), Catch::Contains("raw_data holds 3 bytes"));
+}
+
 TEST_CASE("typed data fields decode to the values they hold") {
   auto decode = [](const onnx::TensorProto& p) { return onnx_format::tensor_from_proto(p, "."); };
   onnx::TensorProto p;

@@ -15,6 +15,14 @@ std::string with_thousands(int64_t n) {
   return n < 0 ? "-" + out : out;
 }
 
+void add_requantize_option(CLI::App& cmd, std::string& name, const std::string& whose) {
+  cmd.add_option("--requantize", name,
+                 "How " + whose + " integer layers (QLinearConv, QLinearMatMul) round: exact (ONNX's definition, "
+                 "as ONNX Runtime) or fixed-point (int32 multiplier and shift, as TFLite Micro and CMSIS-NN)")
+      ->check(CLI::IsMember({"exact", "fixed-point"}))
+      ->default_val("exact");
+}
+
 void add_data_options(CLI::App& cmd, DataOptions& data) {
   cmd.add_option("--data", data.dir, "Folder of samples: test_data_set_N/input_K.pb, or sample folders of NAME.npy");
   cmd.add_option("--input", data.inputs, "NAME=FILE (.npy or .pb); repeat per input");

@@ -27,6 +27,10 @@ struct DataOptions {
 };
 void add_data_options(CLI::App& cmd, DataOptions& data);
 
+// --requantize exact|fixed-point: how QLinearConv/QLinearMatMul round their
+// accumulators (runtime/requantization.hpp); the value is a valid name.
+void add_requantize_option(CLI::App& cmd, std::string& name, const std::string& whose);
+
 // "1,234,567"
 std::string with_thousands(int64_t n);
 using slmopt::human_bytes;  // "1.25 MiB" (core/memory_limit.hpp)

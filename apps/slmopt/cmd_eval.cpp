@@ -26,6 +26,7 @@ struct EvalOptions {
   std::vector<std::string> gates;
   std::string report, junit;
   bool per_layer = false;
+  std::string requantize = "exact";
   // Language models: perplexity, KL and top-1 over windows of a text.
   std::string text, tokenizer;
   int64_t context = 0, stride = 0;
@@ -107,15 +108,19 @@ void run_eval(const EvalOptions& o, GlobalOptions& global) {
   for (const auto& g : o.gates) gates.push_back(eval::parse_gate(g));
   Model ref_model = load_model(o.reference), cand_model = load_model(o.candidate);
   runtime::Session ref(ref_model), cand(cand_model);
+  cand.set_requantization(*runtime::requantization_from_name(o.requantize));
   nlohmann::ordered_json doc;
   doc["reference"] = o.reference;
   doc["candidate"] = o.candidate;
+  doc["requantize"] = o.requantize;
   Summaries summaries;
   std::vector<calib::Sample> samples;
   std::map<std::string, std::vector<eval::SampleMetrics>> per_output;
   eval::PerLayerComparison layers;
   if (!o.text.empty()) {
     if (o.per_layer) throw_usage("--per-layer compares tensors; it does not combine with --text");
+    if (o.requantize != "exact")
+      throw_usage("--requantize applies to integer layers run on samples; it does not combine with --text");
     if (!o.data.dir.empty() || !o.data.inputs.empty() || o.data.random > 0)
       throw_usage("--text is the data of a language-model eval: give it alone, without --data, --input or --random");
     summaries = compare_on_text(o, ref_model, cand_model, !global.quiet && !global.json && isatty(2), doc);
@@ -230,6 +235,7 @@ void setup_eval(CLI::App& app, GlobalOptions& global) {
   cmd->add_option("--reference", opts->reference, "The original model")->required();
   cmd->add_option("--candidate", opts->candidate, "The optimized model")->required();
   add_data_options(*cmd, opts->data);
+  add_requantize_option(*cmd, opts->requantize, "the candidate's");
   cmd->add_option("--text", opts->text, "Language models: a UTF-8 text (or .npy of token ids); report perplexity, KL divergence and top-1 agreement");
   cmd->add_option("--tokenizer", opts->tokenizer, "With --text: tokenizer.json, llama2.c tokenizer.bin or GGUF vocabulary (default: beside the reference)");
   cmd->add_option("--ctx", opts->context, "With --text: tokens per window (default: the model's context, at most 512)");

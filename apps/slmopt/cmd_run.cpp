@@ -19,6 +19,7 @@ struct RunOptions {
   DataOptions data;
   std::string output_dir;
   int repeat = 1;
+  std::string requantize = "exact";
 };
 
 // Output names may hold any character; file names get a safe form.
@@ -31,6 +32,7 @@ std::string file_name_for(const std::string& name) {
 void run_run(const RunOptions& o, const GlobalOptions& global) {
   Model model = load_model(o.model);
   runtime::Session session(model);
+  session.set_requantization(*runtime::requantization_from_name(o.requantize));
   auto samples = load_requested_samples(o.data, session.feed_inputs());
   runtime::RunStats stats;
   double total_ms = 0;
@@ -86,6 +88,7 @@ void setup_run(CLI::App& app, GlobalOptions& global) {
   add_data_options(*cmd, opts->data);
   cmd->add_option("-o,--output", opts->output_dir, "Folder for the outputs (NAME.npy)");
   cmd->add_option("--repeat", opts->repeat, "Run each sample this many times for the latency figure");
+  add_requantize_option(*cmd, opts->requantize, "the model's");
   cmd->callback([opts, &global] { run_run(*opts, global); });
 }
 

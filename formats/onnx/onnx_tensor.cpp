@@ -55,6 +55,40 @@ void check_count(int64_t count, int64_t numel, const char* field) {
                     std::to_string(numel));
 }
 
+int64_t nibble_bytes(int64_t numel) { return numel / 2 + numel % 2; }
+
+Tensor unpack_nibbles(DType dtype, std::vector<int64_t> shape, const uint8_t* packed) {
+  Tensor t(dtype, std::move(shape));
+  uint8_t* out = t.mutable_data<uint8_t>();
+  const bool is_signed = dtype == DType::I4;
+  for (int64_t i = 0; i < t.numel(); ++i) {
+    const auto nibble = static_cast<uint8_t>((packed[i / 2] >> (4 * (i % 2))) & 0xF);
+    out[i] = is_signed && nibble >= 8 ? static_cast<uint8_t>(nibble | 0xF0) : nibble;
+  }
+  return t;
+}
+
+}  // namespace
+
+// 4-bit types travel two values a byte, low nibble first; in memory each
+// value has a byte of its own, an i4 sign-extended.
+bool is_nibble_type(DType t) { return t == DType::I4 || t == DType::U4; }
+
+std::string pack_nibbles(const Tensor& t) {
+  const bool is_signed = t.dtype() == DType::I4;
+  std::string packed(static_cast<size_t>(nibble_bytes(t.numel())), '\0');
+  const uint8_t* v = t.data<uint8_t>();
+  for (int64_t i = 0; i < t.numel(); ++i) {
+    const int value = is_signed ? static_cast<int8_t>(v[i]) : v[i];
+    if (value < (is_signed ? -8 : 0) || value > (is_signed ? 7 : 15))
+      throw_internal(std::string("a ") + dtype_name(t.dtype()) + " tensor holds " + std::to_string(value));
+    packed[static_cast<size_t>(i / 2)] |= static_cast<char>((v[i] & 0xF) << (4 * (i % 2)));
+  }
+  return packed;
+}
+
+namespace {
+
 // The count a typed field must hold is checked before anything is allocated,
 // so a hostile shape cannot make us allocate terabytes.
 struct TypedField {
@@ -77,6 +111,12 @@ TypedField typed_field(const onnx::TensorProto& p, DType dtype) {
 Tensor decode_typed_fields(const onnx::TensorProto& p, DType dtype, std::vector<int64_t> shape) {
   const int64_t n = checked_numel(shape);
   TypedField field = typed_field(p, dtype);
+  if (is_nibble_type(dtype)) {
+    // One packed byte (two values) per int32.
+    check_count(field.count, nibble_bytes(n), field.name);
+    std::vector<uint8_t> bytes(p.int32_data().begin(), p.int32_data().end());
+    return unpack_nibbles(dtype, std::move(shape), bytes.data());
+  }
   check_count(field.count, n, field.name);
   Tensor t(dtype, shape);
   switch (dtype) {
@@ -117,6 +157,8 @@ Tensor decode_typed_fields(const onnx::TensorProto& p, DType dtype, std::vector<
       copy_converted<int32_t, uint8_t>(p.int32_data(), t);
       break;
     case DType::String:
+    case DType::I4:
+    case DType::U4:
     case DType::Count_:
       throw_internal("decode_typed_fields: unexpected type");
   }
@@ -145,7 +187,8 @@ Tensor decode_external(const onnx::TensorProto& p, DType dtype, std::vector<int6
   }
   if (dtype == DType::String) throw_bad_input("string tensors cannot use external data");
   auto file = resolver.open(location);
-  int64_t expected = checked_mul(checked_numel(shape), dtype_size(dtype), "tensor byte size");
+  const int64_t numel = checked_numel(shape);
+  const int64_t expected = is_nibble_type(dtype) ? nibble_bytes(numel) : checked_mul(numel, dtype_size(dtype), "tensor byte size");
   uint64_t len = length ? *length : (offset <= file->size() ? file->size() - offset : 0);
   if (!range_within(offset, len, file->size()))
     throw_bad_input("external data range [" + std::to_string(offset) + ", +" + std::to_string(len) +
@@ -155,6 +198,7 @@ Tensor decode_external(const onnx::TensorProto& p, DType dtype, std::vector<int6
     throw_bad_input("external data length " + std::to_string(len) + " does not match shape " +
                     shape_to_string(shape) + " of " + dtype_name(dtype) + " (" +
                     std::to_string(expected) + " bytes)");
+  if (is_nibble_type(dtype)) return unpack_nibbles(dtype, std::move(shape), file->data() + offset);
   return Tensor::from_buffer(dtype, std::move(shape), Buffer::view(file, offset, len));
 }
 
@@ -177,11 +221,14 @@ Tensor decode_tensor(const onnx::TensorProto& p, ExternalDataResolver& resolver)
     }
     if (p.has_raw_data()) {
       if (has_typed_fields(p)) throw_bad_input("has both raw_data and typed data fields");
-      int64_t expected = checked_mul(numel, dtype_size(*dtype), "tensor byte size");
+      const int64_t expected =
+          is_nibble_type(*dtype) ? nibble_bytes(numel) : checked_mul(numel, dtype_size(*dtype), "tensor byte size");
       if (p.raw_data().size() != static_cast<uint64_t>(expected))
         throw_bad_input("raw_data holds " + std::to_string(p.raw_data().size()) + " bytes, shape " +
                         shape_to_string(shape) + " of " + dtype_name(*dtype) + " needs " +
                         std::to_string(expected));
+      if (is_nibble_type(*dtype))
+        return unpack_nibbles(*dtype, std::move(shape), reinterpret_cast<const uint8_t*>(p.raw_data().data()));
       Tensor t(*dtype, std::move(shape));
       if (expected) std::memcpy(t.mutable_bytes(), p.raw_data().data(), p.raw_data().size());
       return t;
@@ -196,6 +243,8 @@ void encode_tensor_inline(const Tensor& t, onnx::TensorProto& p) {
   for (int64_t d : t.shape()) p.add_dims(d);
   if (t.dtype() == DType::String) {
     for (const auto& s : t.strings()) p.add_string_data(s);
+  } else if (is_nibble_type(t.dtype())) {
+    p.set_raw_data(pack_nibbles(t));
   } else {
     p.set_raw_data(t.nbytes() ? std::string(reinterpret_cast<const char*>(t.bytes()), t.nbytes())
                               : std::string());

@@ -30,4 +30,8 @@ Tensor decode_tensor(const onnx::TensorProto& proto, ExternalDataResolver& resol
 // string_data for strings).
 void encode_tensor_inline(const Tensor& tensor, onnx::TensorProto& proto);
 
+// i4/u4 values as ONNX stores them: two a byte, low nibble first.
+bool is_nibble_type(DType t);
+std::string pack_nibbles(const Tensor& tensor);
+
 }  // namespace slmopt::onnx_format

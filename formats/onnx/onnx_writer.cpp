@@ -189,7 +189,10 @@ void write_onnx(const Model& model, const std::string& path, const WriteOptions&
         uint64_t align = options.external_alignment ? options.external_alignment : 1;
         uint64_t offset = (data_file->bytes_written() + align - 1) / align * align;
         data_file->write_zeros(offset - data_file->bytes_written());
-        data_file->write(t.tensor.bytes(), t.tensor.nbytes());
+        const std::string nibbles = is_nibble_type(t.tensor.dtype()) ? pack_nibbles(t.tensor) : std::string();
+        const uint64_t length = nibbles.empty() ? t.tensor.nbytes() : nibbles.size();
+        if (nibbles.empty()) data_file->write(t.tensor.bytes(), t.tensor.nbytes());
+        else data_file->write(nibbles);
         tp.set_data_type(traits(t.tensor.dtype()).onnx_code);
         for (int64_t d : t.tensor.shape()) tp.add_dims(d);
         tp.set_data_location(onnx::TensorProto::EXTERNAL);
@@ -200,7 +203,7 @@ void write_onnx(const Model& model, const std::string& path, const WriteOptions&
         };
         add("location", data_name);
         add("offset", std::to_string(offset));
-        add("length", std::to_string(t.tensor.nbytes()));
+        add("length", std::to_string(length));
       };
     }
     onnx::ModelProto proto = build_proto(model, sink);

@@ -1,5 +1,6 @@
 #include "onnx/qdq_export.hpp"
 
+#include <algorithm>
 #include <cmath>
 
 #include "core/error.hpp"
@@ -37,6 +38,7 @@ Exported export_tensor(const std::string& name, const QuantTensor& q, int opset)
   e.codes = Tensor(DType::I8, q.shape);
   std::vector<float> values(static_cast<size_t>(q.rows * q.cols));
   quant::dequantize_rows(q, 0, q.rows, values.data());
+  bool fits_int4 = true;
   for (int64_t r = 0; r < q.rows; ++r)
     for (int64_t c = 0; c < q.cols; ++c) {
       const float s = scales[static_cast<size_t>(quant::group_of(g, r, c))];
@@ -44,9 +46,16 @@ Exported export_tensor(const std::string& name, const QuantTensor& q, int opset)
       const float code = s == 0 ? 0.0f : std::nearbyint(v / s);
       if (!(code >= -128 && code <= 127) || code * s != v)
         throw_usage("'" + name + "': a value is not an int8 code times its scale; write .slm");
+      fits_int4 = fits_int4 && code >= -8 && code <= 7;
       const int64_t at = q.transposed ? c * q.rows + r : r * q.cols + c;
       e.codes.mutable_data<int8_t>()[at] = static_cast<int8_t>(code);
     }
+  // Codes of 4 bits or fewer travel as int4 (opset 21): half the bytes of int8.
+  if (opset >= 21 && q.params.bits <= 4 && fits_int4) {
+    Tensor nibbles(DType::I4, q.shape);
+    std::copy_n(e.codes.data<int8_t>(), e.codes.numel(), nibbles.mutable_data<int8_t>());
+    e.codes = std::move(nibbles);
+  }
   if (g.per_tensor || g.groups == 0) {
     e.scale = Tensor::from_values<float>(DType::F32, {}, {g.groups ? scales[0] : 1.0f});
     return e;
@@ -96,6 +105,8 @@ Model to_qdq(const Model& model) {
     const std::string codes = init.name + "_quantized", scale = init.name + "_scale";
     dq_nodes.push_back(Node{init.name + "_dequantize", "DequantizeLinear", "", {codes, scale}, {init.name}, e.attributes, {}});
     added.push_back({scale, e.scale, {}});
+    // 4-bit element types need IR version 10.
+    if (e.codes.dtype() == DType::I4) out.ir_version = std::max<int64_t>(out.ir_version, 10);
     init.tensor = e.codes;
     init.name = codes;
   }

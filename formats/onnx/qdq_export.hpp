@@ -7,8 +7,8 @@
 // dequantized weight bit for bit. Symmetric integer codes of 1-8 bits (two-
 // level scales expanded to f32), ternary and binary have that form; codes
 // with a float minimum and lookup tables do not, and are refused with the
-// tensor named. Codes of every width travel in int8 (no 4-bit element type in
-// the IR yet, so int4/uint4 packing is not used).
+// tensor named. Codes of 4 bits or fewer travel as int4 (two a byte) at
+// opset 21, wider codes and older opsets as int8.
 #pragma once
 
 #include "core/ir.hpp"
@@ -16,7 +16,7 @@
 namespace slmopt::onnx_format {
 
 // The model with each quantized initializer replaced by `<name>_quantized`
-// (int8), `<name>_scale` (f32) and a DequantizeLinear node producing <name>.
+// (int8 or int4), `<name>_scale` (f32) and a DequantizeLinear node producing <name>.
 // Throws Error(Usage) naming the tensor when one has no exact form, or the
 // opset is too old for the form it needs.
 Model to_qdq(const Model& model);

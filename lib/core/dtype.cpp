@@ -5,7 +5,8 @@
 namespace slmopt {
 namespace {
 
-// ONNX codes from onnx.proto's TensorProto.DataType; F8 codes are ONNX >= 1.14's.
+// ONNX codes from onnx.proto's TensorProto.DataType; F8 codes are ONNX >= 1.14's,
+// 4-bit ones ONNX >= 1.16's.
 constexpr std::array<DTypeTraits, static_cast<size_t>(DType::Count_)> kTable{{
     {DType::F32, "f32", 4, 1, "F32", true},
     {DType::F16, "f16", 2, 10, "F16", true},
@@ -23,6 +24,8 @@ constexpr std::array<DTypeTraits, static_cast<size_t>(DType::Count_)> kTable{{
     {DType::String, "string", 0, 8, nullptr, false},
     {DType::F8E4M3FN, "f8e4m3fn", 1, 17, "F8_E4M3", true},
     {DType::F8E5M2, "f8e5m2", 1, 19, "F8_E5M2", true},
+    {DType::I4, "i4", 1, 22, nullptr, false},
+    {DType::U4, "u4", 1, 21, nullptr, false},
 }};
 
 constexpr bool table_in_enum_order() {

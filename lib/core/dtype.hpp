@@ -27,6 +27,10 @@ enum class DType : uint8_t {
   String,
   F8E4M3FN,
   F8E5M2,
+  // 4-bit integers: one value a byte in memory (i4 sign-extended), packed two
+  // a byte, low nibble first, in ONNX files (onnx/onnx_tensor.cpp).
+  I4,
+  U4,
   Count_,  // number of types; not a type
 };
 

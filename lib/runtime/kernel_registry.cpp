@@ -21,6 +21,7 @@ const KernelRegistry& KernelRegistry::instance() {
     register_control_flow(r);
     register_loss(r);
     register_quantization(r);
+    register_qlinear(r);
     register_resize(r);
     register_indexing(r);
     register_recurrent(r);

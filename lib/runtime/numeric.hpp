@@ -26,8 +26,10 @@ void visit_numeric(DType t, Fn&& fn) {
   switch (t) {
     case DType::F32: return fn(Tag<float>{});
     case DType::F64: return fn(Tag<double>{});
-    case DType::I8: return fn(Tag<int8_t>{});
-    case DType::U8: return fn(Tag<uint8_t>{});
+    case DType::I8:
+    case DType::I4: return fn(Tag<int8_t>{});
+    case DType::U8:
+    case DType::U4: return fn(Tag<uint8_t>{});
     case DType::I16: return fn(Tag<int16_t>{});
     case DType::U16: return fn(Tag<uint16_t>{});
     case DType::I32: return fn(Tag<int32_t>{});

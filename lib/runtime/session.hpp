@@ -13,6 +13,7 @@
 #include "core/ir.hpp"
 #include "runtime/memory_plan.hpp"
 #include "runtime/op_context.hpp"
+#include "runtime/requantization.hpp"
 
 namespace slmopt::runtime {
 
@@ -54,6 +55,10 @@ class Session {
 
   void set_observer(Observer observer) { observer_ = std::move(observer); }
 
+  // How QLinearConv and QLinearMatMul requantize (default: ONNX's exact definition).
+  void set_requantization(Requantization r) { requantization_ = r; }
+  Requantization requantization() const { return requantization_; }
+
   // Runs once on `feeds` to learn the size and lifetime of every value the
   // main graph computes (its outputs live to the end), then places them in
   // one arena. The plan holds for inputs of the same shapes.
@@ -93,6 +98,7 @@ class Session {
 
   const Model& model_;
   Observer observer_;
+  Requantization requantization_ = Requantization::Exact;
   std::unique_ptr<PackedConstants> packed_constants_;
 };
 

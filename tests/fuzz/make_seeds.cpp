@@ -280,6 +280,13 @@ int main(int argc, char** argv) {
       onnx_format::encode_tensor_inline(t, proto);
       put("tensor_pb", std::string(name) + ".pb", proto.SerializeAsString());
     }
+    // 4-bit tensors travel packed two a byte (an odd count leaves half a byte).
+    for (const auto& [name, t] : {std::pair<const char*, Tensor>{"i4", Tensor::from_values<int8_t>(DType::I4, {3}, {-8, 7, 3})},
+                                  std::pair<const char*, Tensor>{"u4", Tensor::from_values<uint8_t>(DType::U4, {5}, {15, 0, 1, 9, 4})}}) {
+      onnx::TensorProto proto;
+      onnx_format::encode_tensor_inline(t, proto);
+      put("tensor_pb", std::string(name) + ".pb", proto.SerializeAsString());
+    }
     put("npz", "stored.npz", zip_of(members, false));
     put("npz", "deflated.npz", zip_of(members, true));
 

@@ -1,11 +1,12 @@
 // Runs an ONNX model with ONNX Runtime (the npm package onnxruntime-node) as an
 // independent oracle for slmopt's runtime.
 //
-//   node ort_run.js MODEL OUT_DIR [--repeat N] NAME=INPUT.npy ...
+//   node ort_run.js MODEL OUT_DIR [--repeat N] [--optimization LEVEL] NAME=INPUT.npy ...
 //
 // Writes OUT_DIR/<i>.npy for the i-th model output and prints JSON with the
 // output names and the mean latency. One intra-op thread, so timings compare
-// with slmopt's single-threaded reference runtime.
+// with slmopt's single-threaded reference runtime. LEVEL is ONNX Runtime's
+// graph optimization level (disabled, basic, extended, all; default all).
 'use strict';
 const fs = require('fs');
 const path = require('path');
@@ -48,13 +49,17 @@ function writeNpy(file, tensor) {
 async function main() {
   const [model, outDir, ...rest] = process.argv.slice(2);
   let repeat = 1;
+  let optimization = 'all';
   const feeds = {};
   for (let i = 0; i < rest.length; ++i) {
     if (rest[i] === '--repeat') { repeat = Number(rest[++i]); continue; }
+    if (rest[i] === '--optimization') { optimization = rest[++i]; continue; }
     const eq = rest[i].indexOf('=');
     feeds[rest[i].slice(0, eq)] = readNpy(rest[i].slice(eq + 1));
   }
-  const session = await ort.InferenceSession.create(model, { intraOpNumThreads: 1, interOpNumThreads: 1 });
+  const session = await ort.InferenceSession.create(model, {
+    intraOpNumThreads: 1, interOpNumThreads: 1, graphOptimizationLevel: optimization,
+  });
   let results;
   const start = process.hrtime.bigint();
   for (let r = 0; r < repeat; ++r) results = await session.run(feeds);

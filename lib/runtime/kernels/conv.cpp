@@ -114,6 +114,8 @@ void im2col_row_2d(const T* plane, const std::vector<int64_t>& in_sp, const Wind
 
 template void im2col_row_reference<float>(const float*, const std::vector<int64_t>&, const Window&, int64_t, float*);
 template void im2col_row_2d<float>(const float*, const std::vector<int64_t>&, const Window&, int64_t, float*);
+template void im2col_row_reference<int16_t>(const int16_t*, const std::vector<int64_t>&, const Window&, int64_t, int16_t*);
+template void im2col_row_2d<int16_t>(const int16_t*, const std::vector<int64_t>&, const Window&, int64_t, int16_t*);
 
 namespace {
 
@@ -167,12 +169,8 @@ void conv_typed(OpContext& c, const Tensor& x, const Tensor& w, const Tensor* bi
   const int64_t in_size = product_of(in_sp), out_size = product_of(win.out), k_size = product_of(win.kernel);
   const int64_t cg = channels / groups, mg = out_channels / groups;
   // A 1-D convolution is a 2-D one of height 1, which has the fast im2col.
-  Window win2 = win;
-  if (nd == 1) {
-    in_sp.insert(in_sp.begin(), 1);
-    for (auto* v : {&win2.kernel, &win2.out, &win2.strides, &win2.dilations}) v->insert(v->begin(), 1);
-    for (auto* v : {&win2.pad_begin, &win2.pad_end}) v->insert(v->begin(), 0);
-  }
+  const Window win2 = lifted_to_2d(win);
+  if (nd == 1) in_sp.insert(in_sp.begin(), 1);
   const int64_t rows = cg * k_size;
   const bool direct = std::is_same_v<T, float> && input_is_columns(cg, nd, win);
   const bool per_position =

@@ -19,6 +19,7 @@ void register_cast(KernelRegistry& r);
 void register_control_flow(KernelRegistry& r);
 void register_loss(KernelRegistry& r);
 void register_quantization(KernelRegistry& r);
+void register_qlinear(KernelRegistry& r);
 void register_resize(KernelRegistry& r);
 void register_indexing(KernelRegistry& r);
 void register_recurrent(KernelRegistry& r);

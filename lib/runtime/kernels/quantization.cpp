@@ -1,6 +1,6 @@
 // ONNX quantization ops: QuantizeLinear / DequantizeLinear (per tensor, per
-// axis and blocked), DynamicQuantizeLinear, MatMulInteger, ConvInteger,
-// QLinearMatMul and QLinearConv. Integer math is done exactly in double
+// axis and blocked), DynamicQuantizeLinear, MatMulInteger and ConvInteger
+// (QLinearMatMul and QLinearConv: qlinear.cpp). Integer math is done exactly in double
 // (products of 8-bit values summed over any realistic K stay far below 2^53).
 #include <cmath>
 #include <limits>
@@ -56,6 +56,8 @@ double saturate_round(double v, DType t) {
   v = std::nearbyint(v);
   double lo = 0, hi = 0;
   switch (t) {
+    case DType::U4: lo = 0, hi = 15; break;
+    case DType::I4: lo = -8, hi = 7; break;
     case DType::U8: lo = 0, hi = 255; break;
     case DType::I8: lo = -128, hi = 127; break;
     case DType::U16: lo = 0, hi = 65535; break;
@@ -162,52 +164,6 @@ void conv_integer_op(OpContext& c) {
   c.output(0) = cast_tensor(run_float_kernel(c, "Conv", {xd, wd}), DType::I32);
 }
 
-void qlinear_matmul_op(OpContext& c) {
-  const Tensor& a = c.input(0);
-  const Tensor& b = c.input(3);
-  Tensor ad = Tensor::from_values<double>(DType::F64, a.shape(), dequantize(c, a, c.input(1), &c.input(2)));
-  // B's scale and zero point are per column (its last axis) when they are vectors.
-  std::vector<double> bv = doubles(b), bs = doubles(c.input(4)), bz = doubles(c.input(5));
-  const int64_t cols = b.shape().back();
-  for (size_t i = 0; i < bv.size(); ++i) {
-    const size_t k = bs.size() == 1 ? 0 : static_cast<size_t>(static_cast<int64_t>(i) % cols);
-    bv[i] = (bv[i] - bz[bz.size() == 1 ? 0 : k]) * bs[k];
-  }
-  Tensor bd = Tensor::from_values<double>(DType::F64, b.shape(), bv);
-  Tensor y = run_float_kernel(c, "MatMul", {ad, bd});
-  auto yv = doubles(y);
-  const double ys = doubles(c.input(6))[0], yz = doubles(c.input(7))[0];
-  for (auto& e : yv) e = saturate_round(std::nearbyint(e / ys) + yz, c.input(7).dtype());
-  c.output(0) = cast_tensor(Tensor::from_values<double>(DType::F64, y.shape(), yv), c.input(7).dtype());
-}
-
-void qlinear_conv_op(OpContext& c) {
-  const Tensor& x = c.input(0);
-  const Tensor& w = c.input(3);
-  std::vector<double> xv = doubles(x);
-  const double xs = doubles(c.input(1))[0], xz = doubles(c.input(2))[0];
-  for (auto& e : xv) e = (e - xz) * xs;
-  // Weight scale and zero point may be per output channel (axis 0).
-  std::vector<double> wv = doubles(w), ws = doubles(c.input(4)), wz = doubles(c.input(5));
-  const int64_t per_channel = w.shape()[0] ? w.numel() / w.shape()[0] : 0;
-  for (size_t i = 0; i < wv.size(); ++i) {
-    const size_t ch = static_cast<size_t>(static_cast<int64_t>(i) / std::max<int64_t>(per_channel, 1));
-    wv[i] = (wv[i] - wz[wz.size() == 1 ? 0 : ch]) * ws[ws.size() == 1 ? 0 : ch];
-  }
-  std::vector<Tensor> operands = {Tensor::from_values<double>(DType::F64, x.shape(), xv),
-                                  Tensor::from_values<double>(DType::F64, w.shape(), wv)};
-  if (c.has_input(8)) {
-    auto bv = doubles(c.input(8));
-    for (size_t i = 0; i < bv.size(); ++i) bv[i] *= xs * ws[ws.size() == 1 ? 0 : i];
-    operands.push_back(Tensor::from_values<double>(DType::F64, c.input(8).shape(), bv));
-  }
-  Tensor y = run_float_kernel(c, "Conv", operands);
-  auto yv = doubles(y);
-  const double ys = doubles(c.input(6))[0], yz = doubles(c.input(7))[0];
-  for (auto& e : yv) e = saturate_round(std::nearbyint(e / ys) + yz, c.input(7).dtype());
-  c.output(0) = cast_tensor(Tensor::from_values<double>(DType::F64, y.shape(), yv), c.input(7).dtype());
-}
-
 }  // namespace
 
 void register_quantization(KernelRegistry& r) {
@@ -216,8 +172,6 @@ void register_quantization(KernelRegistry& r) {
   r.add("", "DynamicQuantizeLinear", dynamic_quantize_linear_op);
   r.add("", "MatMulInteger", matmul_integer_op);
   r.add("", "ConvInteger", conv_integer_op);
-  r.add("", "QLinearMatMul", qlinear_matmul_op);
-  r.add("", "QLinearConv", qlinear_conv_op);
 }
 
 }  // namespace slmopt::runtime

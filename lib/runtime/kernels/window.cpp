@@ -45,4 +45,12 @@ Window compute_window(const OpContext& ctx, const std::vector<int64_t>& spatial,
   return w;
 }
 
+Window lifted_to_2d(const Window& win) {
+  Window w2 = win;
+  if (win.kernel.size() != 1) return w2;
+  for (auto* v : {&w2.kernel, &w2.out, &w2.strides, &w2.dilations}) v->insert(v->begin(), 1);
+  for (auto* v : {&w2.pad_begin, &w2.pad_end}) v->insert(v->begin(), 0);
+  return w2;
+}
+
 }  // namespace slmopt::runtime

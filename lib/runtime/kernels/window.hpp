@@ -17,4 +17,8 @@ struct Window {
 Window compute_window(const OpContext& ctx, const std::vector<int64_t>& spatial, const std::vector<int64_t>& kernel,
                       bool ceil_mode = false);
 
+// A 1-D window as a 2-D one of height 1, so the 2-D im2col serves both; any
+// other window as it is.
+Window lifted_to_2d(const Window& win);
+
 }  // namespace slmopt::runtime
