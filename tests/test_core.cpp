@@ -5,6 +5,7 @@
 #include "core/atomic_file.hpp"
 #include "core/checked.hpp"
 #include "core/ir.hpp"
+#include "core/memory_limit.hpp"
 #include "core/model_stats.hpp"
 #include "test_util.hpp"
 
@@ -33,6 +34,23 @@ TEST_CASE("checked arithmetic rejects overflow and negative sizes") {
   CHECK(range_within(10, 0, 10));
   CHECK(!range_within(11, 0, 10));
   CHECK(!range_within(5, UINT64_MAX, 10));
+}
+
+TEST_CASE("byte sizes: one grammar for --memory-limit, SLMOPT_MEMORY_LIMIT and the device flags") {
+  CHECK(parse_byte_size("65536") == 65536u);
+  CHECK(parse_byte_size("4MiB") == 4u * 1048576);
+  CHECK(parse_byte_size("512K") == 512u * 1024);
+  CHECK(parse_byte_size("1.5G") == 1610612736u);
+  CHECK(parse_byte_size("2MB") == 2000000u);
+  CHECK(parse_byte_size("1TiB") == uint64_t{1} << 40);
+  CHECK(parse_byte_size("0") == 0u);
+  CHECK(parse_byte_size("2e19") == std::nullopt);  // above 2^64
+  CHECK(parse_byte_size("10000PB") == std::nullopt);  // unknown unit
+  CHECK(parse_byte_size("1.6e19") == uint64_t{16000000000000000000u});  // above 2^63 still exact
+  for (const char* bad : {"", "lots", "4 MiB", "4mib", "-1", "4MiBs", "nan", "inf", "1e30"}) {
+    INFO(bad);
+    CHECK(!parse_byte_size(bad));
+  }
 }
 
 TEST_CASE("tensors share bytes until written (copy on write)") {

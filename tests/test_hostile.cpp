@@ -100,6 +100,10 @@ TEST_CASE("slmopt --memory-limit: one error line, exit 2, nothing written") {
   r = test::run_slmopt("quantize '" + model + "' -o '" + tmp.file("q.slm") + "' --bits '*=4' --memory-limit lots");
   CHECK(r.exit_code == 2);
   CHECK_THAT(r.err, Catch::Contains("--memory-limit expects a size such as 4MiB"));
+  r = test::run_slmopt("quantize '" + model + "' -o '" + tmp.file("q.slm") + "' --bits '*=4'", "SLMOPT_MEMORY_LIMIT=plenty");
+  CHECK(r.exit_code == 2);
+  CHECK_THAT(r.err, Catch::Contains("SLMOPT_MEMORY_LIMIT expects a size such as 2GiB or 512M, not 'plenty'"));
+  CHECK(tmp.entries().empty());
 }
 
 TEST_CASE("duplicate tensor names in .slm files and blobs are refused") {

@@ -66,9 +66,9 @@ std::string read_bytes(const std::string& path) {
   return ss.str();
 }
 
-CommandResult run_slmopt(const std::string& args) {
+CommandResult run_slmopt(const std::string& args, const std::string& env) {
   TempDir tmp;
-  std::string cmd = std::string(SLMOPT_BINARY) + " " + args + " >" + tmp.file("out") + " 2>" + tmp.file("err");
+  std::string cmd = (env.empty() ? "" : env + " ") + std::string(SLMOPT_BINARY) + " " + args + " >" + tmp.file("out") + " 2>" + tmp.file("err");
   int status = std::system(cmd.c_str());
   CommandResult r;
   r.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;

@@ -53,8 +53,9 @@ struct CommandResult {
   std::string out;
   std::string err;
 };
-// Runs the slmopt binary with `args` (shell-quoted by the caller).
-CommandResult run_slmopt(const std::string& args);
+// Runs the slmopt binary with `args` (shell-quoted by the caller) and
+// environment assignments `env` ("NAME=value ...", also quoted by the caller).
+CommandResult run_slmopt(const std::string& args, const std::string& env = "");
 
 // Folder of the real openWakeWord ONNX models (scripts/fetch-testdata.sh), or
 // nullopt. When SLMOPT_REQUIRE_TESTDATA=1 a missing folder fails the test.

@@ -4,26 +4,14 @@
 
 #include "cli_common.hpp"
 #include "core/error.hpp"
+#include "core/memory_limit.hpp"
 #include "runtime/session.hpp"
 #include "samples.hpp"
 
 namespace slmopt::cli {
 
 uint64_t parse_size(const std::string& text, const std::string& flag) {
-  static const std::pair<const char*, double> units[] = {
-      {"KiB", 1024.0}, {"MiB", 1048576.0}, {"GiB", 1073741824.0}, {"KB", 1e3}, {"MB", 1e6}, {"GB", 1e9},
-      {"K", 1024.0},   {"M", 1048576.0},   {"G", 1073741824.0},   {"B", 1.0},  {"", 1.0}};
-  size_t used = 0;
-  double value = 0;
-  try {
-    value = std::stod(text, &used);
-  } catch (const std::exception&) {
-    used = 0;
-  }
-  const std::string unit = used ? text.substr(used) : "";
-  for (const auto& [name, scale] : units)
-    if (used && unit == name && value >= 0 && std::isfinite(value) && value * scale < 1.8e19)
-      return static_cast<uint64_t>(std::llround(value * scale));
+  if (const std::optional<uint64_t> bytes = parse_byte_size(text)) return *bytes;
   throw_usage(flag + " expects a size such as 4MiB, 512KiB or 65536, not '" + text + "'");
 }
 

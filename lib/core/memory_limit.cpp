@@ -7,6 +7,7 @@
 #endif
 
 #include <atomic>
+#include <cmath>
 #include <cstdio>
 #include <cstdlib>
 #include <string_view>
@@ -19,25 +20,13 @@ namespace {
 std::atomic<uint64_t> g_limit{0};  // 0: not set, use the default
 std::atomic<uint64_t> g_in_use{0};
 
-// "2147483648", "512M", "4G", "1.5GiB" -> bytes; 0 when unreadable.
-uint64_t parse_env_size(const char* text) {
-  char* end = nullptr;
-  const double value = std::strtod(text, &end);
-  if (end == text || !(value > 0)) return 0;
-  const std::string_view unit(end);
-  double scale = 1;
-  if (unit.starts_with("K") || unit.starts_with("k")) scale = 1024.0;
-  else if (unit.starts_with("M") || unit.starts_with("m")) scale = 1048576.0;
-  else if (unit.starts_with("G") || unit.starts_with("g")) scale = 1073741824.0;
-  else if (unit.starts_with("T") || unit.starts_with("t")) scale = 1099511627776.0;
-  else if (!unit.empty() && unit != "B") return 0;
-  const double bytes = value * scale;
-  return bytes < 1.8e19 ? static_cast<uint64_t>(bytes) : 0;
-}
-
 uint64_t default_limit() {
-  if (const char* env = std::getenv("SLMOPT_MEMORY_LIMIT"))
-    if (const uint64_t bytes = parse_env_size(env)) return bytes;
+  if (const char* env = std::getenv("SLMOPT_MEMORY_LIMIT")) {
+    const std::optional<uint64_t> bytes = parse_byte_size(env);
+    if (!bytes || *bytes == 0)
+      throw_usage(std::string("SLMOPT_MEMORY_LIMIT expects a size such as 2GiB or 512M, not '") + env + "'");
+    return *bytes;
+  }
   const long pages = ::sysconf(_SC_PHYS_PAGES), page = ::sysconf(_SC_PAGESIZE);
   if (pages > 0 && page > 0) return static_cast<uint64_t>(pages) * static_cast<uint64_t>(page);
   return uint64_t{1} << 40;
@@ -56,6 +45,22 @@ uint64_t memory_limit() {
 }
 
 void set_memory_limit(uint64_t bytes) { g_limit.store(bytes, std::memory_order_relaxed); }
+
+std::optional<uint64_t> parse_byte_size(std::string_view text) {
+  static const std::pair<std::string_view, double> units[] = {
+      {"KiB", 1024.0}, {"MiB", 1048576.0}, {"GiB", 1073741824.0}, {"TiB", 1099511627776.0},
+      {"KB", 1e3},     {"MB", 1e6},        {"GB", 1e9},           {"TB", 1e12},
+      {"K", 1024.0},   {"M", 1048576.0},   {"G", 1073741824.0},   {"T", 1099511627776.0},
+      {"B", 1.0},      {"", 1.0}};
+  const std::string copy(text);  // strtod needs a terminated string
+  char* end = nullptr;
+  const double value = std::strtod(copy.c_str(), &end);
+  if (end == copy.c_str() || !std::isfinite(value) || value < 0) return std::nullopt;
+  const std::string_view unit(end);
+  for (const auto& [name, scale] : units)
+    if (unit == name && value * scale < 1.8e19) return static_cast<uint64_t>(std::round(value * scale));
+  return std::nullopt;
+}
 
 uint64_t memory_in_use() { return g_in_use.load(std::memory_order_relaxed); }
 

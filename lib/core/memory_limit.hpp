@@ -5,12 +5,15 @@
 #pragma once
 
 #include <cstdint>
+#include <optional>
 #include <string>
+#include <string_view>
 
 namespace slmopt {
 
-// The limit: set_memory_limit's value, else SLMOPT_MEMORY_LIMIT (bytes, or
-// with a K/M/G suffix), else the machine's physical RAM.
+// The limit: set_memory_limit's value, else SLMOPT_MEMORY_LIMIT (a size as
+// parse_byte_size reads it; anything else is Error(Usage)), else the machine's
+// physical RAM.
 uint64_t memory_limit();
 // 0 restores the default.
 void set_memory_limit(uint64_t bytes);
@@ -24,6 +27,11 @@ void check_memory_request(uint64_t bytes, const std::string& what, const std::st
 
 // "512 B", "1.25 MiB", "3.00 GiB".
 std::string human_bytes(uint64_t bytes);
+
+// "4MiB", "512KiB", "2MB", "1.5M", "4G", "65536" -> bytes (K, M, G, T and the
+// -iB forms are powers of 1024, KB, MB, GB decimal); nullopt for anything else.
+// The one grammar of --memory-limit, SLMOPT_MEMORY_LIMIT and the device flags.
+std::optional<uint64_t> parse_byte_size(std::string_view text);
 
 // Asks the C library to keep freed buffers for reuse rather than hand them back
 // to the OS: a model run allocates the same sizes on every run, and fresh pages
