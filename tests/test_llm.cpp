@@ -9,6 +9,7 @@
 #include <nlohmann/json.hpp>
 
 #include "calib/npy.hpp"
+#include "calib/collector.hpp"
 #include "calib/npz.hpp"
 #include "core/error.hpp"
 #include "hf_config/hf_config.hpp"
@@ -17,6 +18,8 @@
 #include "lm/decoder_runner.hpp"
 #include "lm/sampler.hpp"
 #include "model_io.hpp"
+#include "passes/prune.hpp"
+#include "runtime/session.hpp"
 #include "safetensors/safetensors_io.hpp"
 #include "test_util.hpp"
 
@@ -312,4 +315,99 @@ TEST_CASE("eval --text takes pre-tokenized ids as .npy") {
   auto bad = test::run_slmopt("eval --reference '" + model + "' --candidate '" + model + "' --text '" + tmp.file("floats.npy") + "'");
   CHECK(bad.exit_code == 2);
   CHECK_THAT(bad.err, Catch::Contains("token ids must be int32 or int64, got f32"));
+}
+
+namespace {
+
+int64_t parameters_of(const Model& m) {
+  int64_t n = 0;
+  for (const auto& init : m.graph.initializers)
+    if (init.tensor.dtype() == DType::F32) n += init.tensor.numel();
+  return n;
+}
+
+// Which of a layer's key/value heads survive in `pruned`: by their k_proj rows.
+std::vector<int64_t> kept_kv_heads(const Model& original, const Model& pruned, int64_t layer, int64_t kv, int64_t hd) {
+  const std::string name = "model.layers." + std::to_string(layer) + ".self_attn.k_proj.weight";
+  const Tensor& a = original.graph.find_initializer(name)->tensor;
+  const Tensor& b = pruned.graph.find_initializer(name)->tensor;
+  const int64_t d = a.shape()[1];
+  std::vector<int64_t> kept;
+  for (int64_t j = 0; j < kv; ++j)
+    for (int64_t r = 0; r < b.shape()[0]; r += hd)
+      if (std::equal(a.data<float>() + j * hd * d, a.data<float>() + (j + 1) * hd * d, b.data<float>() + r * d))
+        kept.push_back(j);
+  return kept;
+}
+
+}  // namespace
+
+TEST_CASE("attention heads: pruned with the query heads sharing them, the decoder equals the original without them") {
+  const Model m = load_model(test::test_data("stories260K"));  // 8 query heads share 4 key/value heads, head_dim 8
+  const std::vector<int64_t> tokens = {1, 403, 407, 261, 378, 300, 330, 418, 275, 270, 267, 352};
+  const std::vector<float> base = prompt_logits(m, tokens);
+  passes::PruneConfig config;
+  config.structured = "heads";
+  config.sparsity = "0";
+  passes::PruneReport report;
+  CHECK(prompt_logits(passes::prune_model(m, config, report), tokens) == base);  // 0 %: the same model
+
+  for (const char* method : {"magnitude", "wanda"}) {
+    INFO(method);
+    config.sparsity = "0.25";  // one key/value head (and its two query heads) of four per layer
+    config.method = method;
+    calib::CalibStats stats;
+    if (std::string(method) == "wanda") {
+      calib::Sample sample;
+      lm::DecoderRunner probe(m);
+      sample["input_ids"] = Tensor::from_values(DType::I64, {1, static_cast<int64_t>(tokens.size())}, tokens);
+      for (int64_t i = 0; i < probe.layers(); ++i)
+        for (const auto& name : {llm::past_key_name(i), llm::past_value_name(i)})
+          sample[name] = Tensor(DType::F32, {1, probe.kv_heads(static_cast<size_t>(i)), 0, probe.head_dim()});
+      stats = calib::collect_stats(m, {sample}, {});
+      config.stats = &stats;
+    }
+    report = {};
+    const Model p = passes::prune_model(m, config, report);
+    REQUIRE(report.groups.size() == 5);
+    Model reference = m;
+    for (int64_t layer = 0; layer < 5; ++layer) {
+      CHECK(report.groups[static_cast<size_t>(layer)].kept == 3);
+      const auto kept = kept_kv_heads(m, p, layer, 4, 8);
+      REQUIRE(kept.size() == 3);
+      // The reference reads nothing from the removed heads: their o_proj columns are 0.
+      Tensor& wo = const_cast<NamedTensor*>(reference.graph.find_initializer("model.layers." + std::to_string(layer) + ".self_attn.o_proj.weight"))->tensor;
+      for (int64_t j = 0; j < 4; ++j)
+        if (std::find(kept.begin(), kept.end(), j) == kept.end())
+          for (int64_t r = 0; r < 64; ++r)
+            for (int64_t c = j * 16; c < (j + 1) * 16; ++c) wo.mutable_data<float>()[r * 64 + c] = 0.0f;
+    }
+    const auto [rel, max_rel] = relative_errors(prompt_logits(p, tokens), prompt_logits(reference, tokens));
+    CHECK(rel < 1e-5);
+    (void)max_rel;
+    CHECK(parameters_of(p) == parameters_of(m) - 5 * (16 * 64 + 8 * 64 * 2 + 64 * 16));  // q rows, k and v rows, o columns
+  }
+
+  // Layers may keep different numbers of heads; the cache follows each layer.
+  config.method = "magnitude";
+  config.stats = nullptr;
+  config.sparsity = "0";
+  config.rules = parse_rule_shorthand("*layers.1.*=0.5,*layers.3.*=0.75", "sparsity", "sparsity");
+  report = {};
+  const Model mixed = passes::prune_model(m, config, report);
+  CHECK(report.groups[1].kept == 2);
+  CHECK(report.groups[3].kept == 1);
+  lm::DecoderRunner runner(mixed);
+  CHECK(runner.kv_heads(1) == 2);
+  CHECK(runner.kv_heads(3) == 1);
+  CHECK(runner.feed(tokens).size() == tokens.size() * 512);
+  CHECK(runner.feed(std::vector<int64_t>{5}).size() == 512);
+
+  // Anything else is refused, saying why.
+  config.rules = {};
+  config.sparsity = "0.5";
+  const Model mlp = test::single_node_model("MatMul", test::gaussian_tensor({8, 8}, 1), {1, 8});
+  CHECK_THROWS_WITH(passes::prune_model(mlp, config, report), Catch::Contains("found no attention layer"));
+  config.sparsity = "2:4";
+  CHECK_THROWS_WITH(passes::prune_model(m, config, report), Catch::Contains("not N:M"));
 }

@@ -541,7 +541,7 @@ TEST_CASE("slmopt prune --structured: ffn only, a table of groups, and clear err
   CHECK(pruned == 1);
   CHECK(onnx_format::read_onnx(tmp.file("p.onnx")).graph.find_initializer("w1")->tensor.shape()[0] == 8);
   for (const auto& [args, message] : std::vector<std::pair<std::string, std::string>>{
-           {"--structured rows", "channels or ffn"},
+           {"--structured rows", "channels, ffn or heads"},
            {"--structured channels --sparsity 2:4", "not N:M"}}) {
     INFO(args);
     r = test::run_slmopt("prune '" + tmp.file("m.onnx") + "' -o '" + tmp.file("bad.onnx") + "' " + args);

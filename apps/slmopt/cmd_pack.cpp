@@ -15,6 +15,7 @@
 #include "firmware/firmware_emit.hpp"
 #include "model_io.hpp"
 #include "ota/ota_package.hpp"
+#include "passes/sparse_storage.hpp"
 #include "runtime/session.hpp"
 #include "samples.hpp"
 
@@ -36,6 +37,7 @@ struct PackOptions {
   int golden_count = 4;
   float golden_atol = 1e-4f, golden_rtol = 1e-3f;
   std::string sign_key;
+  bool dense = false;
 };
 
 const std::set<std::string> kEmitKinds = {"bin", "c-header", "partition", "ld", "ota"};
@@ -84,6 +86,7 @@ void run_pack(const PackOptions& o, GlobalOptions& global) {
   const bool show = !global.quiet && !global.json;
 
   Model model = load_model(o.model);
+  const passes::SparseStorageReport sparse = o.dense ? passes::SparseStorageReport{} : passes::store_sparse_floats(model);
   blob::BlobOptions bo;
   bo.alignment = o.alignment;
   bo.model_name = o.name.empty() ? fs::path(o.model).stem().string() : o.name;
@@ -178,6 +181,8 @@ void run_pack(const PackOptions& o, GlobalOptions& global) {
                                 {"sections", sections},
                                 {"sha256", sha},
                                 {"tensors", model.graph.initializers.size()},
+                                {"sparse_tensors", sparse.tensors},
+                                {"sparse_bytes_saved", sparse.bytes_before - sparse.bytes_after},
                                 {"golden_samples", bo.golden ? bo.golden->inputs.size() : 0},
                                 {"fits", problems.empty()},
                                 {"problems", problems},
@@ -193,6 +198,9 @@ void run_pack(const PackOptions& o, GlobalOptions& global) {
   std::cout << "blob       " << human_bytes(bytes.size()) << " (" << with_thousands(static_cast<int64_t>(bytes.size()))
             << " bytes; weights " << human_bytes(layout.weight_bytes) << ", padding " << human_bytes(layout.padding_bytes)
             << " at --align " << o.alignment << ")\n";
+  if (sparse.tensors)
+    std::cout << "sparse     " << sparse.tensors << " pruned weight(s) stored sparse: " << human_bytes(sparse.bytes_before)
+              << " -> " << human_bytes(sparse.bytes_after) << " (--dense keeps them dense)\n";
   std::cout << "flash      " << human_bytes(figures.flash_bytes) << " in " << human_bytes(sector) << " sectors"
             << (flash ? " of " + human_bytes(*flash) : std::string()) << "\n";
   if (figures.ram_bytes)
@@ -228,6 +236,7 @@ void setup_pack(CLI::App& app, GlobalOptions& global) {
   cmd->add_option("--golden-atol", o->golden_atol, "Absolute tolerance for float outputs on the device")->capture_default_str();
   cmd->add_option("--golden-rtol", o->golden_rtol, "Relative tolerance for float outputs on the device")->capture_default_str();
   cmd->add_option("--sign", o->sign_key, "Ed25519 private key (PEM) that signs the OTA package");
+  cmd->add_flag("--dense", o->dense, "Keep pruned float weights dense (default: stored sparse where that is smaller)");
   cmd->callback([o, &global] { run_pack(*o, global); });
 }
 

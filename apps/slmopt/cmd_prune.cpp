@@ -90,8 +90,10 @@ int64_t parameters(const Model& m) {
   return n;
 }
 
-void print_groups(const passes::PruneReport& report, const Model& before_model, const Model& after_model) {
-  std::printf("%-40s %9s %10s %12s  %s\n", "channels of", "kept", "method", "parameters", "rule / why not");
+void print_groups(const passes::PruneReport& report, const Model& before_model, const Model& after_model,
+                  const std::string& structured) {
+  std::printf("%-40s %9s %10s %12s  %s\n", structured == "heads" ? "key/value heads of" : "channels of", "kept", "method",
+              "parameters", "rule / why not");
   for (const auto& gr : report.groups) {
     std::string names;
     for (const auto& p : gr.producers) names += (names.empty() ? "" : " + ") + p;
@@ -125,7 +127,7 @@ void run_prune(const PruneCliOptions& o, const GlobalOptions& global) {
   const auto doc = report_json(o, report);
   if (!emit_pass_result(global, o.report, doc, report.warnings)) return;
   if (!config.structured.empty()) {
-    print_groups(report, model, out);
+    print_groups(report, model, out, config.structured);
     std::printf("wrote %s\n", o.output.c_str());
     return;
   }
@@ -155,7 +157,7 @@ void setup_prune(CLI::App& app, const GlobalOptions& global) {
   cmd->add_option("--sparsity", o->sparsity, "Share of weights to zero (0.5), or N:M such as 2:4, for weights no rule matches");
   cmd->add_option("--method", o->method, "magnitude (default), wanda or sparsegpt (both need calibration)");
   cmd->add_option("--structured", o->structured,
-                  "Remove whole channels and shrink the tensors: channels (every layer) or ffn (MatMul/Gemm neurons)");
+                  "Remove whole units and shrink the tensors: channels (every layer), ffn (MatMul/Gemm neurons) or heads (attention heads of a Llama/Mistral/Qwen2 decoder)");
   cmd->add_flag("--global", o->global, "One magnitude threshold across the layers a rule matches, not one per layer");
   cmd->add_option("--rules", o->rules, "Shorthand rules, first match wins: \"*attn*=0.3,*fc*=2:4\"");
   cmd->add_option("--config", o->config, "Rule file (YAML or JSON), see docs/prune.md");

@@ -21,6 +21,7 @@ struct QuantizeCliOptions {
   CalibArgs calib;
   std::string observer = "mse";
   int64_t min_elements = -1;
+  bool dense = false;
 };
 
 passes::QuantizeConfig build_config(const QuantizeCliOptions& o) {
@@ -108,6 +109,7 @@ void run_quantize(const QuantizeCliOptions& o, const GlobalOptions& global) {
   }
   passes::QuantizeConfig config = build_config(o);
   config.expect_stats = o.calib.given();
+  config.sparse = !o.dense;
   passes::check_quantize_config(config);  // a bad rule fails before the model is read
   const Model model = load_model(o.input);
   const bool show = !global.quiet && !global.json && isatty(2);
@@ -160,6 +162,7 @@ void setup_quantize(CLI::App& app, const GlobalOptions& global) {
   cmd->add_option("--observer", o->observer, "Activation ranges for --activations int8: minmax, percentile, mse (default) or kl");
   cmd->add_option("--min-elements", o->min_elements, "Weights smaller than this stay float unless a rule matches (1024)");
   cmd->add_option("--report", o->report, "Write the per-tensor report as JSON");
+  cmd->add_flag("--dense", o->dense, "Store pruned weights dense (default: sparse, codes of the kept weights and a bitmap, where smaller)");
   cmd->callback([o, &global] { run_quantize(*o, global); });
 }
 

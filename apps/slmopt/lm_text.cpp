@@ -94,7 +94,7 @@ std::vector<calib::Sample> text_samples(const Model& model, const std::string& m
     calib::Sample s;
     s["input_ids"] = Tensor::from_values(DType::I64, {1, context}, w);
     for (int64_t i = 0; i < probe.layers(); ++i) {
-      const Tensor empty(DType::F32, {1, probe.kv_heads(), 0, probe.head_dim()});
+      const Tensor empty(DType::F32, {1, probe.kv_heads(static_cast<size_t>(i)), 0, probe.head_dim()});
       s[llm::past_key_name(i)] = empty;
       s[llm::past_value_name(i)] = empty;
     }

@@ -13,6 +13,7 @@
 #include "core/quant_tensor.hpp"
 #include "onnx/onnx_io.hpp"
 #include "quant/scheme.hpp"
+#include "quant/sparse.hpp"
 
 namespace slmopt::blob {
 namespace {
@@ -147,6 +148,8 @@ Model BlobFile::model() const {
       } catch (const Error& e) {
         throw_bad_input(what + ": " + e.what(), path_);
       }
+      if ((t.sparse_format == SLMBLOB_SPARSE_BITMAP) != quant::is_sparse(*q))
+        throw_bad_input(what + ": its sparse format (" + std::to_string(t.sparse_format) + ") does not match its parts", path_);
       init.tensor = Tensor::quantized(std::move(q));
     }
     model.graph.initializers.push_back(std::move(init));

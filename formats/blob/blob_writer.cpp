@@ -12,6 +12,7 @@
 #include "core/version.hpp"
 #include "onnx/onnx_io.hpp"
 #include "quant/quantize_weight.hpp"
+#include "quant/sparse.hpp"
 
 namespace slmopt::blob {
 namespace {
@@ -122,6 +123,7 @@ std::vector<uint8_t> build_blob(const Model& model, const BlobOptions& o, BlobLa
   // Weights: every part at an aligned offset of its own.
   std::vector<std::vector<PartRef>> parts(inits.size());
   uint64_t weights_size = 0, weight_bytes = 0, part_count = 0, dim_count = 0;
+  bool any_sparse = false;
   for (size_t i = 0; i < inits.size(); ++i) {
     if (inits[i].tensor.shape().size() > SLMBLOB_MAX_DIMS)
       throw_usage("tensor '" + inits[i].name + "' has rank " + std::to_string(inits[i].tensor.shape().size()) +
@@ -227,6 +229,10 @@ std::vector<uint8_t> build_blob(const Model& model, const BlobOptions& o, BlobLa
         put_u64(entry + 48, static_cast<uint64_t>(q->params.super_block));
         put_u64(entry + 56, static_cast<uint64_t>(q->rows));
         put_u64(entry + 64, static_cast<uint64_t>(q->cols));
+        if (quant::is_sparse(*q)) {
+          put_u32(entry + 72, SLMBLOB_SPARSE_BITMAP);
+          any_sparse = true;
+        }
       }
       put_u64(entry + 80, count_zeros(tensor));
       for (int64_t d : tensor.shape()) put_u64(dims + 8 * first_dim++, static_cast<uint64_t>(d));
@@ -293,7 +299,7 @@ std::vector<uint8_t> build_blob(const Model& model, const BlobOptions& o, BlobLa
   }
   std::memcpy(out.data(), kMagic, 8);
   put_u16(out.data() + 8, SLMBLOB_VERSION_MAJOR);
-  put_u16(out.data() + 10, 0);
+  put_u16(out.data() + 10, any_sparse ? 1 : 0);  // 1.1: bitmap-sparse tensors
   put_u32(out.data() + 12, 0x01020304u);
   put_u32(out.data() + 16, SLMBLOB_HEADER_SIZE);
   put_u32(out.data() + 20, golden ? 1u : 0u);

@@ -30,6 +30,12 @@ extern "C" {
 #define SLMBLOB_TENSOR_ENTRY_SIZE 112u
 #define SLMBLOB_PART_ENTRY_SIZE 40u
 #define SLMBLOB_GOLDEN_ENTRY_SIZE 40u
+/* Sparse formats (tensor entry offset 72). Bitmap (format version 1.1): the
+   last part, "mask", has one bit per weight (row-major over rows x cols, least
+   significant bit first, 1 = kept) and "codes" holds only the kept weights'
+   codes in that order; a pruned weight is 0. */
+#define SLMBLOB_SPARSE_DENSE 0u
+#define SLMBLOB_SPARSE_BITMAP 1u
 #define SLMBLOB_TRAILER_SIZE 32u /* SHA-256 of everything before it */
 #define SLMBLOB_MAX_DIMS 16u
 #define SLMBLOB_MAX_SECTIONS 32u
@@ -282,6 +288,10 @@ static int64_t slmblob__dims(const uint8_t* p, uint32_t n, int64_t* out) {
   return (int64_t)numel;
 }
 
+static int slmblob__is_mask(const char* name) {
+  return name && name[0] == 'm' && name[1] == 'a' && name[2] == 's' && name[3] == 'k' && name[4] == 0;
+}
+
 static slmblob_status slmblob__read_part(const slmblob* blob, uint32_t index, slmblob_part* out) {
   const uint8_t* e = blob->sections[SLMBLOB_SECTION_TENSORS] + 16 +
                      (uint64_t)blob->tensor_count * SLMBLOB_TENSOR_ENTRY_SIZE + (uint64_t)index * SLMBLOB_PART_ENTRY_SIZE;
@@ -347,12 +357,20 @@ static slmblob_status slmblob__read_tensor(const slmblob* blob, uint32_t index, 
     out->data = part.data;
     out->size = part.size;
   } else {
-    if (out->bits < 1 || out->bits > 8 || out->rows < 0 || out->cols < 0) return SLMBLOB_E_TENSOR_TABLE;
+    /* Codes of 1-8 bits; the float scheme's 16 or 32 (sparse float weights). */
+    if (out->bits < 1 || out->bits > 32 || out->rows < 0 || out->cols < 0) return SLMBLOB_E_TENSOR_TABLE;
     if (out->cols != 0 && out->rows > INT64_MAX / out->cols) return SLMBLOB_E_TENSOR_TABLE;
     if (out->rows * out->cols != numel) return SLMBLOB_E_TENSOR_TABLE;
     for (i = 0; i < out->part_count; ++i)
       if (slmblob__read_part(blob, out->first_part + i, &part) != SLMBLOB_OK) return SLMBLOB_E_TENSOR_TABLE;
+    /* After the loop, part is the last one: a bitmap's mask. */
+    if (out->sparse_format == SLMBLOB_SPARSE_BITMAP &&
+        (!slmblob__is_mask(part.name) || part.bits != 1 || part.count != (uint64_t)numel))
+      return SLMBLOB_E_TENSOR_TABLE;
   }
+  if (out->sparse_format > SLMBLOB_SPARSE_BITMAP || out->sparse_n != 0 || out->sparse_m != 0 ||
+      (out->scheme[0] == 0 && out->sparse_format != SLMBLOB_SPARSE_DENSE))
+    return SLMBLOB_E_TENSOR_TABLE;
   return SLMBLOB_OK;
 }
 

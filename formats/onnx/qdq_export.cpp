@@ -101,6 +101,10 @@ Model to_qdq(const Model& model) {
   for (auto& init : g.initializers) {
     const QuantTensor* q = init.tensor.quant();
     if (!q) continue;
+    if (q->scheme == "float") {  // a sparse float weight (pack): ONNX gets it dense
+      init.tensor = quant::dequantize(init.tensor);
+      continue;
+    }
     Exported e = export_tensor(init.name, *q, opset);
     const std::string codes = init.name + "_quantized", scale = init.name + "_scale";
     dq_nodes.push_back(Node{init.name + "_dequantize", "DequantizeLinear", "", {codes, scale}, {init.name}, e.attributes, {}});

@@ -39,7 +39,7 @@ DecoderRunner::DecoderRunner(const Model& model) : session_(model) {
     if (!key) break;
     if (!find_input(layer_value("past_key_values.", i, ".value")))
       throw_bad_input("decoder input 'past_key_values." + std::to_string(i) + ".value' is missing");
-    kv_heads_ = fixed_dim(*key, 1);
+    kv_heads_.push_back(fixed_dim(*key, 1));  // per layer: pruning may leave layers different head counts
     head_dim_ = fixed_dim(*key, 3);
     past_.emplace_back();
   }
@@ -48,9 +48,9 @@ DecoderRunner::DecoderRunner(const Model& model) : session_(model) {
 }
 
 void DecoderRunner::reset() {
-  for (auto& [k, v] : past_) {
-    k = Tensor(DType::F32, {1, kv_heads_, 0, head_dim_});
-    v = Tensor(DType::F32, {1, kv_heads_, 0, head_dim_});
+  for (size_t i = 0; i < past_.size(); ++i) {
+    past_[i].first = Tensor(DType::F32, {1, kv_heads_[i], 0, head_dim_});
+    past_[i].second = Tensor(DType::F32, {1, kv_heads_[i], 0, head_dim_});
   }
   position_ = 0;
 }

@@ -25,7 +25,7 @@ class DecoderRunner {
   int64_t position() const { return position_; }
   int64_t vocab() const { return vocab_; }
   int64_t layers() const { return static_cast<int64_t>(past_.size()); }
-  int64_t kv_heads() const { return kv_heads_; }
+  int64_t kv_heads(size_t layer) const { return kv_heads_.at(layer); }
   int64_t head_dim() const { return head_dim_; }
   // Longest context the model was trained for (0: unknown, no limit).
   void set_context_limit(int64_t limit) { context_limit_ = limit; }
@@ -36,7 +36,8 @@ class DecoderRunner {
  private:
   runtime::Session session_;
   std::vector<std::pair<Tensor, Tensor>> past_;  // per layer: keys, values
-  int64_t kv_heads_ = 0, head_dim_ = 0, vocab_ = 0, position_ = 0, context_limit_ = 0;
+  std::vector<int64_t> kv_heads_;  // per layer
+  int64_t head_dim_ = 0, vocab_ = 0, position_ = 0, context_limit_ = 0;
   runtime::RunStats stats_;
 };
 

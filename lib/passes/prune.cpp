@@ -87,6 +87,7 @@ void check_prune_config(const PruneConfig& config) {
 
 Model prune_model(const Model& model, const PruneConfig& config, PruneReport& report, const Progress& progress) {
   check_prune_config(config);
+  if (config.structured == "heads") return prune_heads(model, config, report);
   if (!config.structured.empty()) return prune_structured(model, config, report);
   Model out = model;
   Graph& g = out.graph;

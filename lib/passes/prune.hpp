@@ -24,8 +24,8 @@ struct PruneConfig {
   int64_t min_elements = 1024;        // smaller weights stay dense unless a rule matches them
   const calib::CalibStats* stats = nullptr;
   bool expect_stats = false;          // stats will come: check the config without them
-  // Structured: "" (off), "channels" (every channel group) or "ffn" (groups of
-  // MatMul/Gemm layers: feed-forward neurons). Whole channels go and tensors
+  // Structured: "" (off), "channels" (every channel group), "ffn" (groups of
+  // MatMul/Gemm layers: feed-forward neurons) or "heads" (attention heads). Whole channels go and tensors
   // shrink; magnitude ranks them by their layers' weights, wanda by the
   // output energy each feeds into the layers that read it.
   std::string structured;
@@ -73,5 +73,10 @@ Model prune_model(const Model& model, const PruneConfig& config, PruneReport& re
 // Structured pruning (lib/passes/prune_structured.cpp): rules match a
 // group's first producing weight; every group is listed, pruned or with why not.
 Model prune_structured(const Model& model, const PruneConfig& config, PruneReport& report);
+
+// Attention heads (lib/passes/prune_heads.cpp): in each layer of a decoder
+// that formats/llm built, the rule matching its q_proj weight sets the share
+// of key/value heads removed, each with the query heads that share it.
+Model prune_heads(const Model& model, const PruneConfig& config, PruneReport& report);
 
 }  // namespace slmopt::passes

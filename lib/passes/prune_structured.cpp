@@ -127,7 +127,7 @@ int64_t params_of(const Graph& g, const ChannelGroup& grp) {
 
 Model prune_structured(const Model& model, const PruneConfig& config, PruneReport& report) {
   if (config.structured != "channels" && config.structured != "ffn")
-    throw_usage("--structured takes channels or ffn, got '" + config.structured + "'");
+    throw_usage("--structured takes channels, ffn or heads, got '" + config.structured + "'");
   Model out = model;
   Graph& g = out.graph;
   std::vector<int64_t> rule_hits(config.rules.rules.size(), 0);

@@ -84,8 +84,8 @@ Tensor to_f16(const Tensor& w) {
   return h;
 }
 
-Tensor quantize_one(const Tensor& w, const std::string& name, const WeightUse& use, const Action& a,
-                    const calib::CalibStats* stats, std::vector<std::string>* warnings) {
+Tensor quantize_dense(const Tensor& w, const std::string& name, const WeightUse& use, const Action& a,
+                      const calib::CalibStats* stats, bool keep_zeros, std::vector<std::string>* warnings) {
   const calib::InputStats* s = layer_stats(stats, name, input_cols(w, use));
   quant::QuantizeOptions qo;
   qo.search = a.algorithm != "rtn";
@@ -101,10 +101,20 @@ Tensor quantize_one(const Tensor& w, const std::string& name, const WeightUse& u
     if (s->count < 2 * s->cols && warnings)
       warnings->push_back("weight '" + name + "': GPTQ saw " + std::to_string(s->count) + " calibration vectors for " +
                           std::to_string(s->cols) + " inputs and may overfit them; give more calibration data");
+    quant::GptqOptions gptq = a.gptq;
+    gptq.keep_zeros = keep_zeros;
     return quant::quantize_weight_gptq(w, axis_of(use), *a.spec.scheme, a.spec.params, qo, s->gram.data(), s->groups,
-                                       a.gptq);
+                                       gptq);
   }
   return quant::quantize_weight(w, axis_of(use), *a.spec.scheme, a.spec.params, qo);
+}
+
+Tensor quantize_one(const Tensor& w, const std::string& name, const WeightUse& use, const Action& a,
+                    const calib::CalibStats* stats, bool sparse, std::vector<std::string>* warnings) {
+  // Pruned weights (exact zeros) are dropped from storage when that is
+  // smaller, and GPTQ then keeps them at zero.
+  std::vector<uint8_t> mask = sparse ? quant::sparse_mask_if_smaller(w, axis_of(use), a.spec.params.bits) : std::vector<uint8_t>{};
+  return quant::with_sparse_mask(quantize_dense(w, name, use, a, stats, !mask.empty(), warnings), std::move(mask));
 }
 
 }  // namespace
@@ -229,7 +239,7 @@ Model quantize_model(const Model& model, const QuantizeConfig& config, QuantizeR
       init.tensor = h;
     } else {
       init.tensor = with_context("tensor '" + init.name + "'",
-                                 [&] { return quantize_one(w, init.name, use->second, a, stats, &report.warnings); });
+                                 [&] { return quantize_one(w, init.name, use->second, a, stats, config.sparse, &report.warnings); });
       row.action = quant::format_spec(a.spec);
       row.bits_per_weight = init.tensor.quant()->bits_per_weight();
       const Tensor back = quant::dequantize(init.tensor);

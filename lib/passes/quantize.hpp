@@ -20,6 +20,9 @@ struct QuantizeConfig {
   std::string default_spec = "q4";  // scheme for weights no rule matches
   int64_t min_elements = 1024;      // smaller weights stay float unless a rule matches them
   std::string algorithm = "mse";    // default algorithm: rtn, mse, gptq or awq
+  // Store a weight whose exact zeros (pruning) make it smaller that way
+  // sparse: codes of the kept weights and a bitmap (quant/sparse.hpp).
+  bool sparse = true;
   // Calibration statistics of the model (calib/collector.hpp). With them, mse
   // weighs each input channel by its mean x^2; gptq and awq need them.
   const calib::CalibStats* stats = nullptr;

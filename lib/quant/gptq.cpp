@@ -29,17 +29,21 @@ void gptq_round_rows(std::vector<float>& w, int64_t n, int64_t row_begin, int64_
   for (int64_t t = 0; t < tiles; ++t) {
     const int64_t r0 = row_begin + t * kTile, r1 = std::min(row_end, r0 + kTile);
     std::vector<double> x(static_cast<size_t>((r1 - r0) * n));
+    std::vector<uint8_t> pruned(options.keep_zeros ? x.size() : 0);
     for (int64_t r = r0; r < r1; ++r)
       for (int64_t i = 0; i < n; ++i) {
         const auto k = static_cast<size_t>((r - r0) * n + i);
-        x[k] = dead[static_cast<size_t>(i)] ? 0.0 : w[static_cast<size_t>(r * n + order[static_cast<size_t>(i)])];
+        const float v = w[static_cast<size_t>(r * n + order[static_cast<size_t>(i)])];
+        x[k] = dead[static_cast<size_t>(i)] ? 0.0 : v;
+        if (options.keep_zeros) pruned[k] = v == 0.0f;
       }
     for (int64_t i = 0; i < n; ++i) {
       const double* ui = u.data() + i * n;
       const int64_t col = order[static_cast<size_t>(i)];
       for (int64_t r = r0; r < r1; ++r) {
         double* xr = x.data() + (r - r0) * n;
-        const float q = scheme.nearest(fitted, r, col, static_cast<float>(xr[i]));
+        const bool zero = options.keep_zeros && pruned[static_cast<size_t>((r - r0) * n + i)];
+        const float q = zero ? 0.0f : scheme.nearest(fitted, r, col, static_cast<float>(xr[i]));
         const double err = (xr[i] - q) / ui[i];
         w[static_cast<size_t>(r * n + col)] = q;
         for (int64_t j = i + 1; j < n; ++j) xr[j] -= err * ui[j];

@@ -22,6 +22,9 @@ namespace slmopt::quant {
 struct GptqOptions {
   double damp = 0.01;     // fraction of mean(diag H) added to the diagonal
   bool act_order = true;  // round the inputs with the largest H_ii first
+  // Weights that are exactly 0 (pruned) stay 0 and the others absorb their
+  // share of the error, as in SparseGPT; for weights stored sparse.
+  bool keep_zeros = false;
 };
 
 // Rounds rows [row_begin, row_end) of w (rows x n, row-major) in place onto

@@ -1,9 +1,11 @@
 #include "quant/quantize_weight.hpp"
 
+#include <algorithm>
 #include <memory>
 
 #include "core/error.hpp"
 #include "core/quant_tensor.hpp"
+#include "quant/sparse.hpp"
 
 namespace slmopt::quant {
 
@@ -47,8 +49,38 @@ Tensor quantize_weight(const Tensor& w, InputAxis axis, const Scheme& scheme, co
   return Tensor::quantized(std::move(q));
 }
 
+std::vector<uint8_t> sparse_mask_if_smaller(const Tensor& w, InputAxis axis, int code_bits) {
+  if (w.dtype() != DType::F32 || w.is_quantized() || w.numel() == 0) return {};
+  const float* v = w.data<float>();
+  const int64_t n = w.numel();
+  const int64_t kept = n - std::count(v, v + n, 0.0f);
+  if (!sparse_pays(code_bits, n, kept)) return {};
+  if (axis == InputAxis::Rest) {
+    int64_t counted = 0;
+    return nonzero_mask(v, n, counted);
+  }
+  int64_t rows = 0, cols = 0, counted = 0;
+  const std::vector<float> m = weight_rows(w, axis, rows, cols);
+  return nonzero_mask(m.data(), n, counted);
+}
+
+Tensor with_sparse_mask(const Tensor& q, std::vector<uint8_t> mask) {
+  // Schemes that pack several weights into a code (ternary) stay dense; their zero is exact anyway.
+  const QuantPart* codes = q.quant()->part("codes");
+  if (mask.empty() || !codes || codes->count != q.quant()->rows * q.quant()->cols) return q;
+  return Tensor::quantized(std::make_shared<QuantTensor>(make_sparse(*q.quant(), std::move(mask))));
+}
+
 void dequantize_rows(const QuantTensor& q, int64_t row_begin, int64_t row_end, float* out) {
-  scheme_or_throw(q.scheme).dequantize(q, row_begin, row_end, out);
+  if (!is_sparse(q)) {
+    scheme_or_throw(q.scheme).dequantize(q, row_begin, row_end, out);
+    return;
+  }
+  // Compact codes are expanded for the call; a session expands them once.
+  const std::shared_ptr<const QuantTensor> expanded = is_expanded(q) ? nullptr : expand_sparse(q);
+  const QuantTensor& e = expanded ? *expanded : q;
+  scheme_or_throw(e.scheme).dequantize(e, row_begin, row_end, out);
+  zero_pruned(e, row_begin, row_end, out);
 }
 
 Tensor dequantize(const Tensor& t) {

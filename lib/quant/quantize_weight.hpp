@@ -26,6 +26,14 @@ std::shared_ptr<QuantTensor> new_quant_tensor(const Tensor& w, InputAxis axis, c
 Tensor quantize_weight(const Tensor& w, InputAxis axis, const Scheme& scheme, const QuantParams& params,
                        const QuantizeOptions& options);
 
+// The mask of w's non-zero weights in the rows x cols order its axis gives,
+// when storing `code_bits` codes sparse (quant/sparse.hpp) costs fewer bits
+// than dense; empty otherwise.
+std::vector<uint8_t> sparse_mask_if_smaller(const Tensor& w, InputAxis axis, int code_bits);
+
+// Quantized q stored sparse under `mask` (a no-op for an empty mask).
+Tensor with_sparse_mask(const Tensor& q, std::vector<uint8_t> mask);
+
 // Rows [row_begin, row_end) of q's matrix as floats.
 void dequantize_rows(const QuantTensor& q, int64_t row_begin, int64_t row_end, float* out);
 

@@ -10,5 +10,6 @@ extern const Scheme kTernaryScheme;
 extern const Scheme kBinaryScheme;
 extern const Scheme kNormalFloatScheme;
 extern const Scheme kFittedTableScheme;
+extern const Scheme kFloatScheme;  // f16/f32 values: sparse storage of float weights
 
 }  // namespace slmopt::quant

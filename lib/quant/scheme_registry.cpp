@@ -6,12 +6,14 @@
 #include "quant/group_geometry.hpp"
 #include "quant/scale_store.hpp"
 #include "quant/scheme_families.hpp"
+#include "quant/sparse.hpp"
+#include "quant/bitpack.hpp"
 
 namespace slmopt::quant {
 
 const std::vector<const Scheme*>& all_schemes() {
   static const std::vector<const Scheme*> schemes = {
-      &kIntScheme, &kTernaryScheme, &kBinaryScheme, &kNormalFloatScheme, &kFittedTableScheme,
+      &kIntScheme, &kTernaryScheme, &kBinaryScheme, &kNormalFloatScheme, &kFittedTableScheme, &kFloatScheme,
   };
   return schemes;
 }
@@ -59,7 +61,23 @@ void validate_quant_tensor(const QuantTensor& q) {
   const Scheme& scheme = scheme_or_throw(q.scheme);
   scheme.validate(q.params);
   if (q.rows < 0 || q.cols < 0) throw_bad_input("quantized tensor has a negative size");
-  const auto layout = scheme.layout(q.params, q.rows, q.cols);
+  auto layout = scheme.layout(q.params, q.rows, q.cols);
+  if (is_sparse(q)) {
+    // The mask is checked first: the codes it keeps set the codes' count.
+    const QuantPart& mask = q.parts.back();
+    const int64_t n = q.rows * q.cols;
+    if (mask.bits != 1 || mask.count != n || mask.bytes.size() != packed_bytes(n, 1))
+      throw_bad_input("quantized tensor's mask (" + std::to_string(mask.count) + " x " + std::to_string(mask.bits) +
+                      " bits, " + std::to_string(mask.bytes.size()) + " bytes) does not cover its " + std::to_string(n) +
+                      " weights");
+    const int64_t kept = count_kept(mask.bytes.data(), n);
+    for (auto& part : layout)
+      if (part.name == "codes") {
+        if (part.count != n) throw_bad_input("scheme " + q.scheme + " packs its codes and cannot be stored sparse");
+        part.count = kept;
+      }
+    layout.push_back({kMaskPart, 1, n});
+  }
   if (layout.size() != q.parts.size())
     throw_bad_input("quantized tensor of scheme " + q.scheme + " has " + std::to_string(q.parts.size()) +
                     " parts, expected " + std::to_string(layout.size()));

@@ -24,6 +24,8 @@ bool parse_int(std::string_view s, int64_t& v) {
   return ec == std::errc() && p == s.data() + s.size();
 }
 
+bool user_scheme(const Scheme& s) { return s.name != "float"; }
+
 [[noreturn]] void bad(std::string_view text, const std::string& why) {
   throw_bad_input("quantization spec '" + std::string(text) + "': " + why);
 }
@@ -56,9 +58,12 @@ QuantSpec parse_spec(std::string_view text) {
   while (digits > 0 && head[digits - 1] >= '0' && head[digits - 1] <= '9') --digits;
   QuantSpec spec;
   spec.scheme = find_scheme(head.substr(0, digits));
+  // The float scheme stores sparse float weights; rules keep floats with `keep: f16|f32`.
+  if (spec.scheme && !user_scheme(*spec.scheme)) spec.scheme = nullptr;
   if (!spec.scheme) {
     std::string known;
-    for (const Scheme* s : all_schemes()) known += (known.empty() ? "" : ", ") + std::string(s->name);
+    for (const Scheme* s : all_schemes())
+      if (user_scheme(*s)) known += (known.empty() ? "" : ", ") + std::string(s->name);
     for (const auto& p : presets()) known += std::string(", ") + p.name;
     bad(text, "unknown scheme '" + std::string(head.substr(0, digits)) + "' (known: " + known + ")");
   }

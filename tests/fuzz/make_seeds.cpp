@@ -25,6 +25,7 @@
 #include "onnx/onnx_tensor.hpp"
 #include "ota/ota_package.hpp"
 #include "passes/quantize.hpp"
+#include "passes/sparse_storage.hpp"
 #include "runtime/session.hpp"
 #include "safetensors/safetensors_io.hpp"
 #include "slm/slm_io.hpp"
@@ -252,6 +253,28 @@ int main(int argc, char** argv) {
       package.zstd_level = 3;
       const auto ota = ota::build_package(blob, package);
       put("ota", std::string(spec) + ".ota", std::string(ota.begin(), ota.end()));
+    }
+
+    // Pruned (every other weight of every matrix zero) and stored sparse:
+    // q4 codes and f32 values behind a bitmap.
+    {
+      Model pruned = llama;
+      for (auto& init : pruned.graph.initializers)
+        if (init.tensor.dtype() == DType::F32 && init.tensor.rank() == 2)
+          for (int64_t i = 0; i < init.tensor.numel(); i += 2) init.tensor.mutable_data<float>()[i] = 0.0f;
+      passes::QuantizeConfig config;
+      config.default_spec = "q4";
+      config.min_elements = 0;
+      config.algorithm = "rtn";
+      passes::QuantizeReport report;
+      const Model q = passes::quantize_model(pruned, config, report);
+      passes::store_sparse_floats(pruned, 0);
+      for (const auto& [name, model] : {std::pair<std::string, const Model*>{"sparse_q4", &q}, {"sparse_f32", &pruned}}) {
+        put("slm", name + ".slm", tensor_bytes("m.slm", [&](const std::string& p) { slm::write_slm(*model, p); }));
+        const auto blob = blob::build_blob(*model, {});
+        put("blob", name + ".bin", std::string(blob.begin(), blob.end()));
+        put("blob_c", name + ".bin", std::string(blob.begin(), blob.end()));
+      }
     }
 
     // Calibration statistics of the tiny Llama on two random token sequences.

@@ -1,0 +1,290 @@
+// Structured pruning of attention heads (`--structured heads`) in the decoder
+// graphs formats/llm builds from Llama, Mistral and Qwen2 checkpoints
+// (grouped-query attention). A key/value head goes together with the query
+// heads that share it, so the group ratio stays and every shape agrees:
+// q_proj rows, k_proj and v_proj rows (and biases), o_proj columns, the head
+// counts in the Reshape shapes, and the head dimension of the cache inputs
+// and outputs. The layers are found by the builder's node names, and every
+// piece is checked before anything changes; another graph is refused.
+#include <algorithm>
+#include <cmath>
+#include <map>
+#include <numeric>
+#include <optional>
+#include <set>
+
+#include "core/error.hpp"
+#include "passes/layer_weight.hpp"
+#include "passes/prune.hpp"
+#include "passes/sparsity.hpp"
+
+namespace slmopt::passes {
+namespace {
+
+struct AttentionLayer {
+  std::string prefix;                        // model.layers.N.self_attn
+  Node *q = nullptr, *k = nullptr, *v = nullptr, *o = nullptr;  // Gemm, transB
+  Node *q_shape = nullptr, *k_shape = nullptr, *v_shape = nullptr;  // Concat(ids shape, {heads, head_dim})
+  Node *q_groups = nullptr, *merge_groups = nullptr, *merge_heads = nullptr;  // Reshape, constant shape
+  Node *append_key = nullptr, *append_value = nullptr;  // Concat(past input, new): present output
+  int64_t heads = 0, kv_heads = 0, head_dim = 0;
+};
+
+[[noreturn]] void not_attention(const std::string& prefix, const std::string& why) {
+  throw_usage("--structured heads: " + prefix + " is not the attention formats/llm builds (" + why +
+              "); heads are pruned in decoders built from Llama, Mistral or Qwen2 checkpoints");
+}
+
+std::vector<int64_t> constant_ints(const Graph& g, const std::string& name) {
+  const NamedTensor* t = g.find_initializer(name);
+  if (!t || t->tensor.dtype() != DType::I64 || t->tensor.rank() != 1) return {};
+  const int64_t* v = t->tensor.data<int64_t>();
+  return std::vector<int64_t>(v, v + t->tensor.numel());
+}
+
+const Tensor& f32_weight(const Graph& g, const AttentionLayer& a, const Node& n, size_t input) {
+  const NamedTensor* t = n.inputs.size() > input ? g.find_initializer(n.inputs[input]) : nullptr;
+  if (!t) not_attention(a.prefix, n.name + " has no constant input " + std::to_string(input));
+  if (t->tensor.is_quantized() || t->tensor.dtype() != DType::F32)
+    throw_usage("--structured heads: '" + t->name + "' is not an f32 weight (prune before quantizing)");
+  return t->tensor;
+}
+
+ValueInfo* value_info(std::vector<ValueInfo>& list, const std::string& name) {
+  for (auto& v : list)
+    if (v.name == name) return &v;
+  return nullptr;
+}
+
+// Finds and checks one layer; nullopt when the graph has no layer `index`.
+std::optional<AttentionLayer> find_layer(Graph& g, const std::map<std::string, Node*>& by_name, int64_t index) {
+  AttentionLayer a;
+  a.prefix = "model.layers." + std::to_string(index) + ".self_attn";
+  auto node = [&](const std::string& suffix, const char* op) {
+    auto it = by_name.find(a.prefix + suffix);
+    if (it == by_name.end()) not_attention(a.prefix, "no node " + a.prefix + suffix);
+    if (it->second->op_type != op) not_attention(a.prefix, a.prefix + suffix + " is not " + op);
+    return it->second;
+  };
+  if (!by_name.count(a.prefix + ".q_proj")) return std::nullopt;
+  a.q = node(".q_proj", "Gemm");
+  a.k = node(".k_proj", "Gemm");
+  a.v = node(".v_proj", "Gemm");
+  a.o = node(".o_proj", "Gemm");
+  for (const Node* n : {a.q, a.k, a.v, a.o}) {
+    bool trans_b = false;
+    for (const auto& attr : n->attributes) trans_b = trans_b || (attr.name == "transB" && attr.i == 1);
+    if (!trans_b) not_attention(a.prefix, n->name + " is not a Gemm with transB");
+  }
+  a.q_shape = node("/q/heads_shape", "Concat");
+  a.k_shape = node("/k/heads_shape", "Concat");
+  a.v_shape = node("/v/heads_shape", "Concat");
+  a.q_groups = node("/q_groups", "Reshape");
+  a.merge_groups = node("/merge_groups", "Reshape");
+  a.merge_heads = node("/merge_heads", "Reshape");
+  a.append_key = node("/append_key", "Concat");
+  a.append_value = node("/append_value", "Concat");
+
+  const auto qs = constant_ints(g, a.q_shape->inputs.at(1)), ks = constant_ints(g, a.k_shape->inputs.at(1)),
+             vs = constant_ints(g, a.v_shape->inputs.at(1));
+  if (qs.size() != 2 || ks.size() != 2 || ks != vs || qs[1] != ks[1] || qs[1] <= 0 || ks[0] <= 0 || qs[0] % ks[0] != 0)
+    not_attention(a.prefix, "its head shapes are not {heads, head_dim} with heads a multiple of key/value heads");
+  a.heads = qs[0];
+  a.kv_heads = ks[0];
+  a.head_dim = qs[1];
+  const int64_t group = a.heads / a.kv_heads, hd = a.head_dim;
+  if (constant_ints(g, a.q_groups->inputs.at(1)) != std::vector<int64_t>{0, a.kv_heads, group, -1, hd} ||
+      constant_ints(g, a.merge_groups->inputs.at(1)) != std::vector<int64_t>{0, a.heads, -1, hd} ||
+      constant_ints(g, a.merge_heads->inputs.at(1)) != std::vector<int64_t>{-1, a.heads * hd})
+    not_attention(a.prefix, "its Reshape shapes do not match " + std::to_string(a.heads) + " heads of " + std::to_string(hd));
+  const Tensor &wq = f32_weight(g, a, *a.q, 1), &wk = f32_weight(g, a, *a.k, 1), &wv = f32_weight(g, a, *a.v, 1),
+               &wo = f32_weight(g, a, *a.o, 1);
+  if (wq.rank() != 2 || wq.shape()[0] != a.heads * hd || wk.rank() != 2 || wk.shape()[0] != a.kv_heads * hd ||
+      wv.shape() != wk.shape() || wo.rank() != 2 || wo.shape()[1] != a.heads * hd)
+    not_attention(a.prefix, "its projection shapes do not match its heads");
+  for (Node* cat : {a.append_key, a.append_value}) {
+    const ValueInfo* past = cat->inputs.empty() ? nullptr : value_info(g.inputs, cat->inputs[0]);
+    if (!past || !past->shape || past->shape->size() != 4 || (*past->shape)[1].value != a.kv_heads ||
+        cat->outputs.empty() || !value_info(g.outputs, cat->outputs[0]))
+      not_attention(a.prefix, cat->name + " does not append to a cache input of " + std::to_string(a.kv_heads) + " heads");
+  }
+  return a;
+}
+
+double squared_norm(const float* v, int64_t n, int64_t stride) {
+  double s = 0;
+  for (int64_t i = 0; i < n; ++i) s += static_cast<double>(v[i * stride]) * v[i * stride];
+  return s;
+}
+
+// One score per key/value group: magnitude sums the squared weights of every
+// row and column the group owns; wanda the energy its query heads' context
+// feeds into o_proj, sum over its columns c of E[x_c^2] ||W_o[:, c]||^2.
+std::vector<double> group_scores(const Graph& g, const AttentionLayer& a, const std::string& method,
+                                 const calib::CalibStats* stats) {
+  const Tensor &wq = f32_weight(g, a, *a.q, 1), &wk = f32_weight(g, a, *a.k, 1), &wv = f32_weight(g, a, *a.v, 1),
+               &wo = f32_weight(g, a, *a.o, 1);
+  const int64_t d = wq.shape()[1], out = wo.shape()[0], cols = wo.shape()[1], group = a.heads / a.kv_heads,
+                hd = a.head_dim;
+  std::vector<float> energy;
+  if (method == "wanda") {
+    const calib::InputStats* s = layer_stats(stats, a.o->inputs[1], cols);
+    if (!s) throw_usage("weight '" + a.o->inputs[1] + "': structured wanda needs calibration statistics of its layer");
+    energy = importance_of(*s);
+  }
+  std::vector<double> score(static_cast<size_t>(a.kv_heads), 0.0);
+  for (int64_t j = 0; j < a.kv_heads; ++j) {
+    double& sj = score[static_cast<size_t>(j)];
+    for (int64_t c = j * group * hd; c < (j + 1) * group * hd; ++c) {
+      const double column = squared_norm(wo.data<float>() + c, out, cols);
+      sj += method == "wanda" ? energy[static_cast<size_t>(c)] * column : column + squared_norm(wq.data<float>() + c * d, d, 1);
+    }
+    if (method != "wanda")
+      for (int64_t r = j * hd; r < (j + 1) * hd; ++r)
+        sj += squared_norm(wk.data<float>() + r * d, d, 1) + squared_norm(wv.data<float>() + r * d, d, 1);
+  }
+  return score;
+}
+
+Tensor take_rows(const Tensor& t, const std::vector<int64_t>& rows) {
+  const int64_t width = t.rank() > 1 ? t.numel() / t.shape()[0] : 1;
+  std::vector<int64_t> shape = t.shape();
+  shape[0] = static_cast<int64_t>(rows.size());
+  Tensor out(DType::F32, shape);
+  for (size_t i = 0; i < rows.size(); ++i)
+    std::copy_n(t.data<float>() + rows[i] * width, width, out.mutable_data<float>() + static_cast<int64_t>(i) * width);
+  return out;
+}
+
+Tensor take_cols(const Tensor& t, const std::vector<int64_t>& cols) {
+  const int64_t rows = t.shape()[0], width = t.shape()[1], n = static_cast<int64_t>(cols.size());
+  Tensor out(DType::F32, {rows, n});
+  for (int64_t r = 0; r < rows; ++r)
+    for (int64_t i = 0; i < n; ++i) out.mutable_data<float>()[r * n + i] = t.data<float>()[r * width + cols[static_cast<size_t>(i)]];
+  return out;
+}
+
+// Gives input `index` of n a new value: in place when n is its only reader
+// (a layer's weights keep their names), else as a new initializer `name`
+// (the builder's shape constants are shared between layers).
+void set_input(Graph& g, Node& n, size_t index, const std::string& name, Tensor value) {
+  size_t readers = 0;
+  for (const Node& other : g.nodes) readers += static_cast<size_t>(std::count(other.inputs.begin(), other.inputs.end(), n.inputs[index]));
+  for (auto& init : g.initializers)
+    if (readers == 1 && init.name == n.inputs[index]) {
+      init.tensor = std::move(value);
+      return;
+    }
+  g.initializers.push_back({name, std::move(value), {}});
+  n.inputs[index] = name;
+}
+
+void set_ints(Graph& g, Node& n, const std::string& name, const std::vector<int64_t>& values) {
+  set_input(g, n, 1, name, Tensor::from_values<int64_t>(DType::I64, {static_cast<int64_t>(values.size())}, values));
+}
+
+void shrink_layer(Graph& g, const AttentionLayer& a, const std::vector<int64_t>& keep, std::set<std::string>& replaced) {
+  for (const Node* n : {a.q, a.k, a.v, a.o, a.q_shape, a.k_shape, a.v_shape, a.q_groups, a.merge_groups, a.merge_heads})
+    for (size_t i = 1; i < n->inputs.size(); ++i) replaced.insert(n->inputs[i]);
+  const int64_t group = a.heads / a.kv_heads, hd = a.head_dim, kv = static_cast<int64_t>(keep.size()), heads = kv * group;
+  std::vector<int64_t> q_rows, kv_rows;
+  for (int64_t j : keep) {
+    for (int64_t r = j * group * hd; r < (j + 1) * group * hd; ++r) q_rows.push_back(r);
+    for (int64_t r = j * hd; r < (j + 1) * hd; ++r) kv_rows.push_back(r);
+  }
+  const std::string p = a.prefix + "/pruned_heads/";
+  for (auto [node, rows] : {std::pair{a.q, &q_rows}, {a.k, &kv_rows}, {a.v, &kv_rows}}) {
+    set_input(g, *node, 1, p + node->inputs[1], take_rows(f32_weight(g, a, *node, 1), *rows));
+    if (node->inputs.size() > 2 && !node->inputs[2].empty())
+      set_input(g, *node, 2, p + node->inputs[2], take_rows(f32_weight(g, a, *node, 2), *rows));
+  }
+  set_input(g, *a.o, 1, p + a.o->inputs[1], take_cols(f32_weight(g, a, *a.o, 1), q_rows));
+  set_ints(g, *a.q_shape, p + "q_heads", {heads, hd});
+  set_ints(g, *a.k_shape, p + "kv_heads", {kv, hd});
+  a.v_shape->inputs[1] = a.k_shape->inputs[1];
+  set_ints(g, *a.q_groups, p + "q_groups", {0, kv, group, -1, hd});
+  set_ints(g, *a.merge_groups, p + "merge_groups", {0, heads, -1, hd});
+  set_ints(g, *a.merge_heads, p + "merge_heads", {-1, heads * hd});
+  for (Node* cat : {a.append_key, a.append_value}) {
+    (*value_info(g.inputs, cat->inputs[0])->shape)[1].value = kv;
+    ValueInfo* present = value_info(g.outputs, cat->outputs[0]);
+    if (present->shape && present->shape->size() == 4) (*present->shape)[1].value = kv;
+  }
+}
+
+int64_t params_of(const Graph& g, const AttentionLayer& a) {
+  int64_t n = 0;
+  for (const Node* node : {a.q, a.k, a.v, a.o})
+    for (size_t i = 1; i < node->inputs.size(); ++i)
+      if (const NamedTensor* t = g.find_initializer(node->inputs[i])) n += t->tensor.numel();
+  return n;
+}
+
+// The replaced weights and shapes that no node reads any more.
+void drop_unread(Graph& g, const std::set<std::string>& replaced) {
+  std::set<std::string> read;
+  for (const Node& n : g.nodes) read.insert(n.inputs.begin(), n.inputs.end());
+  for (const auto& v : g.outputs) read.insert(v.name);
+  std::erase_if(g.initializers, [&](const NamedTensor& t) { return replaced.count(t.name) && !read.count(t.name); });
+}
+
+}  // namespace
+
+Model prune_heads(const Model& model, const PruneConfig& config, PruneReport& report) {
+  Model out = model;
+  Graph& g = out.graph;
+  std::map<std::string, Node*> by_name;
+  for (Node& n : g.nodes) by_name[n.name] = &n;
+  std::vector<AttentionLayer> layers;
+  for (int64_t i = 0;; ++i) {
+    auto layer = find_layer(g, by_name, i);
+    if (!layer) break;
+    layers.push_back(*layer);
+  }
+  if (layers.empty())
+    throw_usage("--structured heads found no attention layer (model.layers.N.self_attn); heads are pruned in "
+                "decoders built from Llama, Mistral or Qwen2 checkpoints");
+  std::vector<int64_t> rule_hits(config.rules.rules.size(), 0);
+  std::set<std::string> replaced;
+  for (const AttentionLayer& a : layers) {
+    PrunedGroup row;
+    row.producers = {a.q->inputs[1], a.k->inputs[1], a.v->inputs[1]};
+    row.consumers = {a.o->inputs[1]};
+    row.channels = row.kept = a.kv_heads;
+    const int match = config.rules.first_match(a.q->inputs[1], a.q->name, a.q->op_type);
+    row.rule = match >= 0 ? config.rules.rules[static_cast<size_t>(match)].label : "default";
+    if (match >= 0) ++rule_hits[static_cast<size_t>(match)];
+    const auto& settings = match >= 0 ? config.rules.rules[static_cast<size_t>(match)].settings : std::map<std::string, std::string>{};
+    auto get = [&](const char* key, const std::string& fallback) {
+      auto it = settings.find(key);
+      return it == settings.end() ? fallback : it->second;
+    };
+    const SparsityTarget target = parse_sparsity(get("sparsity", config.sparsity), row.rule + " sparsity");
+    row.method = get("method", config.method);
+    if (target.nm()) throw_usage(row.rule + ": structured pruning removes a fraction of heads, not N:M");
+    if (row.method != "magnitude" && row.method != "wanda")
+      throw_usage(row.rule + ": structured pruning ranks heads by magnitude or wanda, not '" + row.method + "'");
+    row.target = format_sparsity(target);
+    row.params_before = row.params_after = params_of(g, a);
+    const int64_t remove = std::min(a.kv_heads - 1, zeros_before(target.fraction, a.kv_heads));
+    if (remove > 0) {
+      const std::vector<double> score = group_scores(g, a, row.method, config.stats);
+      std::vector<int64_t> order(static_cast<size_t>(a.kv_heads));
+      std::iota(order.begin(), order.end(), 0);
+      std::stable_sort(order.begin(), order.end(),
+                       [&](int64_t x, int64_t y) { return score[static_cast<size_t>(x)] > score[static_cast<size_t>(y)]; });
+      std::vector<int64_t> keep(order.begin(), order.begin() + (a.kv_heads - remove));
+      std::sort(keep.begin(), keep.end());
+      shrink_layer(g, a, keep, replaced);
+      row.kept = static_cast<int64_t>(keep.size());
+      row.params_after = params_of(g, a);
+    }
+    report.groups.push_back(row);
+  }
+  drop_unread(g, replaced);
+  for (size_t i = 0; i < rule_hits.size(); ++i)
+    if (rule_hits[i] == 0) report.warnings.push_back(config.rules.rules[i].label + " matched no attention layer");
+  return out;
+}
+
+}  // namespace slmopt::passes
