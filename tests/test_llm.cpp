@@ -356,6 +356,7 @@ TEST_CASE("attention heads: pruned with the query heads sharing them, the decode
     INFO(method);
     config.sparsity = "0.25";  // one key/value head (and its two query heads) of four per layer
     config.method = method;
+    config.compensate_means = false;  // compared with the original below, which has no o_proj bias
     calib::CalibStats stats;
     if (std::string(method) == "wanda") {
       calib::Sample sample;
@@ -386,6 +387,17 @@ TEST_CASE("attention heads: pruned with the query heads sharing them, the decode
     CHECK(rel < 1e-5);
     (void)max_rel;
     CHECK(parameters_of(p) == parameters_of(m) - 5 * (16 * 64 + 8 * 64 * 2 + 64 * 16));  // q rows, k and v rows, o columns
+    if (config.stats) {
+      // Mean compensation: o_proj gains a bias carrying the removed heads' mean output.
+      config.compensate_means = true;
+      report = {};
+      const Model c = passes::prune_model(m, config, report);
+      CHECK(report.groups[0].compensated == 1);
+      const NamedTensor* bias = c.graph.find_initializer("model.layers.0.self_attn.o_proj.bias");
+      REQUIRE(bias);
+      CHECK(bias->tensor.shape() == std::vector<int64_t>{64});
+      CHECK(parameters_of(c) == parameters_of(p) + 5 * 64);
+    }
   }
 
   // Layers may keep different numbers of heads; the cache follows each layer.

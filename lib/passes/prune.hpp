@@ -74,6 +74,13 @@ Model prune_model(const Model& model, const PruneConfig& config, PruneReport& re
 // group's first producing weight; every group is listed, pruned or with why not.
 Model prune_structured(const Model& model, const PruneConfig& config, PruneReport& report);
 
+// The rule for a structured unit (a channel group, an attention layer) by its
+// first weight: fills row.rule, row.method and row.target, counts the rule's
+// hit, and returns the fraction of units to remove. Error(Usage) for N:M or
+// a method other than magnitude or wanda; `units` names them in the message.
+double structured_fraction(const PruneConfig& config, const std::string& weight, const std::string& node,
+                           const std::string& op, const char* units, PrunedGroup& row, std::vector<int64_t>& rule_hits);
+
 // Attention heads (lib/passes/prune_heads.cpp): in each layer of a decoder
 // that formats/llm built, the rule matching its q_proj weight sets the share
 // of key/value heads removed, each with the query heads that share it.

@@ -117,26 +117,52 @@ double squared_norm(const float* v, int64_t n, int64_t stride) {
   return s;
 }
 
+// Gives input `index` of n a new value: in place when n is its only reader
+// (a layer's weights keep their names), else as a new initializer `name`
+// (the builder's shape constants are shared between layers).
+void set_input(Graph& g, Node& n, size_t index, const std::string& name, Tensor value) {
+  size_t readers = 0;
+  for (const Node& other : g.nodes) readers += static_cast<size_t>(std::count(other.inputs.begin(), other.inputs.end(), n.inputs[index]));
+  for (auto& init : g.initializers)
+    if (readers == 1 && init.name == n.inputs[index]) {
+      init.tensor = std::move(value);
+      return;
+    }
+  g.initializers.push_back({name, std::move(value), {}});
+  n.inputs[index] = name;
+}
+
 // One score per key/value group: magnitude sums the squared weights of every
 // row and column the group owns; wanda the energy its query heads' context
-// feeds into o_proj, sum over its columns c of E[x_c^2] ||W_o[:, c]||^2.
+// feeds into o_proj on the calibration inputs: E||W_o[:, g] x_g||^2 from the
+// gram block of the group's columns (about its mean when `centred`: the mean
+// part moves into o_proj's bias), or sum_c E[x_c^2] ||W_o[:, c]||^2 without X^T X.
 std::vector<double> group_scores(const Graph& g, const AttentionLayer& a, const std::string& method,
-                                 const calib::CalibStats* stats) {
+                                 const calib::InputStats* s, bool centred) {
   const Tensor &wq = f32_weight(g, a, *a.q, 1), &wk = f32_weight(g, a, *a.k, 1), &wv = f32_weight(g, a, *a.v, 1),
                &wo = f32_weight(g, a, *a.o, 1);
   const int64_t d = wq.shape()[1], out = wo.shape()[0], cols = wo.shape()[1], group = a.heads / a.kv_heads,
-                hd = a.head_dim;
-  std::vector<float> energy;
-  if (method == "wanda") {
-    const calib::InputStats* s = layer_stats(stats, a.o->inputs[1], cols);
-    if (!s) throw_usage("weight '" + a.o->inputs[1] + "': structured wanda needs calibration statistics of its layer");
-    energy = importance_of(*s);
-  }
+                hd = a.head_dim, width = group * hd;
+  const float* o = wo.data<float>();
   std::vector<double> score(static_cast<size_t>(a.kv_heads), 0.0);
+  const std::vector<double> mean = s && centred ? s->mean() : std::vector<double>(static_cast<size_t>(cols), 0.0);
   for (int64_t j = 0; j < a.kv_heads; ++j) {
     double& sj = score[static_cast<size_t>(j)];
-    for (int64_t c = j * group * hd; c < (j + 1) * group * hd; ++c) {
-      const double column = squared_norm(wo.data<float>() + c, out, cols);
+    const int64_t c0 = j * width;
+    if (method == "wanda" && s->has_gram()) {
+      const double n = static_cast<double>(std::max<int64_t>(1, s->count));
+      for (int64_t c = c0; c < c0 + width; ++c)
+        for (int64_t e = c0; e < c0 + width; ++e) {
+          double dot = 0;  // (W_o^T W_o)[c, e]
+          for (int64_t r = 0; r < out; ++r) dot += static_cast<double>(o[r * cols + c]) * o[r * cols + e];
+          const double moment = s->gram_of(0)[c * cols + e] / n - mean[static_cast<size_t>(c)] * mean[static_cast<size_t>(e)];
+          sj += moment * dot;
+        }
+      continue;
+    }
+    const std::vector<float> energy = method == "wanda" ? importance_of(*s) : std::vector<float>{};
+    for (int64_t c = c0; c < c0 + width; ++c) {
+      const double column = squared_norm(o + c, out, cols);
       sj += method == "wanda" ? energy[static_cast<size_t>(c)] * column : column + squared_norm(wq.data<float>() + c * d, d, 1);
     }
     if (method != "wanda")
@@ -144,6 +170,32 @@ std::vector<double> group_scores(const Graph& g, const AttentionLayer& a, const 
         sj += squared_norm(wk.data<float>() + r * d, d, 1) + squared_norm(wv.data<float>() + r * d, d, 1);
   }
   return score;
+}
+
+// o_proj's bias gains what the removed heads' context added on average,
+// sum over removed columns c of W_o[:, c] E[x_c] (a bias is added if none).
+void compensate_means(Graph& g, const AttentionLayer& a, const std::vector<int64_t>& keep, const calib::InputStats& s) {
+  const Tensor& wo = f32_weight(g, a, *a.o, 1);
+  const int64_t out = wo.shape()[0], cols = wo.shape()[1], width = a.heads / a.kv_heads * a.head_dim;
+  const std::vector<double> mean = s.mean();
+  std::vector<float> shift(static_cast<size_t>(out), 0.0f);
+  for (int64_t j = 0; j < a.kv_heads; ++j) {
+    if (std::find(keep.begin(), keep.end(), j) != keep.end()) continue;
+    for (int64_t c = j * width; c < (j + 1) * width; ++c)
+      for (int64_t r = 0; r < out; ++r)
+        shift[static_cast<size_t>(r)] += static_cast<float>(wo.data<float>()[r * cols + c] * mean[static_cast<size_t>(c)]);
+  }
+  Tensor bias(DType::F32, {out});
+  if (a.o->inputs.size() > 2 && !a.o->inputs[2].empty()) bias = f32_weight(g, a, *a.o, 2);
+  for (int64_t r = 0; r < out; ++r) bias.mutable_data<float>()[r] += shift[static_cast<size_t>(r)];
+  if (a.o->inputs.size() > 2 && !a.o->inputs[2].empty()) {
+    set_input(g, *a.o, 2, a.prefix + "/pruned_heads/o_proj_bias", bias);
+  } else {
+    const std::string name = a.o->inputs[1].substr(0, a.o->inputs[1].rfind('.')) + ".bias";
+    g.initializers.push_back({g.find_initializer(name) ? name + "_compensation" : name, bias, {}});
+    a.o->inputs.resize(3);
+    a.o->inputs[2] = g.initializers.back().name;
+  }
 }
 
 Tensor take_rows(const Tensor& t, const std::vector<int64_t>& rows) {
@@ -162,21 +214,6 @@ Tensor take_cols(const Tensor& t, const std::vector<int64_t>& cols) {
   for (int64_t r = 0; r < rows; ++r)
     for (int64_t i = 0; i < n; ++i) out.mutable_data<float>()[r * n + i] = t.data<float>()[r * width + cols[static_cast<size_t>(i)]];
   return out;
-}
-
-// Gives input `index` of n a new value: in place when n is its only reader
-// (a layer's weights keep their names), else as a new initializer `name`
-// (the builder's shape constants are shared between layers).
-void set_input(Graph& g, Node& n, size_t index, const std::string& name, Tensor value) {
-  size_t readers = 0;
-  for (const Node& other : g.nodes) readers += static_cast<size_t>(std::count(other.inputs.begin(), other.inputs.end(), n.inputs[index]));
-  for (auto& init : g.initializers)
-    if (readers == 1 && init.name == n.inputs[index]) {
-      init.tensor = std::move(value);
-      return;
-    }
-  g.initializers.push_back({name, std::move(value), {}});
-  n.inputs[index] = name;
 }
 
 void set_ints(Graph& g, Node& n, const std::string& name, const std::vector<int64_t>& values) {
@@ -251,30 +288,27 @@ Model prune_heads(const Model& model, const PruneConfig& config, PruneReport& re
     row.producers = {a.q->inputs[1], a.k->inputs[1], a.v->inputs[1]};
     row.consumers = {a.o->inputs[1]};
     row.channels = row.kept = a.kv_heads;
-    const int match = config.rules.first_match(a.q->inputs[1], a.q->name, a.q->op_type);
-    row.rule = match >= 0 ? config.rules.rules[static_cast<size_t>(match)].label : "default";
-    if (match >= 0) ++rule_hits[static_cast<size_t>(match)];
-    const auto& settings = match >= 0 ? config.rules.rules[static_cast<size_t>(match)].settings : std::map<std::string, std::string>{};
-    auto get = [&](const char* key, const std::string& fallback) {
-      auto it = settings.find(key);
-      return it == settings.end() ? fallback : it->second;
-    };
-    const SparsityTarget target = parse_sparsity(get("sparsity", config.sparsity), row.rule + " sparsity");
-    row.method = get("method", config.method);
-    if (target.nm()) throw_usage(row.rule + ": structured pruning removes a fraction of heads, not N:M");
-    if (row.method != "magnitude" && row.method != "wanda")
-      throw_usage(row.rule + ": structured pruning ranks heads by magnitude or wanda, not '" + row.method + "'");
-    row.target = format_sparsity(target);
+    const double fraction = structured_fraction(config, a.q->inputs[1], a.q->name, a.q->op_type, "heads", row, rule_hits);
     row.params_before = row.params_after = params_of(g, a);
-    const int64_t remove = std::min(a.kv_heads - 1, zeros_before(target.fraction, a.kv_heads));
+    const int64_t remove = std::min(a.kv_heads - 1, zeros_before(fraction, a.kv_heads));
     if (remove > 0) {
-      const std::vector<double> score = group_scores(g, a, row.method, config.stats);
+      const calib::InputStats* s = nullptr;
+      if (row.method == "wanda") {
+        s = layer_stats(config.stats, a.o->inputs[1], f32_weight(g, a, *a.o, 1).shape()[1]);
+        if (!s) throw_usage("weight '" + a.o->inputs[1] + "': structured wanda needs calibration statistics of its layer");
+      }
+      const bool centred = s && config.compensate_means && !s->sum.empty();
+      const std::vector<double> score = group_scores(g, a, row.method, s, centred);
       std::vector<int64_t> order(static_cast<size_t>(a.kv_heads));
       std::iota(order.begin(), order.end(), 0);
       std::stable_sort(order.begin(), order.end(),
                        [&](int64_t x, int64_t y) { return score[static_cast<size_t>(x)] > score[static_cast<size_t>(y)]; });
       std::vector<int64_t> keep(order.begin(), order.begin() + (a.kv_heads - remove));
       std::sort(keep.begin(), keep.end());
+      if (centred) {
+        compensate_means(g, a, keep, *s);
+        row.compensated = 1;
+      }
       shrink_layer(g, a, keep, replaced);
       row.kept = static_cast<int64_t>(keep.size());
       row.params_after = params_of(g, a);

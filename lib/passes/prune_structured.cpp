@@ -125,6 +125,25 @@ int64_t params_of(const Graph& g, const ChannelGroup& grp) {
 
 }  // namespace
 
+double structured_fraction(const PruneConfig& config, const std::string& weight, const std::string& node,
+                           const std::string& op, const char* units, PrunedGroup& row, std::vector<int64_t>& rule_hits) {
+  const int match = config.rules.first_match(weight, node, op);
+  row.rule = match >= 0 ? config.rules.rules[static_cast<size_t>(match)].label : "default";
+  if (match >= 0) ++rule_hits[static_cast<size_t>(match)];
+  const auto& settings = match >= 0 ? config.rules.rules[static_cast<size_t>(match)].settings : std::map<std::string, std::string>{};
+  auto get = [&](const char* key, const std::string& fallback) {
+    auto it = settings.find(key);
+    return it == settings.end() ? fallback : it->second;
+  };
+  const SparsityTarget target = parse_sparsity(get("sparsity", config.sparsity), row.rule + " sparsity");
+  row.method = get("method", config.method);
+  if (target.nm()) throw_usage(row.rule + ": structured pruning removes a fraction of " + units + ", not N:M");
+  if (row.method != "magnitude" && row.method != "wanda")
+    throw_usage(row.rule + ": structured pruning ranks " + units + " by magnitude or wanda, not '" + row.method + "'");
+  row.target = format_sparsity(target);
+  return target.fraction;
+}
+
 Model prune_structured(const Model& model, const PruneConfig& config, PruneReport& report) {
   if (config.structured != "channels" && config.structured != "ffn")
     throw_usage("--structured takes channels, ffn or heads, got '" + config.structured + "'");
@@ -139,26 +158,14 @@ Model prune_structured(const Model& model, const PruneConfig& config, PruneRepor
     row.why_not = grp.why_not;
     const bool conv = tensor_of(g, grp.producers[0].tensor).rank() > 2;
     if (row.why_not.empty() && config.structured == "ffn" && conv) row.why_not = "convolution channels (use --structured channels)";
-    const int match = config.rules.first_match(row.producers[0], "", "");
-    row.rule = match >= 0 ? config.rules.rules[static_cast<size_t>(match)].label : "default";
-    if (match >= 0) ++rule_hits[static_cast<size_t>(match)];
-    const auto& settings = match >= 0 ? config.rules.rules[static_cast<size_t>(match)].settings : std::map<std::string, std::string>{};
-    auto get = [&](const char* key, const std::string& fallback) {
-      auto it = settings.find(key);
-      return it == settings.end() ? fallback : it->second;
-    };
-    const SparsityTarget target = parse_sparsity(get("sparsity", config.sparsity), row.rule + " sparsity");
-    row.method = get("method", config.method);
-    if (target.nm()) throw_usage(row.rule + ": structured pruning removes a fraction of channels, not N:M");
-    if (row.method != "magnitude" && row.method != "wanda")
-      throw_usage(row.rule + ": structured pruning ranks channels by magnitude or wanda, not '" + row.method + "'");
+    const double fraction = structured_fraction(config, row.producers[0], "", "", "channels", row, rule_hits);
     row.params_before = row.params_after = params_of(g, grp);
     if (!row.why_not.empty()) {
+      row.target.clear();  // left whole
       report.groups.push_back(row);
       continue;
     }
-    row.target = format_sparsity(target);
-    const int64_t remove = std::min(grp.channels - 1, zeros_before(target.fraction, grp.channels));
+    const int64_t remove = std::min(grp.channels - 1, zeros_before(fraction, grp.channels));
     const bool compensate = config.compensate_means && row.method == "wanda" && config.stats;
     const std::vector<double> score = importance(g, grp, row.method, config.stats, compensate);
     std::vector<int64_t> order(static_cast<size_t>(grp.channels));
