@@ -269,7 +269,9 @@ int main(int argc, char** argv) {
       passes::QuantizeReport report;
       const Model q = passes::quantize_model(pruned, config, report);
       passes::store_sparse_floats(pruned, 0);
-      for (const auto& [name, model] : {std::pair<std::string, const Model*>{"sparse_q4", &q}, {"sparse_f32", &pruned}}) {
+      for (const auto& named : {std::pair<std::string, const Model*>{"sparse_q4", &q}, {"sparse_f32", &pruned}}) {
+        const std::string& name = named.first;
+        const Model* model = named.second;  // a lambda may not capture a structured binding (clang 14)
         put("slm", name + ".slm", tensor_bytes("m.slm", [&](const std::string& p) { slm::write_slm(*model, p); }));
         const auto blob = blob::build_blob(*model, {});
         put("blob", name + ".bin", std::string(blob.begin(), blob.end()));
