@@ -28,9 +28,11 @@ rm -rf "$seeds"
 # conformance models (every op family) and their input tensors.
 onnx_data=/usr/share/libonnx-testdata/data/node
 if [ -d "$onnx_data" ]; then
-  find "$onnx_data" -name model.onnx -size -2k | sort | awk 'NR % 8 == 0' | head -100 |
+  # awk takes the first hundred itself: `head` would close the pipe early and,
+  # under pipefail, fail the script with SIGPIPE.
+  find "$onnx_data" -name model.onnx -size -2k | sort | awk 'NR % 8 == 0 && ++n <= 100' |
     while read -r m; do cp "$m" "$seeds/onnx/$(basename "$(dirname "$m")").onnx"; done
-  find "$onnx_data" -path '*test_data_set_0*' -name 'input_0.pb' -size -4k | sort | awk 'NR % 8 == 0' | head -60 |
+  find "$onnx_data" -path '*test_data_set_0*' -name 'input_0.pb' -size -4k | sort | awk 'NR % 8 == 0 && ++n <= 60' |
     while read -r t; do cp "$t" "$seeds/tensor_pb/$(basename "$(dirname "$(dirname "$t")")").pb"; done
 fi
 
