@@ -274,13 +274,23 @@ TEST_CASE("language-model CLI: generate, text calibration, and eval --text with 
   CHECK(gptq["gates"][0]["passed"] == false);
 }
 
+namespace {
+
+// The seeded checkpoint tests/fixtures/decoder_reference.py writes into tmp
+// (with tokens.npy and the NumPy forward pass's logits.npy), loaded.
+Model seeded_checkpoint(const std::string& arch, const test::TempDir& tmp) {
+  const std::string script = std::string(SLMOPT_SOURCE_DIR) + "/tests/fixtures/decoder_reference.py";
+  REQUIRE(std::system(("/usr/bin/python3 '" + script + "' " + arch + " '" + tmp.path().string() + "'").c_str()) == 0);
+  return load_model(tmp.path().string());
+}
+
+}  // namespace
+
 TEST_CASE("Qwen2, Llama 3 RoPE scaling, Mistral's sliding window and GPT-2 match an independent NumPy forward pass") {
   for (const std::string arch : {"qwen2", "llama3", "mistral", "gpt2"}) {
     INFO(arch);
     test::TempDir tmp;
-    const std::string script = std::string(SLMOPT_SOURCE_DIR) + "/tests/fixtures/decoder_reference.py";
-    REQUIRE(std::system(("/usr/bin/python3 '" + script + "' " + arch + " '" + tmp.path().string() + "'").c_str()) == 0);
-    const Model m = load_model(tmp.path().string());
+    const Model m = seeded_checkpoint(arch, tmp);
     const Tensor tokens = calib::read_npy(tmp.file("tokens.npy"));
     const Tensor expected = calib::read_npy(tmp.file("logits.npy"));
     const std::vector<int64_t> ids(tokens.data<int64_t>(), tokens.data<int64_t>() + tokens.numel());
@@ -340,6 +350,17 @@ std::vector<int64_t> kept_kv_heads(const Model& original, const Model& pruned, i
   return kept;
 }
 
+// One calibration sample: the prompt with an empty cache.
+calib::Sample prompt_sample(const Model& m, const std::vector<int64_t>& tokens) {
+  calib::Sample sample;
+  lm::DecoderRunner probe(m);
+  sample["input_ids"] = Tensor::from_values(DType::I64, {1, static_cast<int64_t>(tokens.size())}, tokens);
+  for (int64_t i = 0; i < probe.layers(); ++i)
+    for (const auto& name : {llm::past_key_name(i), llm::past_value_name(i)})
+      sample[name] = Tensor(DType::F32, {1, probe.kv_heads(static_cast<size_t>(i)), 0, probe.head_dim()});
+  return sample;
+}
+
 }  // namespace
 
 TEST_CASE("attention heads: pruned with the query heads sharing them, the decoder equals the original without them") {
@@ -359,13 +380,7 @@ TEST_CASE("attention heads: pruned with the query heads sharing them, the decode
     config.compensate_means = false;  // compared with the original below, which has no o_proj bias
     calib::CalibStats stats;
     if (std::string(method) == "wanda") {
-      calib::Sample sample;
-      lm::DecoderRunner probe(m);
-      sample["input_ids"] = Tensor::from_values(DType::I64, {1, static_cast<int64_t>(tokens.size())}, tokens);
-      for (int64_t i = 0; i < probe.layers(); ++i)
-        for (const auto& name : {llm::past_key_name(i), llm::past_value_name(i)})
-          sample[name] = Tensor(DType::F32, {1, probe.kv_heads(static_cast<size_t>(i)), 0, probe.head_dim()});
-      stats = calib::collect_stats(m, {sample}, {});
+      stats = calib::collect_stats(m, {prompt_sample(m, tokens)}, {});
       config.stats = &stats;
     }
     report = {};
@@ -422,4 +437,69 @@ TEST_CASE("attention heads: pruned with the query heads sharing them, the decode
   CHECK_THROWS_WITH(passes::prune_model(mlp, config, report), Catch::Contains("found no attention layer"));
   config.sparsity = "2:4";
   CHECK_THROWS_WITH(passes::prune_model(m, config, report), Catch::Contains("not N:M"));
+}
+
+TEST_CASE("attention heads of GPT-2: c_attn's thirds and c_proj's rows go together, the decoder equals the original without them") {
+  test::TempDir tmp;
+  const Model m = seeded_checkpoint("gpt2", tmp);  // 2 layers of 6 heads of 8, width 48, fused c_attn
+  const std::vector<int64_t> tokens = {1, 40, 7, 93, 12, 55, 61, 8, 30, 2, 77, 19};
+  const std::vector<float> base = prompt_logits(m, tokens);
+  passes::PruneConfig config;
+  config.structured = "heads";
+  config.sparsity = "0";
+  passes::PruneReport report;
+  CHECK(prompt_logits(passes::prune_model(m, config, report), tokens) == base);
+
+  config.sparsity = "0.5";  // three heads of six
+  config.compensate_means = false;
+  report = {};
+  const Model p = passes::prune_model(m, config, report);
+  REQUIRE(report.groups.size() == 2);
+  Model reference = m;
+  for (int64_t layer = 0; layer < 2; ++layer) {
+    CHECK(report.groups[static_cast<size_t>(layer)].kept == 3);
+    const std::string prefix = "transformer.h." + std::to_string(layer) + ".attn.";
+    const Tensor& before = m.graph.find_initializer(prefix + "c_attn.weight")->tensor;
+    const Tensor& after = p.graph.find_initializer(prefix + "c_attn.weight")->tensor;
+    REQUIRE(after.shape() == std::vector<int64_t>{48, 72});
+    CHECK(p.graph.find_initializer(prefix + "c_attn.bias")->tensor.shape() == std::vector<int64_t>{72});
+    CHECK(p.graph.find_initializer(prefix + "c_proj.weight")->tensor.shape() == std::vector<int64_t>{24, 48});
+    // A kept head's key columns (the second third) come over whole; its query
+    // and value columns sit at the same place in their thirds.
+    std::vector<int64_t> kept;
+    for (int64_t j = 0; j < 6; ++j)
+      for (int64_t slot = 0; slot < 3; ++slot) {
+        bool same = true;
+        for (int64_t part = 0; part < 3; ++part)
+          for (int64_t r = 0; r < 48; ++r)
+            for (int64_t c = 0; c < 8; ++c)
+              same = same && before.data<float>()[r * 144 + part * 48 + j * 8 + c] == after.data<float>()[r * 72 + part * 24 + slot * 8 + c];
+        if (same) kept.push_back(j);
+      }
+    REQUIRE(kept.size() == 3);
+    Tensor& wo = const_cast<NamedTensor*>(reference.graph.find_initializer(prefix + "c_proj.weight"))->tensor;
+    for (int64_t j = 0; j < 6; ++j)
+      if (std::find(kept.begin(), kept.end(), j) == kept.end())
+        for (int64_t r = j * 8; r < (j + 1) * 8; ++r)
+          for (int64_t c = 0; c < 48; ++c) wo.mutable_data<float>()[r * 48 + c] = 0.0f;
+  }
+  CHECK(relative_errors(prompt_logits(p, tokens), prompt_logits(reference, tokens)).first < 1e-5);
+  CHECK(parameters_of(p) == parameters_of(m) - 2 * 3 * (3 * 8 * 48 + 3 * 8 + 8 * 48));  // q/k/v columns and biases, c_proj rows
+  lm::DecoderRunner runner(p);
+  CHECK(runner.kv_heads(0) == 3);
+  CHECK(runner.feed(tokens).size() == tokens.size() * 97);
+
+  // Activation-aware, with the removed heads' mean moved into c_proj's bias.
+  const calib::CalibStats stats = calib::collect_stats(m, {prompt_sample(m, tokens)}, {});
+  config.method = "wanda";
+  config.stats = &stats;
+  config.compensate_means = true;
+  report = {};
+  const Model w = passes::prune_model(m, config, report);
+  CHECK(report.groups[0].compensated == 1);
+  CHECK(parameters_of(w) == parameters_of(p));  // c_proj had a bias already
+  const Tensor& bias_before = m.graph.find_initializer("transformer.h.0.attn.c_proj.bias")->tensor;
+  const Tensor& bias_after = w.graph.find_initializer("transformer.h.0.attn.c_proj.bias")->tensor;
+  CHECK_FALSE(std::equal(bias_before.data<float>(), bias_before.data<float>() + 48, bias_after.data<float>()));
+  for (float x : prompt_logits(w, tokens)) REQUIRE(std::isfinite(x));
 }

@@ -157,7 +157,7 @@ void setup_prune(CLI::App& app, const GlobalOptions& global) {
   cmd->add_option("--sparsity", o->sparsity, "Share of weights to zero (0.5), or N:M such as 2:4, for weights no rule matches");
   cmd->add_option("--method", o->method, "magnitude (default), wanda or sparsegpt (both need calibration)");
   cmd->add_option("--structured", o->structured,
-                  "Remove whole units and shrink the tensors: channels (every layer), ffn (MatMul/Gemm neurons) or heads (attention heads of a Llama/Mistral/Qwen2 decoder)");
+                  "Remove whole units and shrink the tensors: channels (every layer), ffn (MatMul/Gemm neurons) or heads (attention heads of a Llama/Mistral/Qwen2/GPT-2 decoder)");
   cmd->add_flag("--global", o->global, "One magnitude threshold across the layers a rule matches, not one per layer");
   cmd->add_option("--rules", o->rules, "Shorthand rules, first match wins: \"*attn*=0.3,*fc*=2:4\"");
   cmd->add_option("--config", o->config, "Rule file (YAML or JSON), see docs/prune.md");

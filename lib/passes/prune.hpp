@@ -82,8 +82,8 @@ double structured_fraction(const PruneConfig& config, const std::string& weight,
                            const std::string& op, const char* units, PrunedGroup& row, std::vector<int64_t>& rule_hits);
 
 // Attention heads (lib/passes/prune_heads.cpp): in each layer of a decoder
-// that formats/llm built, the rule matching its q_proj weight sets the share
-// of key/value heads removed, each with the query heads that share it.
+// that formats/llm built, the rule matching its q_proj (GPT-2: c_attn) weight
+// sets the share of key/value heads removed, each with the query heads that share it.
 Model prune_heads(const Model& model, const PruneConfig& config, PruneReport& report);
 
 }  // namespace slmopt::passes

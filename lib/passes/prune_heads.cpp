@@ -1,11 +1,14 @@
 // Structured pruning of attention heads (`--structured heads`) in the decoder
-// graphs formats/llm builds from Llama, Mistral and Qwen2 checkpoints
-// (grouped-query attention). A key/value head goes together with the query
-// heads that share it, so the group ratio stays and every shape agrees:
-// q_proj rows, k_proj and v_proj rows (and biases), o_proj columns, the head
-// counts in the Reshape shapes, and the head dimension of the cache inputs
-// and outputs. The layers are found by the builder's node names, and every
-// piece is checked before anything changes; another graph is refused.
+// graphs formats/llm builds from Llama, Mistral, Qwen2 (grouped-query
+// attention) and GPT-2 checkpoints. A key/value head goes together with the
+// query heads that share it, so the group ratio stays and every shape agrees:
+// the query, key and value projections' outputs (and biases), the output
+// projection's inputs, the head counts in the Reshape shapes, and the head
+// dimension of the cache inputs and outputs. Llama-style layers keep q/k/v/o
+// as Gemm with transB ([out, in] weights); GPT-2 keeps one fused c_attn and a
+// c_proj as Gemm without it ([in, out], Conv1D), split in equal thirds. The
+// layers are found by the builder's node names, and every piece is checked
+// before anything changes; another graph is refused.
 #include <algorithm>
 #include <cmath>
 #include <map>
@@ -22,8 +25,9 @@ namespace slmopt::passes {
 namespace {
 
 struct AttentionLayer {
-  std::string prefix;                        // model.layers.N.self_attn
-  Node *q = nullptr, *k = nullptr, *v = nullptr, *o = nullptr;  // Gemm, transB
+  std::string prefix;                        // model.layers.N.self_attn, [transformer.]h.N.attn
+  Node *q = nullptr, *k = nullptr, *v = nullptr, *o = nullptr;  // Gemm, transB (Llama)
+  Node* qkv = nullptr;                       // GPT-2: c_attn, q/k/v in thirds of its outputs; o is c_proj
   Node *q_shape = nullptr, *k_shape = nullptr, *v_shape = nullptr;  // Concat(ids shape, {heads, head_dim})
   Node *q_groups = nullptr, *merge_groups = nullptr, *merge_heads = nullptr;  // Reshape, constant shape
   Node *append_key = nullptr, *append_value = nullptr;  // Concat(past input, new): present output
@@ -32,7 +36,7 @@ struct AttentionLayer {
 
 [[noreturn]] void not_attention(const std::string& prefix, const std::string& why) {
   throw_usage("--structured heads: " + prefix + " is not the attention formats/llm builds (" + why +
-              "); heads are pruned in decoders built from Llama, Mistral or Qwen2 checkpoints");
+              "); heads are pruned in decoders built from Llama, Mistral, Qwen2 or GPT-2 checkpoints");
 }
 
 std::vector<int64_t> constant_ints(const Graph& g, const std::string& name) {
@@ -56,26 +60,39 @@ ValueInfo* value_info(std::vector<ValueInfo>& list, const std::string& name) {
   return nullptr;
 }
 
-// Finds and checks one layer; nullopt when the graph has no layer `index`.
-std::optional<AttentionLayer> find_layer(Graph& g, const std::map<std::string, Node*>& by_name, int64_t index) {
-  AttentionLayer a;
-  a.prefix = "model.layers." + std::to_string(index) + ".self_attn";
-  auto node = [&](const std::string& suffix, const char* op) {
-    auto it = by_name.find(a.prefix + suffix);
-    if (it == by_name.end()) not_attention(a.prefix, "no node " + a.prefix + suffix);
-    if (it->second->op_type != op) not_attention(a.prefix, a.prefix + suffix + " is not " + op);
-    return it->second;
-  };
-  if (!by_name.count(a.prefix + ".q_proj")) return std::nullopt;
-  a.q = node(".q_proj", "Gemm");
-  a.k = node(".k_proj", "Gemm");
-  a.v = node(".v_proj", "Gemm");
-  a.o = node(".o_proj", "Gemm");
-  for (const Node* n : {a.q, a.k, a.v, a.o}) {
-    bool trans_b = false;
-    for (const auto& attr : n->attributes) trans_b = trans_b || (attr.name == "transB" && attr.i == 1);
-    if (!trans_b) not_attention(a.prefix, n->name + " is not a Gemm with transB");
-  }
+bool has_trans_b(const Node& n) {
+  for (const auto& attr : n.attributes)
+    if (attr.name == "transB") return attr.i == 1;
+  return false;
+}
+
+// The projections as Gemm with transB stores them, [out, in], whatever the
+// layer's layout: the scores and the compensation read only these.
+struct Projections {
+  Tensor q, k, v, o;
+};
+
+Tensor transposed(const float* w, int64_t rows, int64_t cols, int64_t stride, int64_t first_col) {
+  Tensor t(DType::F32, {cols, rows});
+  float* out = t.mutable_data<float>();
+  for (int64_t r = 0; r < rows; ++r)
+    for (int64_t c = 0; c < cols; ++c) out[c * rows + r] = w[r * stride + first_col + c];
+  return t;
+}
+
+Projections projections(const Graph& g, const AttentionLayer& a) {
+  if (!a.qkv) return {f32_weight(g, a, *a.q, 1), f32_weight(g, a, *a.k, 1), f32_weight(g, a, *a.v, 1), f32_weight(g, a, *a.o, 1)};
+  const Tensor &fused = f32_weight(g, a, *a.qkv, 1), &wo = f32_weight(g, a, *a.o, 1);
+  const int64_t d = fused.shape()[0], width = fused.shape()[1], part = width / 3;
+  const float* w = fused.data<float>();
+  return {transposed(w, d, part, width, 0), transposed(w, d, part, width, part), transposed(w, d, part, width, 2 * part),
+          transposed(wo.data<float>(), wo.shape()[0], wo.shape()[1], wo.shape()[1], 0)};
+}
+
+// The heads, head dimension, Reshape shapes and cache of the attention under
+// a.prefix, which the builder's cached_attention() names alike for every family.
+template <class NodeOf>
+void check_heads(Graph& g, AttentionLayer& a, NodeOf node) {
   a.q_shape = node("/q/heads_shape", "Concat");
   a.k_shape = node("/k/heads_shape", "Concat");
   a.v_shape = node("/v/heads_shape", "Concat");
@@ -97,17 +114,57 @@ std::optional<AttentionLayer> find_layer(Graph& g, const std::map<std::string, N
       constant_ints(g, a.merge_groups->inputs.at(1)) != std::vector<int64_t>{0, a.heads, -1, hd} ||
       constant_ints(g, a.merge_heads->inputs.at(1)) != std::vector<int64_t>{-1, a.heads * hd})
     not_attention(a.prefix, "its Reshape shapes do not match " + std::to_string(a.heads) + " heads of " + std::to_string(hd));
-  const Tensor &wq = f32_weight(g, a, *a.q, 1), &wk = f32_weight(g, a, *a.k, 1), &wv = f32_weight(g, a, *a.v, 1),
-               &wo = f32_weight(g, a, *a.o, 1);
-  if (wq.rank() != 2 || wq.shape()[0] != a.heads * hd || wk.rank() != 2 || wk.shape()[0] != a.kv_heads * hd ||
-      wv.shape() != wk.shape() || wo.rank() != 2 || wo.shape()[1] != a.heads * hd)
-    not_attention(a.prefix, "its projection shapes do not match its heads");
   for (Node* cat : {a.append_key, a.append_value}) {
     const ValueInfo* past = cat->inputs.empty() ? nullptr : value_info(g.inputs, cat->inputs[0]);
     if (!past || !past->shape || past->shape->size() != 4 || (*past->shape)[1].value != a.kv_heads ||
         cat->outputs.empty() || !value_info(g.outputs, cat->outputs[0]))
       not_attention(a.prefix, cat->name + " does not append to a cache input of " + std::to_string(a.kv_heads) + " heads");
   }
+}
+
+// Finds and checks one layer; nullopt when the graph has no layer `index`.
+std::optional<AttentionLayer> find_layer(Graph& g, const std::map<std::string, Node*>& by_name, int64_t index) {
+  AttentionLayer a;
+  const std::string n = std::to_string(index);
+  for (const std::string& prefix : {"model.layers." + n + ".self_attn", "transformer.h." + n + ".attn", "h." + n + ".attn"})
+    if (by_name.count(prefix + ".q_proj") || by_name.count(prefix + ".c_attn")) a.prefix = prefix;
+  if (a.prefix.empty()) return std::nullopt;
+  auto node = [&](const std::string& suffix, const char* op) {
+    auto it = by_name.find(a.prefix + suffix);
+    if (it == by_name.end()) not_attention(a.prefix, "no node " + a.prefix + suffix);
+    if (it->second->op_type != op) not_attention(a.prefix, a.prefix + suffix + " is not " + op);
+    return it->second;
+  };
+  const bool fused = by_name.count(a.prefix + ".c_attn") > 0;
+  if (fused) {
+    a.qkv = node(".c_attn", "Gemm");
+    a.o = node(".c_proj", "Gemm");
+    const Node* split = node("/split_qkv", "Split");
+    if (split->inputs.size() != 1 || split->outputs.size() != 3 || split->inputs[0] != a.qkv->outputs.at(0))
+      not_attention(a.prefix, split->name + " does not split c_attn's output in three equal parts");
+  } else {
+    a.q = node(".q_proj", "Gemm");
+    a.k = node(".k_proj", "Gemm");
+    a.v = node(".v_proj", "Gemm");
+    a.o = node(".o_proj", "Gemm");
+  }
+  for (const Node* p : {a.q, a.k, a.v, a.o, a.qkv})
+    if (p && has_trans_b(*p) == fused)
+      not_attention(a.prefix, p->name + (fused ? " is not a Gemm without transB" : " is not a Gemm with transB"));
+  check_heads(g, a, node);
+  const int64_t width = a.heads * a.head_dim, kv_width = a.kv_heads * a.head_dim;
+  if (fused) {
+    const Tensor &wqkv = f32_weight(g, a, *a.qkv, 1), &wo = f32_weight(g, a, *a.o, 1);
+    if (a.heads != a.kv_heads || wqkv.rank() != 2 || wqkv.shape()[1] != 3 * width || wo.rank() != 2 ||
+        wo.shape()[0] != width || (a.qkv->inputs.size() > 2 && f32_weight(g, a, *a.qkv, 2).numel() != 3 * width))
+      not_attention(a.prefix, "its projection shapes do not match its heads");
+    return a;
+  }
+  const Tensor &wq = f32_weight(g, a, *a.q, 1), &wk = f32_weight(g, a, *a.k, 1), &wv = f32_weight(g, a, *a.v, 1),
+               &wo = f32_weight(g, a, *a.o, 1);
+  if (wq.rank() != 2 || wq.shape()[0] != width || wk.rank() != 2 || wk.shape()[0] != kv_width ||
+      wv.shape() != wk.shape() || wo.rank() != 2 || wo.shape()[1] != width)
+    not_attention(a.prefix, "its projection shapes do not match its heads");
   return a;
 }
 
@@ -137,10 +194,9 @@ void set_input(Graph& g, Node& n, size_t index, const std::string& name, Tensor 
 // feeds into o_proj on the calibration inputs: E||W_o[:, g] x_g||^2 from the
 // gram block of the group's columns (about its mean when `centred`: the mean
 // part moves into o_proj's bias), or sum_c E[x_c^2] ||W_o[:, c]||^2 without X^T X.
-std::vector<double> group_scores(const Graph& g, const AttentionLayer& a, const std::string& method,
+std::vector<double> group_scores(const Projections& w, const AttentionLayer& a, const std::string& method,
                                  const calib::InputStats* s, bool centred) {
-  const Tensor &wq = f32_weight(g, a, *a.q, 1), &wk = f32_weight(g, a, *a.k, 1), &wv = f32_weight(g, a, *a.v, 1),
-               &wo = f32_weight(g, a, *a.o, 1);
+  const Tensor &wq = w.q, &wk = w.k, &wv = w.v, &wo = w.o;
   const int64_t d = wq.shape()[1], out = wo.shape()[0], cols = wo.shape()[1], group = a.heads / a.kv_heads,
                 hd = a.head_dim, width = group * hd;
   const float* o = wo.data<float>();
@@ -172,10 +228,10 @@ std::vector<double> group_scores(const Graph& g, const AttentionLayer& a, const 
   return score;
 }
 
-// o_proj's bias gains what the removed heads' context added on average,
-// sum over removed columns c of W_o[:, c] E[x_c] (a bias is added if none).
-void compensate_means(Graph& g, const AttentionLayer& a, const std::vector<int64_t>& keep, const calib::InputStats& s) {
-  const Tensor& wo = f32_weight(g, a, *a.o, 1);
+// The output projection's bias gains what the removed heads' context added on
+// average, sum over removed inputs c of W_o[:, c] E[x_c] (a bias is added if none).
+void compensate_means(Graph& g, const AttentionLayer& a, const Tensor& wo, const std::vector<int64_t>& keep,
+                      const calib::InputStats& s) {
   const int64_t out = wo.shape()[0], cols = wo.shape()[1], width = a.heads / a.kv_heads * a.head_dim;
   const std::vector<double> mean = s.mean();
   std::vector<float> shift(static_cast<size_t>(out), 0.0f);
@@ -216,13 +272,26 @@ Tensor take_cols(const Tensor& t, const std::vector<int64_t>& cols) {
   return out;
 }
 
+// Columns `cols` of each third of a fused [in, 3 * width] weight (or [3 * width] bias).
+Tensor take_thirds(const Tensor& t, const std::vector<int64_t>& q_cols, const std::vector<int64_t>& kv_cols) {
+  const int64_t width = t.shape().back() / 3;
+  std::vector<int64_t> cols = q_cols;
+  for (int64_t part : {1, 2})
+    for (int64_t c : kv_cols) cols.push_back(part * width + c);
+  if (t.rank() == 2) return take_cols(t, cols);
+  Tensor out(DType::F32, {static_cast<int64_t>(cols.size())});
+  for (size_t i = 0; i < cols.size(); ++i) out.mutable_data<float>()[i] = t.data<float>()[cols[i]];
+  return out;
+}
+
 void set_ints(Graph& g, Node& n, const std::string& name, const std::vector<int64_t>& values) {
   set_input(g, n, 1, name, Tensor::from_values<int64_t>(DType::I64, {static_cast<int64_t>(values.size())}, values));
 }
 
 void shrink_layer(Graph& g, const AttentionLayer& a, const std::vector<int64_t>& keep, std::set<std::string>& replaced) {
-  for (const Node* n : {a.q, a.k, a.v, a.o, a.q_shape, a.k_shape, a.v_shape, a.q_groups, a.merge_groups, a.merge_heads})
-    for (size_t i = 1; i < n->inputs.size(); ++i) replaced.insert(n->inputs[i]);
+  for (const Node* n : {a.q, a.k, a.v, a.o, a.qkv, a.q_shape, a.k_shape, a.v_shape, a.q_groups, a.merge_groups, a.merge_heads})
+    if (n)
+      for (size_t i = 1; i < n->inputs.size(); ++i) replaced.insert(n->inputs[i]);
   const int64_t group = a.heads / a.kv_heads, hd = a.head_dim, kv = static_cast<int64_t>(keep.size()), heads = kv * group;
   std::vector<int64_t> q_rows, kv_rows;
   for (int64_t j : keep) {
@@ -230,12 +299,19 @@ void shrink_layer(Graph& g, const AttentionLayer& a, const std::vector<int64_t>&
     for (int64_t r = j * hd; r < (j + 1) * hd; ++r) kv_rows.push_back(r);
   }
   const std::string p = a.prefix + "/pruned_heads/";
-  for (auto [node, rows] : {std::pair{a.q, &q_rows}, {a.k, &kv_rows}, {a.v, &kv_rows}}) {
-    set_input(g, *node, 1, p + node->inputs[1], take_rows(f32_weight(g, a, *node, 1), *rows));
-    if (node->inputs.size() > 2 && !node->inputs[2].empty())
-      set_input(g, *node, 2, p + node->inputs[2], take_rows(f32_weight(g, a, *node, 2), *rows));
+  if (a.qkv) {
+    for (size_t i = 1; i < a.qkv->inputs.size(); ++i)
+      if (!a.qkv->inputs[i].empty())
+        set_input(g, *a.qkv, i, p + a.qkv->inputs[i], take_thirds(f32_weight(g, a, *a.qkv, i), q_rows, kv_rows));
+    set_input(g, *a.o, 1, p + a.o->inputs[1], take_rows(f32_weight(g, a, *a.o, 1), q_rows));
+  } else {
+    for (auto [node, rows] : {std::pair{a.q, &q_rows}, {a.k, &kv_rows}, {a.v, &kv_rows}}) {
+      set_input(g, *node, 1, p + node->inputs[1], take_rows(f32_weight(g, a, *node, 1), *rows));
+      if (node->inputs.size() > 2 && !node->inputs[2].empty())
+        set_input(g, *node, 2, p + node->inputs[2], take_rows(f32_weight(g, a, *node, 2), *rows));
+    }
+    set_input(g, *a.o, 1, p + a.o->inputs[1], take_cols(f32_weight(g, a, *a.o, 1), q_rows));
   }
-  set_input(g, *a.o, 1, p + a.o->inputs[1], take_cols(f32_weight(g, a, *a.o, 1), q_rows));
   set_ints(g, *a.q_shape, p + "q_heads", {heads, hd});
   set_ints(g, *a.k_shape, p + "kv_heads", {kv, hd});
   a.v_shape->inputs[1] = a.k_shape->inputs[1];
@@ -251,8 +327,8 @@ void shrink_layer(Graph& g, const AttentionLayer& a, const std::vector<int64_t>&
 
 int64_t params_of(const Graph& g, const AttentionLayer& a) {
   int64_t n = 0;
-  for (const Node* node : {a.q, a.k, a.v, a.o})
-    for (size_t i = 1; i < node->inputs.size(); ++i)
+  for (const Node* node : {a.q, a.k, a.v, a.o, a.qkv})
+    for (size_t i = 1; node && i < node->inputs.size(); ++i)
       if (const NamedTensor* t = g.find_initializer(node->inputs[i])) n += t->tensor.numel();
   return n;
 }
@@ -279,26 +355,29 @@ Model prune_heads(const Model& model, const PruneConfig& config, PruneReport& re
     layers.push_back(*layer);
   }
   if (layers.empty())
-    throw_usage("--structured heads found no attention layer (model.layers.N.self_attn); heads are pruned in "
-                "decoders built from Llama, Mistral or Qwen2 checkpoints");
+    throw_usage("--structured heads found no attention layer (model.layers.N.self_attn or h.N.attn); heads are "
+                "pruned in decoders built from Llama, Mistral, Qwen2 or GPT-2 checkpoints");
   std::vector<int64_t> rule_hits(config.rules.rules.size(), 0);
   std::set<std::string> replaced;
   for (const AttentionLayer& a : layers) {
     PrunedGroup row;
-    row.producers = {a.q->inputs[1], a.k->inputs[1], a.v->inputs[1]};
+    row.producers = a.qkv ? std::vector<std::string>{a.qkv->inputs[1]}
+                          : std::vector<std::string>{a.q->inputs[1], a.k->inputs[1], a.v->inputs[1]};
     row.consumers = {a.o->inputs[1]};
     row.channels = row.kept = a.kv_heads;
-    const double fraction = structured_fraction(config, a.q->inputs[1], a.q->name, a.q->op_type, "heads", row, rule_hits);
+    const Node& first = a.qkv ? *a.qkv : *a.q;
+    const double fraction = structured_fraction(config, first.inputs[1], first.name, first.op_type, "heads", row, rule_hits);
     row.params_before = row.params_after = params_of(g, a);
     const int64_t remove = std::min(a.kv_heads - 1, zeros_before(fraction, a.kv_heads));
     if (remove > 0) {
+      const Projections w = projections(g, a);
       const calib::InputStats* s = nullptr;
       if (row.method == "wanda") {
-        s = layer_stats(config.stats, a.o->inputs[1], f32_weight(g, a, *a.o, 1).shape()[1]);
+        s = layer_stats(config.stats, a.o->inputs[1], w.o.shape()[1]);
         if (!s) throw_usage("weight '" + a.o->inputs[1] + "': structured wanda needs calibration statistics of its layer");
       }
       const bool centred = s && config.compensate_means && !s->sum.empty();
-      const std::vector<double> score = group_scores(g, a, row.method, s, centred);
+      const std::vector<double> score = group_scores(w, a, row.method, s, centred);
       std::vector<int64_t> order(static_cast<size_t>(a.kv_heads));
       std::iota(order.begin(), order.end(), 0);
       std::stable_sort(order.begin(), order.end(),
@@ -306,7 +385,7 @@ Model prune_heads(const Model& model, const PruneConfig& config, PruneReport& re
       std::vector<int64_t> keep(order.begin(), order.begin() + (a.kv_heads - remove));
       std::sort(keep.begin(), keep.end());
       if (centred) {
-        compensate_means(g, a, keep, *s);
+        compensate_means(g, a, w.o, keep, *s);
         row.compensated = 1;
       }
       shrink_layer(g, a, keep, replaced);
