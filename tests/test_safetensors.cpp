@@ -193,4 +193,8 @@ TEST_CASE("hostile sharded indexes are refused") {
   CHECK(with([](auto& x) { x["weight_map"]["a"] = "missing.safetensors"; }) ==
         tmp.file("m/missing.safetensors") + ": cannot open: No such file or directory");
   CHECK(with([](auto& x) { x.erase("weight_map"); }) == index + ": missing object 'weight_map'");
+  // A tensor named twice with two shards: which one is meant is ambiguous.
+  test::write_bytes(index, R"({"weight_map": {"model.norm.weight": "model-00001-of-00004.safetensors",
+                                                "model.norm.weight": "model-00004-of-00004.safetensors"}})");
+  CHECK(read_error(index) == index + ": index names 'model.norm.weight' twice");
 }

@@ -4,6 +4,7 @@
 #include <map>
 #include <nlohmann/json.hpp>
 #include <set>
+#include <vector>
 
 #include "common/json_integer.hpp"
 #include "common/provenance_json.hpp"
@@ -33,13 +34,18 @@ uint64_t read_u64_le(const uint8_t* p) {
 
 // Parses JSON and rejects duplicate keys at the top level of the object, which
 // nlohmann would otherwise silently overwrite (a classic smuggling trick).
+// A JSON object naming a key twice is ambiguous (nlohmann keeps the last,
+// other readers the first), at any depth: a header's tensors, an index's
+// weight_map entries.
 json parse_rejecting_duplicates(std::string_view text, const std::string& what) {
-  std::set<std::string> top_keys;
+  std::vector<std::set<std::string>> open_objects;  // the keys of each object being parsed
   std::string duplicate;
-  json::parser_callback_t cb = [&](int depth, json::parse_event_t event, json& parsed) {
-    if (event == json::parse_event_t::key && depth == 1 && duplicate.empty()) {
+  json::parser_callback_t cb = [&](int, json::parse_event_t event, json& parsed) {
+    if (event == json::parse_event_t::object_start) open_objects.emplace_back();
+    if (event == json::parse_event_t::object_end && !open_objects.empty()) open_objects.pop_back();
+    if (event == json::parse_event_t::key && duplicate.empty() && !open_objects.empty()) {
       auto key = parsed.get<std::string>();
-      if (!top_keys.insert(key).second) duplicate = key;
+      if (!open_objects.back().insert(key).second) duplicate = key;
     }
     return true;
   };

@@ -27,6 +27,11 @@ const std::string& scratch_dir();
 // Writes `size` bytes to scratch_dir()/name and returns the path.
 std::string write_scratch(const std::string& name, const uint8_t* data, size_t size);
 
+// Writes three safetensors shards of a few small tensors and their index
+// (`model.safetensors.index.json`) into folder `dir` with the project's
+// writer, the same bytes every time; returns the index's text.
+std::string write_index_shards(const std::string& dir);
+
 // Reads every byte of a loaded tensor (so ASan sees an out-of-bounds view)
 // and, for a quantized one of modest size, dequantizes it.
 void touch(const Tensor& t);

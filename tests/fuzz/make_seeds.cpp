@@ -18,6 +18,7 @@
 #include "calib/dataset.hpp"
 #include "calib/npy.hpp"
 #include "calib/stats_io.hpp"
+#include "fuzz_common.hpp"
 #include "hf_config/hf_config.hpp"
 #include "llama2c/llama2c_io.hpp"
 #include "llm/decoder_graph.hpp"
@@ -220,6 +221,12 @@ int main(int argc, char** argv) {
         tensor_bytes("model.onnx", [&](const std::string& p) { onnx_format::write_onnx(llama, p, external); }));
     put("safetensors", "llama.safetensors",
         tensor_bytes("m.safetensors", [&](const std::string& p) { safetensors::write_file(p, weights, {{"format", "pt"}}); }));
+    {
+      const fs::path dir = fs::temp_directory_path() / ("slmopt-seeds-index-" + std::to_string(::getpid()));
+      fs::create_directories(dir);
+      put("safetensors_index", "sharded.json", fuzz::write_index_shards(dir.string()));
+      fs::remove_all(dir);
+    }
     put("llama2c", "llama.bin", tensor_bytes("m.bin", [&](const std::string& p) { llama2c::write_checkpoint(llama, p); }));
 
     // Quantized with several schemes: .slm, blob (with golden vectors), OTA.
