@@ -11,6 +11,7 @@
 #include "blob/blob_io.hpp"
 #include "calib/npy.hpp"
 #include "common/sha256.hpp"
+#include "config/rule_file.hpp"
 #include "core/memory_limit.hpp"
 #include "ota/ota_package.hpp"
 #include "slm/slm_io.hpp"
@@ -115,4 +116,12 @@ TEST_CASE("duplicate tensor names in .slm files and blobs are refused") {
   const auto bytes = blob::build_blob(m, {});
   test::write_bytes(tmp.file("twice.bin"), std::string(bytes.begin(), bytes.end()));
   CHECK_THROWS_WITH(blob::BlobFile(tmp.file("twice.bin")).model(), tmp.file("twice.bin") + ": tensor 'w' appears twice");
+}
+
+TEST_CASE("a rule file nested thousands of levels deep is refused with its line, not a stack overflow") {
+  const std::string flow = "rules: " + std::string(100000, '[') + std::string(100000, ']') + "\n";
+  CHECK_THROWS_WITH(config::parse_rule_file(flow, "deep.yaml"), Catch::StartsWith("deep.yaml: line 1: nested too deeply"));
+  std::string block = "rules:\n";
+  for (int i = 0; i < 3000; ++i) block += std::string(static_cast<size_t>(i), ' ') + "-\n";
+  CHECK_THROWS_WITH(config::parse_rule_file(block, "deep.yaml"), Catch::Contains("nested too deeply"));
 }

@@ -1,5 +1,6 @@
 #include "config/rule_file.hpp"
 
+#include <yaml-cpp/depthguard.h>
 #include <yaml-cpp/yaml.h>
 
 #include "core/atomic_file.hpp"
@@ -45,6 +46,11 @@ RuleFile parse_rule_file(const std::string& text, const std::string& path) {
                   (r.op.empty() ? "" : r.op + " ") + r.match + ")";
         file.rules.rules.push_back(std::move(r));
       }
+  } catch (const YAML::DeepRecursion& e) {
+    // yaml-cpp's own text for this is "bad file", which names nothing.
+    throw_bad_input("line " + std::to_string(e.mark.line + 1) + ": nested too deeply (lists or mappings " +
+                        std::to_string(e.depth()) + " levels down)",
+                    path);
   } catch (const YAML::Exception& e) {
     throw_bad_input("line " + std::to_string(e.mark.line + 1) + ": " + e.msg, path);
   }
