@@ -2,7 +2,10 @@
 // real model, the rule file rebuilding the plan, the cache, and the command.
 #include <catch2/catch.hpp>
 
+#include <omp.h>
+
 #include <algorithm>
+#include <cmath>
 #include <filesystem>
 #include <limits>
 #include <random>
@@ -13,6 +16,9 @@
 #include "config/rule_file.hpp"
 #include "core/atomic_file.hpp"
 #include "core/error.hpp"
+#include "lm/decoder_runner.hpp"
+#include "lm/lm_eval.hpp"
+#include "model_io.hpp"
 #include "onnx/onnx_io.hpp"
 #include "plan/allocate.hpp"
 #include "plan/knapsack.hpp"
@@ -220,4 +226,71 @@ TEST_CASE("slmopt plan writes a rule file within the budget, and names the small
   CHECK(r.exit_code == 2);
   CHECK_THAT(r.err, Contains("--ram 1KiB"));
   CHECK_FALSE(std::filesystem::exists(tmp.file("noram.yaml")));
+}
+
+TEST_CASE("measure_many gives each model's own error in order, on one core or two, and passes a failure on") {
+  const Model base = test::single_node_model("MatMul", test::gaussian_tensor({16, 8}, 1), {4, 16});
+  const runtime::Session probe(base);
+  const auto measure = plan::output_error_measure(base, calib::random_samples(probe.feed_inputs(), 3, 2), "rel_l2");
+  const auto model = [&](size_t i) {
+    Model m = base;
+    Tensor w = test::gaussian_tensor({16, 8}, 1);
+    for (int64_t k = 0; k < w.numel(); ++k) w.mutable_data<float>()[k] *= 1.0f + 0.01f * static_cast<float>(i * (k % 5));
+    m.graph.initializers[0].tensor = w;
+    return m;
+  };
+  std::vector<double> one_by_one;
+  for (size_t i = 0; i < 9; ++i) one_by_one.push_back(measure->error(model(i)));
+  CHECK(one_by_one[0] == 0);
+  CHECK(one_by_one[8] > one_by_one[1]);
+  const int saved = omp_get_max_threads();
+  for (int threads : {1, 2}) {
+    omp_set_num_threads(threads);
+    std::vector<size_t> finished;
+    CHECK(plan::measure_many(*measure, 9, model, [&](size_t i) { finished.push_back(i); }) == one_by_one);
+    std::sort(finished.begin(), finished.end());
+    CHECK(finished == std::vector<size_t>{0, 1, 2, 3, 4, 5, 6, 7, 8});
+    const auto failing = [&](size_t i) {
+      if (i == 5) throw_bad_input("model 5 is broken", "m5");
+      return model(i);
+    };
+    CHECK_THROWS_WITH(plan::measure_many(*measure, 9, failing), "m5: model 5 is broken");
+  }
+  omp_set_num_threads(saved);
+}
+
+TEST_CASE("the language-model measure is the mean KL of the scored positions, as defined") {
+  const Model reference = load_model(test::test_data("stories260K"));
+  Model candidate = reference;
+  for (auto& init : candidate.graph.initializers)
+    if (init.name.find("layers.2.mlp.down_proj") != std::string::npos) {
+      Tensor w = init.tensor;
+      Tensor noisy(DType::F32, w.shape());
+      const Tensor noise = test::gaussian_tensor(w.shape(), 3, 0.02f);
+      for (int64_t k = 0; k < w.numel(); ++k) noisy.mutable_data<float>()[k] = w.data<float>()[k] + noise.data<float>()[k];
+      init.tensor = noisy;
+    }
+  const std::vector<std::vector<int64_t>> windows = {{1, 403, 407, 261, 378, 410, 268, 415, 261, 316, 342, 370},
+                                                     {1, 365, 429, 331, 269, 285, 353, 304}};
+  const auto measure = plan::language_model_measure(reference, windows);
+  lm::DecoderRunner r(reference), c(candidate);
+  const auto vocab = static_cast<size_t>(r.vocab());
+  double sum = 0;
+  int scored = 0;
+  for (const auto& w : windows) {
+    r.reset();
+    c.reset();
+    const auto lr_all = r.feed(w), lc_all = c.feed(w);
+    for (size_t t = w.size() / 2; t + 1 < w.size(); ++t, ++scored) {
+      const auto lr = lm::log_softmax(std::span<const float>(lr_all.data() + t * vocab, vocab));
+      const auto lc = lm::log_softmax(std::span<const float>(lc_all.data() + t * vocab, vocab));
+      double kl = 0;
+      for (size_t v = 0; v < vocab; ++v) kl += std::exp(lr[v]) * (lr[v] - lc[v]);
+      sum += kl;
+    }
+  }
+  const double want = sum / scored;
+  CHECK(want > 1e-4);
+  CHECK(measure->error(candidate) == Approx(want).epsilon(1e-9));
+  CHECK(measure->error(reference) == Approx(0).margin(1e-12));
 }

@@ -12,6 +12,7 @@
 #include <filesystem>
 #include <memory>
 #include <optional>
+#include <set>
 
 #include "blob/blob_io.hpp"
 #include "cli_common.hpp"
@@ -111,6 +112,19 @@ class PlanMeasurer {
     const double e = measure_.error(variants_().assemble(p.pick));
     table_.measured[sig] = e;
     return e;
+  }
+  // Measures the plans not measured yet, side by side (plan::measure_many).
+  void prefetch(const std::vector<plan::Plan>& plans) {
+    std::vector<const plan::Plan*> missing;
+    std::set<std::string> seen;
+    for (const auto& p : plans) {
+      const std::string sig = plan::plan_signature(p.pick);
+      if (!table_.measured.count(sig) && seen.insert(sig).second) missing.push_back(&p);
+    }
+    if (missing.empty()) return;
+    const plan::Variants& v = variants_();  // made before the threads start
+    const auto errors = plan::measure_many(measure_, missing.size(), [&](size_t i) { return v.assemble(missing[i]->pick); });
+    for (size_t i = 0; i < missing.size(); ++i) table_.measured[plan::plan_signature(missing[i]->pick)] = errors[i];
   }
 
  private:
@@ -255,6 +269,24 @@ void run_plan(const PlanCliOptions& o, const GlobalOptions& global) {
       if (baseline.bytes <= b) consider(baseline);
     return best;
   };
+  // The plans measured below, measured first side by side: the plan at the
+  // budget, each baseline and the plan at its size, and the curve's plans.
+  const uint64_t lo = plan::smallest_size(table), hi = plan::largest_size(table);
+  std::vector<plan::Plan> curve_plans;
+  for (int i = 0; i < o.points; ++i) {
+    const uint64_t b = o.points == 1 ? hi : lo + (hi - lo) * static_cast<uint64_t>(i) / static_cast<uint64_t>(o.points - 1);
+    curve_plans.push_back(plan::plan_for_budget(table, b));
+  }
+  if (!o.no_confirm) {
+    if (show) std::fprintf(stderr, "\rplan: measuring the plan, %zu baselines and %zu curve points", baselines.size(),
+                           curve_plans.size());
+    std::vector<plan::Plan> wanted = baselines;
+    wanted.push_back(plan::plan_for_budget(table, budget));
+    for (const auto& b : baselines) wanted.push_back(plan::plan_for_budget(table, b.bytes));
+    wanted.insert(wanted.end(), curve_plans.begin(), curve_plans.end());
+    measured_error.prefetch(wanted);
+    clear_progress(show);
+  }
   std::optional<double> measured;
   std::vector<Measured> tried;
   if (!o.no_confirm) {
@@ -279,14 +311,7 @@ void run_plan(const PlanCliOptions& o, const GlobalOptions& global) {
   }
   // The curve: plans at evenly spaced sizes from the smallest to the largest.
   std::vector<std::pair<plan::Plan, std::optional<double>>> curve;
-  const uint64_t lo = plan::smallest_size(table), hi = plan::largest_size(table);
-  for (int i = 0; i < o.points; ++i) {
-    const uint64_t b = o.points == 1 ? hi : lo + (hi - lo) * static_cast<uint64_t>(i) / static_cast<uint64_t>(o.points - 1);
-    plan::Plan p = plan::plan_for_budget(table, b);
-    if (show) std::fprintf(stderr, "\rplan: curve %d/%d", i + 1, o.points);
-    curve.push_back({p, o.no_confirm ? std::nullopt : std::optional(measured_error(p))});
-  }
-  clear_progress(show);
+  for (const auto& p : curve_plans) curve.push_back({p, o.no_confirm ? std::nullopt : std::optional(measured_error(p))});
   if (!from_cache || !table.measured.empty()) plan::write_sensitivity_cache(cache_path, table);
 
   // The rule file's text, and the model quantize builds from it: its tensors

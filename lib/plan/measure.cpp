@@ -1,6 +1,9 @@
 #include "plan/measure.hpp"
 
+#include <algorithm>
 #include <cmath>
+#include <exception>
+#include <mutex>
 
 #include "core/error.hpp"
 #include "eval/metrics.hpp"
@@ -60,6 +63,10 @@ class OutputError final : public ErrorMeasure {
   std::string metric_;
 };
 
+// KL(reference || candidate) per scored position, from the reference's
+// probabilities p kept once: with log q = c - logsumexp(c) for the candidate's
+// logits c, KL = sum p log p - p.c + logsumexp(c) * sum p, so each candidate
+// row costs one exponential per vocabulary entry and one dot product.
 class LanguageModelKl final : public ErrorMeasure {
  public:
   LanguageModelKl(const Model& reference, std::vector<std::vector<int64_t>> windows) : windows_(std::move(windows)) {
@@ -69,13 +76,16 @@ class LanguageModelKl final : public ErrorMeasure {
     for (const auto& w : windows_) {
       runner.reset();
       const auto logits = runner.feed(w);
-      std::vector<float> rows;
       for (size_t t = w.size() / 2; t + 1 < w.size(); ++t) {
         const auto lp = lm::log_softmax(std::span<const float>(logits.data() + t * vocab_, vocab_));
-        rows.insert(rows.end(), lp.begin(), lp.end());
-        ++scored_;
+        Row row{std::vector<double>(vocab_), 0, 0};
+        for (size_t v = 0; v < vocab_; ++v) {
+          row.p[v] = std::exp(lp[v]);
+          row.p_log_p += row.p[v] * lp[v];
+          row.p_sum += row.p[v];
+        }
+        rows_.push_back(std::move(row));
       }
-      reference_.push_back(std::move(rows));
     }
   }
 
@@ -84,30 +94,61 @@ class LanguageModelKl final : public ErrorMeasure {
   double error(const Model& candidate) const override {
     lm::DecoderRunner runner(candidate);
     double kl = 0;
-    for (size_t i = 0; i < windows_.size(); ++i) {
-      const auto& w = windows_[i];
+    size_t next_row = 0;
+    for (const auto& w : windows_) {
       runner.reset();
       const auto logits = runner.feed(w);
-      size_t row = 0;
-      for (size_t t = w.size() / 2; t + 1 < w.size(); ++t, ++row) {
-        const auto lc = lm::log_softmax(std::span<const float>(logits.data() + t * vocab_, vocab_));
-        const float* lr = reference_[i].data() + row * vocab_;
-        double sum = 0;
-        for (size_t v = 0; v < vocab_; ++v) sum += std::exp(static_cast<double>(lr[v])) * (lr[v] - lc[v]);
-        kl += std::max(0.0, sum);
+      for (size_t t = w.size() / 2; t + 1 < w.size(); ++t) {
+        const Row& r = rows_[next_row++];
+        const float* c = logits.data() + t * vocab_;
+        const double top = *std::max_element(c, c + vocab_);
+        double sum = 0, dot = 0;
+        for (size_t v = 0; v < vocab_; ++v) {
+          sum += std::exp(static_cast<double>(c[v]) - top);
+          dot += r.p[v] * c[v];
+        }
+        kl += std::max(0.0, r.p_log_p - dot + (top + std::log(sum)) * r.p_sum);
       }
     }
-    return kl / static_cast<double>(std::max<int64_t>(1, scored_));
+    return kl / static_cast<double>(std::max<size_t>(1, rows_.size()));
   }
 
  private:
+  struct Row {
+    std::vector<double> p;  // the reference's next-token probabilities
+    double p_log_p, p_sum;
+  };
   std::vector<std::vector<int64_t>> windows_;
-  std::vector<std::vector<float>> reference_;  // log-probabilities of the scored positions
+  std::vector<Row> rows_;  // one per scored position, window by window
   size_t vocab_ = 0;
-  int64_t scored_ = 0;
 };
 
 }  // namespace
+
+std::vector<double> measure_many(const ErrorMeasure& measure, size_t count, const std::function<Model(size_t)>& make,
+                                 const std::function<void(size_t)>& finished) {
+  std::vector<double> errors(count, 0.0);
+  std::exception_ptr failure;
+  std::mutex lock;
+  const auto n = static_cast<int64_t>(count);
+#pragma omp parallel for schedule(dynamic, 1) if (count > 1)
+  for (int64_t i = 0; i < n; ++i) {
+    {
+      const std::lock_guard<std::mutex> hold(lock);
+      if (failure) continue;
+    }
+    try {
+      errors[static_cast<size_t>(i)] = measure.error(make(static_cast<size_t>(i)));
+      const std::lock_guard<std::mutex> hold(lock);
+      if (finished) finished(static_cast<size_t>(i));
+    } catch (...) {
+      const std::lock_guard<std::mutex> hold(lock);
+      if (!failure) failure = std::current_exception();
+    }
+  }
+  if (failure) std::rethrow_exception(failure);
+  return errors;
+}
 
 std::unique_ptr<ErrorMeasure> output_error_measure(const Model& reference,
                                                    std::vector<std::map<std::string, Tensor>> samples,

@@ -7,6 +7,7 @@
 //           square root, the relative L2 error)
 #pragma once
 
+#include <functional>
 #include <map>
 #include <memory>
 #include <string>
@@ -24,6 +25,15 @@ class ErrorMeasure {
   // The additive error of `candidate` (0 for the reference itself).
   virtual double error(const Model& candidate) const = 0;
 };
+
+// The errors of models 0..count-1 (make(i) builds model i, from any thread),
+// in order. Models run side by side, one per core, each on one thread: the
+// planner's many small runs gain more from that than from splitting every
+// product, and the results do not depend on the number of cores.
+// finished(i) is called after model i, from one thread at a time. The first
+// exception any run throws is rethrown once the others are done.
+std::vector<double> measure_many(const ErrorMeasure& measure, size_t count, const std::function<Model(size_t)>& make,
+                                 const std::function<void(size_t)>& finished = {});
 
 // What users read: KL as it is, rel_l2 as the square root of the mean square.
 double displayed_error(const std::string& metric, double additive);

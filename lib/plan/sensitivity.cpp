@@ -58,25 +58,32 @@ SensitivityTable measure_sensitivity(const Variants& variants, const ErrorMeasur
   size_t f32 = treatments;
   for (size_t t = 0; t < treatments; ++t)
     if (table.treatments[t] == "f32") f32 = t;
-  const size_t total = scaled ? weights : weights * (treatments - (f32 < treatments ? 1 : 0));
+  // Every run wanted, side by side: (weight, treatment) pairs.
+  std::vector<std::pair<size_t, size_t>> runs;
+  for (size_t w = 0; w < weights; ++w)
+    for (size_t t = 0; t < treatments; ++t)
+      if (scaled ? t == reference : t != f32) runs.emplace_back(w, t);
+  const size_t total = runs.size();
   size_t done = 0;
+  const auto errors = measure_many(
+      measure, total, [&](size_t i) { return variants.with_one(runs[i].first, runs[i].second); },
+      [&](size_t i) {
+        if (progress)
+          progress(++done, total, variants.weights()[runs[i].first].name + " " + table.treatments[runs[i].second]);
+      });
   for (size_t w = 0; w < weights; ++w) {
     WeightSensitivity row{variants.weights()[w], {}, std::vector<double>(treatments, 0.0)};
     for (size_t t = 0; t < treatments; ++t) row.bytes.push_back(variants.bytes(w, t));
-    if (scaled) {
-      if (progress) progress(done++, total, row.weight.name);
-      const double measured = measure.error(variants.with_one(w, reference));
-      for (size_t t = 0; t < treatments; ++t)
-        row.error[t] = t == f32 ? 0.0 : t == reference ? measured : measured * proxy_ratio(variants, w, t, reference);
-    } else {
-      for (size_t t = 0; t < treatments; ++t) {
-        if (t == f32) continue;  // the reference itself: 0
-        if (progress) progress(done++, total, row.weight.name + " " + table.treatments[t]);
-        row.error[t] = measure.error(variants.with_one(w, t));
-      }
-    }
     table.weights.push_back(std::move(row));
   }
+  for (size_t i = 0; i < total; ++i) table.weights[runs[i].first].error[runs[i].second] = errors[i];
+  if (scaled)
+    for (size_t w = 0; w < weights; ++w) {
+      auto& error = table.weights[w].error;
+      const double measured = error[reference];
+      for (size_t t = 0; t < treatments; ++t)
+        error[t] = t == f32 ? 0.0 : t == reference ? measured : measured * proxy_ratio(variants, w, t, reference);
+    }
   if (progress) progress(total, total, "");
   table.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   return table;

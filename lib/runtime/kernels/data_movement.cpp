@@ -114,26 +114,30 @@ void concat_op(OpContext& c) {
   for (int64_t d = 0; d < first.rank(); ++d)
     if (d < axis) outer *= shape[static_cast<size_t>(d)];
     else if (d > axis) inner *= shape[static_cast<size_t>(d)];
-  const int64_t total = shape[static_cast<size_t>(axis)];
-  // Map each output element to (input, element) and copy.
-  std::vector<std::pair<size_t, int64_t>> src;
-  int64_t n_out = outer * total * inner;
-  src.reserve(static_cast<size_t>(n_out));
-  for (int64_t o = 0; o < outer; ++o)
-    for (size_t i = 0; i < c.input_count(); ++i) {
-      const int64_t len = c.input(i).shape()[static_cast<size_t>(axis)];
-      for (int64_t k = 0; k < len * inner; ++k) src.emplace_back(i, o * len * inner + k);
-    }
   if (first.dtype() == DType::String) {
     std::vector<std::string> v;
-    for (auto [i, e] : src) v.push_back(c.input(i).strings()[static_cast<size_t>(e)]);
+    for (int64_t o = 0; o < outer; ++o)
+      for (size_t i = 0; i < c.input_count(); ++i) {
+        const auto block = static_cast<size_t>(c.input(i).shape()[static_cast<size_t>(axis)] * inner);
+        const auto& strings = c.input(i).strings();
+        v.insert(v.end(), strings.begin() + static_cast<std::ptrdiff_t>(static_cast<size_t>(o) * block),
+                 strings.begin() + static_cast<std::ptrdiff_t>(static_cast<size_t>(o + 1) * block));
+      }
     c.output(0) = Tensor::from_strings(shape, std::move(v));
     return;
   }
+  // Each input contributes one contiguous block per outer index.
   Tensor out(first.dtype(), shape);
-  const size_t es = static_cast<size_t>(dtype_size(first.dtype()));
-  for (size_t k = 0; k < src.size(); ++k)
-    std::memcpy(out.mutable_bytes() + k * es, c.input(src[k].first).bytes() + static_cast<size_t>(src[k].second) * es, es);
+  const auto es = static_cast<size_t>(dtype_size(first.dtype()));
+  uint8_t* dst = out.numel() ? out.mutable_bytes() : nullptr;
+  for (int64_t o = 0; o < outer; ++o)
+    for (size_t i = 0; i < c.input_count(); ++i) {
+      const Tensor& t = c.input(i);
+      const size_t block = static_cast<size_t>(t.shape()[static_cast<size_t>(axis)] * inner) * es;
+      if (block == 0) continue;
+      std::memcpy(dst, t.bytes() + static_cast<size_t>(o) * block, block);
+      dst += block;
+    }
   c.output(0) = std::move(out);
 }
 

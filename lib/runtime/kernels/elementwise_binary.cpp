@@ -36,7 +36,12 @@ Tensor broadcast_binary(OpContext& ctx, const Tensor& a_in, const Tensor& b_in, 
       } else if (b.numel() == 1) {
         for (int64_t i = 0; i < out.numel(); ++i) po[i] = static_cast<Out>(fn(pa[i], pb[0]));
       } else {
-        for_each_broadcast2(shape, sa, sb, [&](int64_t i, int64_t ia, int64_t ib) { po[i] = static_cast<Out>(fn(pa[ia], pb[ib])); });
+        const int64_t da = inner_step(sa), db = inner_step(sb), inner = shape.empty() ? 1 : shape.back();
+        for_each_broadcast_row<2>(shape, {sa, sb}, [&](int64_t o, const std::array<int64_t, 2>& at) {
+          const T* ra = pa + at[0];
+          const T* rb = pb + at[1];
+          for (int64_t j = 0; j < inner; ++j) po[o + j] = static_cast<Out>(fn(ra[j * da], rb[j * db]));
+        });
       }
     }
   });
@@ -191,6 +196,23 @@ void min_op(OpContext& c) {
 void sum_op(OpContext& c) { variadic(c, [](auto x, auto y) { return x + y; }); }
 void mean_op(OpContext& c) { variadic(c, [](auto x, auto y) { return x + y; }, true); }
 
+// out = cond ? x : y, typed by element size only (Where moves values, it
+// never computes with them).
+template <class E>
+void where_rows(const Tensor& cond, const Tensor& x, const Tensor& y, Tensor& out) {
+  const auto& shape = out.shape();
+  const auto sc = broadcast_strides(cond.shape(), shape), sx = broadcast_strides(x.shape(), shape),
+             sy = broadcast_strides(y.shape(), shape);
+  const int64_t dc = inner_step(sc), dx = inner_step(sx), dy = inner_step(sy), inner = shape.empty() ? 1 : shape.back();
+  const bool* pc = cond.data<bool>();
+  const auto* px = reinterpret_cast<const E*>(x.bytes());
+  const auto* py = reinterpret_cast<const E*>(y.bytes());
+  auto* po = reinterpret_cast<E*>(out.mutable_bytes());
+  for_each_broadcast_row<3>(shape, {sc, sx, sy}, [&](int64_t o, const std::array<int64_t, 3>& at) {
+    for (int64_t j = 0; j < inner; ++j) po[o + j] = pc[at[0] + j * dc] ? px[at[1] + j * dx] : py[at[2] + j * dy];
+  });
+}
+
 void where_op(OpContext& c) {
   const Tensor& cond = c.input(0);
   const Tensor& x = c.input(1);
@@ -198,8 +220,8 @@ void where_op(OpContext& c) {
   if (cond.dtype() != DType::Bool) c.fail("condition must be bool");
   if (x.dtype() != y.dtype()) c.fail("X and Y have different types");
   auto shape = broadcast_shape(c, broadcast_shape(c, cond.shape(), x.shape()), y.shape());
-  Tensor bc = broadcast_to(c, cond, shape), bx = broadcast_to(c, x, shape), by = broadcast_to(c, y, shape);
   if (x.dtype() == DType::String) {
+    Tensor bc = broadcast_to(c, cond, shape), bx = broadcast_to(c, x, shape), by = broadcast_to(c, y, shape);
     std::vector<std::string> v;
     for (int64_t i = 0; i < bc.numel(); ++i)
       v.push_back(bc.data<bool>()[i] ? bx.strings()[static_cast<size_t>(i)] : by.strings()[static_cast<size_t>(i)]);
@@ -207,10 +229,13 @@ void where_op(OpContext& c) {
     return;
   }
   Tensor out(x.dtype(), shape);
-  const size_t es = static_cast<size_t>(dtype_size(x.dtype()));
-  for (int64_t i = 0; i < bc.numel(); ++i)
-    std::memcpy(out.mutable_bytes() + static_cast<size_t>(i) * es,
-                (bc.data<bool>()[i] ? bx.bytes() : by.bytes()) + static_cast<size_t>(i) * es, es);
+  switch (dtype_size(x.dtype())) {
+    case 1: where_rows<uint8_t>(cond, x, y, out); break;
+    case 2: where_rows<uint16_t>(cond, x, y, out); break;
+    case 4: where_rows<uint32_t>(cond, x, y, out); break;
+    case 8: where_rows<uint64_t>(cond, x, y, out); break;
+    default: c.fail(std::string("cannot select ") + dtype_name(x.dtype()));
+  }
   c.output(0) = std::move(out);
 }
 

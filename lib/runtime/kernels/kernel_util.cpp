@@ -53,11 +53,21 @@ Tensor broadcast_to(const OpContext& ctx, const Tensor& in, const std::vector<in
     return Tensor::from_strings(out, std::move(v));
   }
   Tensor r(in.dtype(), out);
-  const size_t es = static_cast<size_t>(dtype_size(in.dtype()));
+  const auto es = static_cast<size_t>(dtype_size(in.dtype()));
   const uint8_t* src = in.bytes();
   uint8_t* dst = r.mutable_bytes();
-  for_each_broadcast2(out, sa, sa, [&](int64_t i, int64_t a, int64_t) {
-    std::memcpy(dst + static_cast<size_t>(i) * es, src + static_cast<size_t>(a) * es, es);
+  const int64_t step = inner_step(sa), inner = out.empty() ? 1 : out.back();
+  for_each_broadcast_row<1>(out, {sa}, [&](int64_t o, const std::array<int64_t, 1>& at) {
+    uint8_t* row = dst + static_cast<size_t>(o) * es;
+    const uint8_t* from = src + static_cast<size_t>(at[0]) * es;
+    if (step != 0) {
+      std::memcpy(row, from, static_cast<size_t>(inner) * es);
+    } else {  // one value along the row: copy it, then double the filled part
+      const size_t bytes = static_cast<size_t>(inner) * es;
+      std::memcpy(row, from, es);
+      for (size_t filled = es; filled < bytes; filled += std::min(filled, bytes - filled))
+        std::memcpy(row + filled, row, std::min(filled, bytes - filled));
+    }
   });
   return r;
 }

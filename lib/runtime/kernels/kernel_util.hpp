@@ -2,6 +2,7 @@
 #pragma once
 
 #include <algorithm>
+#include <array>
 #include <cstdint>
 #include <vector>
 
@@ -46,6 +47,35 @@ void for_each_broadcast2(const std::vector<int64_t>& out, const std::vector<int6
     }
   }
 }
+
+// Calls fn(out_offset, offsets) once per innermost row of `out` (its last
+// axis; a scalar is one row of one), with each input's offset of that row;
+// inside the row, input k steps by strides[k].back(). One odometer step per
+// row instead of per element keeps broadcasting out of the inner loop.
+template <size_t N, class Fn>
+void for_each_broadcast_row(const std::vector<int64_t>& out, const std::array<std::vector<int64_t>, N>& strides, Fn&& fn) {
+  int64_t total = 1;
+  for (int64_t d : out) total *= d;
+  if (total == 0) return;
+  const size_t outer_rank = out.empty() ? 0 : out.size() - 1;
+  const int64_t inner = out.empty() ? 1 : out.back();
+  std::vector<int64_t> idx(outer_rank, 0);
+  std::array<int64_t, N> offsets{};
+  for (int64_t row = 0; row < total / inner; ++row) {
+    fn(row * inner, offsets);
+    for (size_t d = outer_rank; d-- > 0;) {
+      if (++idx[d] < out[d]) {
+        for (size_t k = 0; k < N; ++k) offsets[k] += strides[k][d];
+        break;
+      }
+      for (size_t k = 0; k < N; ++k) offsets[k] -= strides[k][d] * (out[d] - 1);
+      idx[d] = 0;
+    }
+  }
+}
+
+// The step of the last axis in broadcast strides (0 for a scalar).
+inline int64_t inner_step(const std::vector<int64_t>& strides) { return strides.empty() ? 0 : strides.back(); }
 
 // Every element as double (any numeric type).
 std::vector<double> doubles_of(const Tensor& t);

@@ -1,6 +1,8 @@
 // Softmax, LogSoftmax and Hardmax. Before opset 13 the input is coerced to 2-D
 // at `axis` (default 1); from 13 on they act along one axis (default -1).
+#include <algorithm>
 #include <cmath>
+#include <vector>
 
 #include "runtime/kernels/kernel_util.hpp"
 
@@ -24,25 +26,37 @@ void softmax_family(OpContext& c, Kind kind) {
     using T = typename decltype(tag)::type;
     const T* px = x.data<T>();
     T* po = out.mutable_data<T>();
+    std::vector<double> e(static_cast<size_t>(len));  // each exponential, computed once
     for (int64_t o = 0; o < outer; ++o)
       for (int64_t in = 0; in < inner; ++in) {
         auto at = [&](int64_t i) { return (o * len + i) * inner + in; };
-        double mx = -INFINITY;
-        int64_t arg = 0;
-        for (int64_t i = 0; i < len; ++i)
-          if (px[at(i)] > mx) {
-            mx = px[at(i)];
-            arg = i;
-          }
         if (kind == Kind::Hardmax) {
+          double top = -INFINITY;
+          int64_t arg = 0;
+          for (int64_t i = 0; i < len; ++i)
+            if (px[at(i)] > top) {
+              top = px[at(i)];
+              arg = i;
+            }
           for (int64_t i = 0; i < len; ++i) po[at(i)] = T(i == arg ? 1 : 0);
           continue;
         }
+        // The maximum over four running maxima: one chain of dependent
+        // comparisons would wait on each other's latency.
+        double m4[4] = {-INFINITY, -INFINITY, -INFINITY, -INFINITY};
+        int64_t i4 = 0;
+        for (; i4 + 4 <= len; i4 += 4)
+          for (int k = 0; k < 4; ++k) m4[k] = px[at(i4 + k)] > m4[k] ? px[at(i4 + k)] : m4[k];
+        for (; i4 < len; ++i4) m4[0] = px[at(i4)] > m4[0] ? px[at(i4)] : m4[0];
+        const double mx = std::max(std::max(m4[0], m4[1]), std::max(m4[2], m4[3]));
         double sum = 0;
-        for (int64_t i = 0; i < len; ++i) sum += std::exp(px[at(i)] - mx);
+        for (int64_t i = 0; i < len; ++i) {  // masked entries (-inf, half of a causal mask) need no exp
+          const double v = px[at(i)];
+          sum += (e[static_cast<size_t>(i)] = v == -INFINITY ? 0.0 : std::exp(v - mx));
+        }
+        const double log_sum = std::log(sum);
         for (int64_t i = 0; i < len; ++i)
-          po[at(i)] = static_cast<T>(kind == Kind::Softmax ? std::exp(px[at(i)] - mx) / sum
-                                                           : px[at(i)] - mx - std::log(sum));
+          po[at(i)] = static_cast<T>(kind == Kind::Softmax ? e[static_cast<size_t>(i)] / sum : px[at(i)] - mx - log_sum);
       }
   });
   c.output(0) = narrow_from_float(out, c.input(0).dtype());
