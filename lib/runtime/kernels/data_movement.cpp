@@ -31,30 +31,17 @@ Tensor gather_elements_by(const Tensor& src, const std::vector<int64_t>& shape, 
   return out;
 }
 
-// dst (row-major, `shape`) = the elements of src at `src_strides`: whole rows
-// of the last dim at a time, the outer dims by an odometer. Elements are
-// copied as unsigned integers of their size (bit-exact for every type).
+// dst (row-major, `shape`) = the elements of src at `src_strides`, a row of
+// the last dim at a time. Elements are copied as unsigned integers of their
+// size (bit-exact for every type).
 template <class E>
 void copy_strided(const E* src, E* dst, const std::vector<int64_t>& shape, const std::vector<int64_t>& src_strides) {
-  int64_t total = 1;
-  for (int64_t d : shape) total *= d;
-  if (total == 0) return;
-  const size_t outer_rank = shape.size() - 1;
-  const int64_t inner = shape.back(), inner_stride = src_strides.back();
-  std::vector<int64_t> idx(outer_rank, 0);
-  int64_t offset = 0;
-  for (int64_t row = 0; row < total / inner; ++row, dst += inner) {
-    const E* s = src + offset;
-    for (int64_t j = 0; j < inner; ++j) dst[j] = s[j * inner_stride];
-    for (size_t d = outer_rank; d-- > 0;) {
-      if (++idx[d] < shape[d]) {
-        offset += src_strides[d];
-        break;
-      }
-      offset -= src_strides[d] * (shape[d] - 1);
-      idx[d] = 0;
-    }
-  }
+  const int64_t inner = shape.back(), step = inner_step(src_strides);
+  for_each_broadcast_row<1>(shape, {src_strides}, [&](int64_t out_offset, const std::array<int64_t, 1>& from) {
+    const E* s = src + from[0];
+    E* d = dst + out_offset;
+    for (int64_t j = 0; j < inner; ++j) d[j] = s[j * step];
+  });
 }
 
 // Multi-index of flat index i in `shape`, written into idx.
