@@ -4,6 +4,7 @@
 #include <openssl/evp.h>
 #include <openssl/pem.h>
 
+#include <bit>
 #include <cstdio>
 #include <cstring>
 #include <memory>
@@ -15,12 +16,16 @@
 #include "blob/crc32c.hpp"
 #include "blob/slmblob.h"
 #include "core/atomic_file.hpp"
+#include "core/half.hpp"
 #include "core/quant_tensor.hpp"
 #include "core/rules.hpp"
 #include "model_io.hpp"
 #include "onnx/onnx_io.hpp"
 #include "ota/ota_package.hpp"
 #include "passes/quantize.hpp"
+#include "quant/quantize_weight.hpp"
+#include "quant/scheme_families.hpp"
+#include "quant/sparse.hpp"
 #include "runtime/session.hpp"
 #include "test_util.hpp"
 
@@ -113,8 +118,9 @@ Key make_key(const test::TempDir& tmp, const std::string& name) {
   return k;
 }
 
-std::string run_c_reader(const std::string& blob, bool golden = false) {
-  const std::string cmd = std::string(SLMOPT_C_READER) + " '" + blob + "'" + (golden ? " golden" : "");
+// mode: "" (the tensor listing), "golden" or "sparse" (read_blob.c says what each prints).
+std::string run_c_reader(const std::string& blob, const std::string& mode = "") {
+  const std::string cmd = std::string(SLMOPT_C_READER) + " '" + blob + "' " + mode;
   std::unique_ptr<FILE, decltype(&pclose)> pipe(popen(cmd.c_str(), "r"), &pclose);
   std::string out;
   char buf[4096];
@@ -226,6 +232,98 @@ TEST_CASE("the C99 reader reads every tensor of the stories260K weights") {
   CHECK(m.graph.initializers.size() > 47);
 }
 
+namespace {
+
+// A weight pruned in a pattern (every third value, all of row 2) as the
+// sparse `float` scheme with `bits`-bit values.
+Tensor sparse_float_weight(const std::vector<int64_t>& shape, quant::InputAxis axis, int bits) {
+  Tensor w = test::gaussian_tensor(shape, 21);
+  float* v = w.mutable_data<float>();
+  for (int64_t i = 0; i < w.numel(); ++i)
+    if (i % 3 == 0) v[i] = 0.0f;
+  int64_t rows = 0, cols = 0, kept = 0;
+  std::vector<float> m = quant::weight_rows(w, axis, rows, cols);
+  std::fill(m.begin() + 2 * cols, m.begin() + 3 * cols, 0.0f);
+  QuantParams p;
+  p.bits = bits;
+  const auto mask = quant::nonzero_mask(m.data(), rows * cols, kept);
+  const Tensor dense = quant::quantize_weight(w, axis, quant::kFloatScheme, p, {});
+  // Row 2's values are zeroed through the mask alone: the walk must skip them.
+  return quant::with_sparse_mask(dense, mask);
+}
+
+// What read_blob.c prints in its sparse mode, from the weight as the C++ side
+// sees it: rows are output channels, y = W x summed over stored weights in order.
+std::string expected_sparse_line(const std::string& name, const Tensor& t) {
+  const QuantTensor& q = *t.quant();
+  const Tensor dense = quant::dequantize(t);
+  int64_t rows = 0, cols = 0;
+  const std::vector<float> m = quant::weight_rows(dense, q.transposed ? quant::InputAxis::First : quant::InputAxis::Rest, rows, cols);
+  const uint8_t* mask = q.parts.back().bytes.data();
+  auto stored = [&](int64_t i) { return (mask[i / 8] >> (i % 8)) & 1; };
+  auto codes_before = [&](int64_t row) {
+    int64_t n = 0;
+    for (int64_t i = 0; i < row * cols; ++i) n += stored(i);
+    return n;
+  };
+  std::string s = name + " rows " + std::to_string(rows) + " cols " + std::to_string(cols) + " row1 " +
+                  std::to_string(codes_before(1)) + " last " + std::to_string(codes_before(rows - 1));
+  for (int64_t r = 0; r < rows; ++r) {
+    float sum = 0.0f;
+    for (int64_t c = 0; c < cols; ++c)
+      if (stored(r * cols + c)) sum += m[static_cast<size_t>(r * cols + c)] * (static_cast<float>(c % 7 - 3) / 4.0f);
+    char hex[16];
+    std::snprintf(hex, sizeof hex, " %08x", std::bit_cast<uint32_t>(sum));
+    s += hex;
+  }
+  return s + "\n";
+}
+
+}  // namespace
+
+TEST_CASE("the C99 reader walks sparse float weights in place: W x as the dense product, and short codes are refused") {
+  test::TempDir tmp;
+  // A MatMul weight [K, N] (rows are its N columns) in f32 and a Gemm-style
+  // [N, K] one in f16; 67 inputs so rows straddle mask bytes.
+  Model m = test::single_node_model("MatMul", sparse_float_weight({67, 40}, quant::InputAxis::First, 32), {2, 67});
+  m.graph.initializers.push_back({"w16", sparse_float_weight({30, 67}, quant::InputAxis::Rest, 16), ""});
+  REQUIRE(quant::is_sparse(*m.graph.initializers[0].tensor.quant()));
+  REQUIRE(m.graph.initializers[1].tensor.quant()->parts[0].bits == 16);
+  const auto bytes = blob::build_blob(m, {});
+  write_vector(tmp.file("s.bin"), bytes);
+  std::string expected;
+  for (const auto& init : m.graph.initializers) expected += expected_sparse_line(init.name, init.tensor);
+  CHECK(run_c_reader(tmp.file("s.bin"), "sparse") == expected);
+  // The walk found row 2 empty and every third value gone: not a dense product.
+  CHECK(expected.find(" 00000000") != std::string::npos);
+
+  // The codes part one value short, every checksum resealed: refused at open,
+  // before a walk over the mask could read past the codes.
+  std::vector<uint8_t> bad = bytes;
+  auto u32 = [&](size_t at) { uint32_t v; std::memcpy(&v, &bad[at], 4); return v; };
+  auto u64 = [&](size_t at) { uint64_t v; std::memcpy(&v, &bad[at], 8); return v; };
+  const uint32_t sections = u32(28);
+  for (uint32_t k = 0; k < sections; ++k) {
+    const size_t entry = 64 + 32 * k;
+    if (u32(entry) != SLMBLOB_SECTION_TENSORS) continue;
+    const size_t table = u64(entry + 8), length = u64(entry + 16);
+    const uint32_t tensors = u32(table), first_part = u32(table + 16 + 28);  // tensor 0's first part: its codes
+    const size_t part = table + 16 + 112 * size_t{tensors} + 40 * size_t{first_part};
+    const uint64_t count = u64(part + 16) - 1, size = u64(part + 32) - 4;
+    std::memcpy(&bad[part + 16], &count, 8);
+    std::memcpy(&bad[part + 32], &size, 8);
+    const uint32_t crc = slmblob_crc32c(0, &bad[table], length);
+    std::memcpy(&bad[entry + 4], &crc, 4);
+  }
+  const uint32_t table_crc = slmblob_crc32c(0, &bad[64], 32 * size_t{sections});
+  std::memcpy(&bad[48], &table_crc, 4);
+  const uint32_t header_crc = slmblob_crc32c(0, bad.data(), 60);
+  std::memcpy(&bad[60], &header_crc, 4);
+  write_vector(tmp.file("bad.bin"), bad);
+  CHECK(run_c_reader(tmp.file("bad.bin"), "sparse") == "error malformed tensor table section 3\n");
+  CHECK_THROWS(blob::read_blob(tmp.file("bad.bin")));
+}
+
 TEST_CASE("packing is deterministic") {
   const Model m = small_model();
   blob::BlobOptions o;
@@ -303,7 +401,7 @@ TEST_CASE("golden vectors are stored, read by both readers, and checked by verif
   const Model original = onnx_format::read_onnx(alexa);
   CHECK(std::memcmp(test::run1(original, g->inputs[1][0]).data<float>(), g->outputs[1][0].data<float>(),
                     g->outputs[1][0].nbytes()) == 0);
-  const std::string c = run_c_reader(tmp.file("a.bin"), true);
+  const std::string c = run_c_reader(tmp.file("a.bin"), "golden");
   CHECK(c.rfind("golden 3 1 1\n", 0) == 0);
   CHECK(std::count(c.begin(), c.end(), '\n') == 7);
   r = test::run_slmopt("verify '" + tmp.file("a.bin") + "' --run --json");

@@ -131,6 +131,39 @@ slmblob_status slmblob_find_tensor(const slmblob* blob, const char* name, slmblo
 slmblob_status slmblob_tensor_part(const slmblob* blob, const slmblob_tensor* tensor, uint32_t index, slmblob_part* out);
 slmblob_status slmblob_find_part(const slmblob* blob, const slmblob_tensor* tensor, const char* name, slmblob_part* out);
 
+/* Sparse tensors (sparse format 1), walked in place. Rows are output
+ * channels and cols the weights each row multiplies (rows x cols = the
+ * tensor's elements, whatever `transposed` says of the logical layout). The
+ * codes of row r's stored weights start at index `code` of the codes part:
+ *
+ *   slmblob_sparse s;
+ *   slmblob_sparse_begin(&blob, &t, &s);            // row 0, code 0
+ *   do {
+ *     uint64_t k = s.code;
+ *     for (c = 0; c < s.cols; ++c)
+ *       if (slmblob_sparse_stored(&s, c)) use(r, c, code k++);
+ *   } while (slmblob_sparse_seek(&s, s.row + 1) == SLMBLOB_OK);
+ *
+ * slmblob_open() has checked that the codes part holds exactly one code per
+ * set mask bit, so such a walk stays inside the blob. */
+typedef struct {
+  const uint8_t* mask; /* one bit per weight, row-major, least significant bit first; 1 = stored */
+  int64_t rows, cols;
+  int64_t row;   /* the current row */
+  uint64_t code; /* index in the codes part of the current row's first stored weight */
+} slmblob_sparse;
+
+/* Positions s at row 0 of a sparse tensor; SLMBLOB_E_ARGUMENT for a dense one. */
+slmblob_status slmblob_sparse_begin(const slmblob* blob, const slmblob_tensor* tensor, slmblob_sparse* s);
+/* 1 when weight (s->row, col) is stored, 0 when it was pruned (its value is 0). */
+int slmblob_sparse_stored(const slmblob_sparse* s, int64_t col);
+/* Moves to any row (counting the mask bits in between: rows ahead cost their
+ * bits, a row behind restarts from row 0); SLMBLOB_E_NOT_FOUND past the last. */
+slmblob_status slmblob_sparse_seek(slmblob_sparse* s, int64_t row);
+/* y[rows] = W x[cols] for a sparse `float` tensor (f32 or f16 codes), reading
+ * the weights in place; the reference for a device's own sparse kernels. */
+slmblob_status slmblob_sparse_matvec_f32(const slmblob* blob, const slmblob_tensor* tensor, const float* x, float* y);
+
 /* Golden vectors: samples x (inputs, then outputs). */
 uint32_t slmblob_golden_samples(const slmblob* blob);
 uint32_t slmblob_golden_inputs(const slmblob* blob);
@@ -292,6 +325,20 @@ static int slmblob__is_mask(const char* name) {
   return name && name[0] == 'm' && name[1] == 'a' && name[2] == 's' && name[3] == 'k' && name[4] == 0;
 }
 
+/* Set bits of mask[begin, end) (bit i is byte i / 8, bit i % 8). */
+static uint64_t slmblob__count_bits(const uint8_t* mask, uint64_t begin, uint64_t end) {
+  uint64_t n = 0, i = begin;
+  for (; i < end && i % 8 != 0; ++i) n += (mask[i / 8] >> (i % 8)) & 1u;
+  for (; i + 8 <= end; i += 8) {
+    uint32_t b = mask[i / 8];
+    b = b - ((b >> 1) & 0x55u);
+    b = (b & 0x33u) + ((b >> 2) & 0x33u);
+    n += (b + (b >> 4)) & 0x0Fu;
+  }
+  for (; i < end; ++i) n += (mask[i / 8] >> (i % 8)) & 1u;
+  return n;
+}
+
 static slmblob_status slmblob__read_part(const slmblob* blob, uint32_t index, slmblob_part* out) {
   const uint8_t* e = blob->sections[SLMBLOB_SECTION_TENSORS] + 16 +
                      (uint64_t)blob->tensor_count * SLMBLOB_TENSOR_ENTRY_SIZE + (uint64_t)index * SLMBLOB_PART_ENTRY_SIZE;
@@ -414,8 +461,17 @@ static slmblob_status slmblob__open_tensors(slmblob* blob) {
   need = 16 + (uint64_t)blob->tensor_count * SLMBLOB_TENSOR_ENTRY_SIZE + (uint64_t)blob->part_count * SLMBLOB_PART_ENTRY_SIZE +
          (uint64_t)blob->dim_count * 8;
   if (need != size) return SLMBLOB_E_TENSOR_TABLE;
-  for (i = 0; i < blob->tensor_count; ++i)
+  for (i = 0; i < blob->tensor_count; ++i) {
     if (slmblob__read_tensor(blob, i, &tensor) != SLMBLOB_OK) return SLMBLOB_E_TENSOR_TABLE;
+    /* Once, here: a walk over the mask takes one code per set bit. */
+    if (tensor.sparse_format == SLMBLOB_SPARSE_BITMAP) {
+      slmblob_part codes, mask;
+      if (slmblob_find_part(blob, &tensor, "codes", &codes) != SLMBLOB_OK ||
+          slmblob_tensor_part(blob, &tensor, tensor.part_count - 1, &mask) != SLMBLOB_OK ||
+          slmblob__count_bits(mask.data, 0, mask.count) != codes.count)
+        return SLMBLOB_E_TENSOR_TABLE;
+    }
+  }
   return SLMBLOB_OK;
 }
 
@@ -542,6 +598,71 @@ slmblob_status slmblob_find_part(const slmblob* blob, const slmblob_tensor* tens
   for (i = 0; i < tensor->part_count; ++i)
     if (slmblob_tensor_part(blob, tensor, i, out) == SLMBLOB_OK && slmblob__streq(out->name, name)) return SLMBLOB_OK;
   return SLMBLOB_E_NOT_FOUND;
+}
+
+slmblob_status slmblob_sparse_begin(const slmblob* blob, const slmblob_tensor* tensor, slmblob_sparse* s) {
+  slmblob_part mask;
+  if (!blob || !blob->data || !tensor || !s || tensor->sparse_format != SLMBLOB_SPARSE_BITMAP) return SLMBLOB_E_ARGUMENT;
+  if (slmblob_tensor_part(blob, tensor, tensor->part_count - 1, &mask) != SLMBLOB_OK) return SLMBLOB_E_TENSOR_TABLE;
+  s->mask = mask.data;
+  s->rows = tensor->rows;
+  s->cols = tensor->cols;
+  s->row = 0;
+  s->code = 0;
+  return SLMBLOB_OK;
+}
+
+int slmblob_sparse_stored(const slmblob_sparse* s, int64_t col) {
+  const uint64_t i = (uint64_t)s->row * (uint64_t)s->cols + (uint64_t)col;
+  return (s->mask[i / 8] >> (i % 8)) & 1u;
+}
+
+slmblob_status slmblob_sparse_seek(slmblob_sparse* s, int64_t row) {
+  if (!s || row < 0 || row >= s->rows) return SLMBLOB_E_NOT_FOUND;
+  if (row < s->row) s->row = 0, s->code = 0;
+  s->code += slmblob__count_bits(s->mask, (uint64_t)s->row * (uint64_t)s->cols, (uint64_t)row * (uint64_t)s->cols);
+  s->row = row;
+  return SLMBLOB_OK;
+}
+
+/* An IEEE half's value (subnormals, infinities and NaN included). */
+static float slmblob__half(uint16_t h) {
+  const uint32_t sign = (uint32_t)(h >> 15) << 31, exponent = (h >> 10) & 0x1Fu, mantissa = h & 0x3FFu;
+  union {
+    uint32_t u;
+    float f;
+  } v;
+  if (exponent == 0) {
+    v.f = (float)mantissa * (1.0f / 16777216.0f); /* 2^-24 */
+    v.u |= sign;
+  } else {
+    v.u = sign | (exponent == 31 ? 0x7F800000u | (mantissa << 13) : ((exponent + 112u) << 23) | (mantissa << 13));
+  }
+  return v.f;
+}
+
+slmblob_status slmblob_sparse_matvec_f32(const slmblob* blob, const slmblob_tensor* tensor, const float* x, float* y) {
+  slmblob_sparse s;
+  slmblob_part codes;
+  slmblob_status status;
+  int64_t c;
+  if (!x || !y || !tensor || !tensor->scheme || !slmblob__streq(tensor->scheme, "float")) return SLMBLOB_E_ARGUMENT;
+  status = slmblob_sparse_begin(blob, tensor, &s);
+  if (status != SLMBLOB_OK) return status;
+  if (slmblob_find_part(blob, tensor, "codes", &codes) != SLMBLOB_OK || (codes.bits != 32 && codes.bits != 16))
+    return SLMBLOB_E_TENSOR_TABLE;
+  if (s.rows == 0) return SLMBLOB_OK;
+  do {
+    uint64_t k = s.code;
+    float sum = 0.0f;
+    for (c = 0; c < s.cols; ++c)
+      if (slmblob_sparse_stored(&s, c)) {
+        const uint8_t* w = codes.data + k++ * (codes.bits / 8);
+        sum += (codes.bits == 32 ? slmblob__f32(w) : slmblob__half(slmblob__u16(w))) * x[c];
+      }
+    y[s.row] = sum;
+  } while (slmblob_sparse_seek(&s, s.row + 1) == SLMBLOB_OK);
+  return SLMBLOB_OK;
 }
 
 uint32_t slmblob_golden_samples(const slmblob* blob) { return blob && blob->data ? blob->golden_samples : 0; }

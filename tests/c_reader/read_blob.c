@@ -1,7 +1,9 @@
 /* Reads a blob with the C99 reader alone and prints what it finds, one line a
  * tensor: name, dtype, dims, then each part's name, bits, count, size and
  * CRC-32C. tests/test_blob.cpp compares the lines with the C++ writer's view.
- * With a second argument it prints the golden vectors instead. Built with
+ * With a second argument, "golden", it prints the golden vectors instead; with
+ * "sparse", W x of every sparse float weight (slmblob_sparse_matvec_f32, x[c]
+ * = (c % 7 - 3) / 4) as float bits, and where seeks land. Built with
  * -std=c99 -Wall -Wextra -Werror -pedantic: firmware compilers see the same code. */
 #include <stdio.h>
 #include <stdlib.h>
@@ -40,6 +42,39 @@ int main(int argc, char** argv) {
     printf("error %s section %u\n", slmblob_status_text(status), (unsigned)blob.error_section);
     free(data);
     return 1;
+  }
+  if (argc > 2 && strcmp(argv[2], "sparse") == 0) {
+    for (i = 0; i < slmblob_tensor_count(&blob); ++i) {
+      slmblob_tensor t;
+      slmblob_sparse s;
+      float *x, *y;
+      uint64_t last_row_code;
+      int64_t c;
+      if (slmblob_tensor_at(&blob, i, &t) != SLMBLOB_OK) return 1;
+      if (t.sparse_format != SLMBLOB_SPARSE_BITMAP) continue;
+      if (slmblob_sparse_begin(&blob, &t, &s) != SLMBLOB_OK || t.rows < 2) return 1;
+      /* Forward to the last row, back to row 1: where each row's codes start. */
+      if (slmblob_sparse_seek(&s, t.rows - 1) != SLMBLOB_OK) return 1;
+      last_row_code = s.code;
+      if (slmblob_sparse_seek(&s, 1) != SLMBLOB_OK || slmblob_sparse_seek(&s, t.rows) != SLMBLOB_E_NOT_FOUND) return 1;
+      printf("%s rows %lld cols %lld row1 %llu last %llu", t.name, (long long)t.rows, (long long)t.cols,
+             (unsigned long long)s.code, (unsigned long long)last_row_code);
+      x = (float*)malloc((size_t)t.cols * sizeof(float));
+      y = (float*)malloc((size_t)t.rows * sizeof(float));
+      if (!x || !y) return 2;
+      for (c = 0; c < t.cols; ++c) x[c] = (float)(c % 7 - 3) / 4.0f;
+      if (slmblob_sparse_matvec_f32(&blob, &t, x, y) != SLMBLOB_OK) return 1;
+      for (c = 0; c < t.rows; ++c) {
+        uint32_t bits;
+        memcpy(&bits, &y[c], sizeof bits);
+        printf(" %08x", (unsigned)bits);
+      }
+      printf("\n");
+      free(x);
+      free(y);
+    }
+    free(data);
+    return 0;
   }
   if (argc > 2) {
     float atol, rtol;

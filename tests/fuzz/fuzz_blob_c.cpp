@@ -1,5 +1,11 @@
 // The C99 firmware reader (slmblob.h) on resealed input: open, then every
-// tensor, part and golden value, every byte of which is read.
+// tensor, part and golden value, every byte of which is read; every sparse
+// tensor walked row by row (one code per set mask bit, which open promises)
+// and a sparse float one multiplied by a vector.
+#include <cstdlib>
+#include <cstring>
+#include <vector>
+
 #include "blob/slmblob.h"
 #include "blob_reseal.hpp"
 #include "fuzz_common.hpp"
@@ -11,6 +17,23 @@ void read_all(const void* p, uint64_t n) {
   for (uint64_t i = 0; i < n; ++i) sum = static_cast<uint8_t>(sum + bytes[i]);
 }
 void read_string(const char* s) { read_all(s, std::strlen(s)); }
+
+void walk_sparse(const slmblob& blob, const slmblob_tensor& t) {
+  slmblob_sparse s;
+  slmblob_part codes;
+  if (slmblob_sparse_begin(&blob, &t, &s) != SLMBLOB_OK || s.rows == 0) return;
+  if (slmblob_find_part(&blob, &t, "codes", &codes) != SLMBLOB_OK) std::abort();  // open let it through
+  uint64_t k = 0;
+  do {
+    if (s.code != k) std::abort();
+    for (int64_t c = 0; c < s.cols; ++c) k += static_cast<uint64_t>(slmblob_sparse_stored(&s, c));
+  } while (slmblob_sparse_seek(&s, s.row + 1) == SLMBLOB_OK);
+  if (k != codes.count) std::abort();
+  if (std::strcmp(t.scheme, "float") == 0) {
+    std::vector<float> x(static_cast<size_t>(t.cols), 1.0f), y(static_cast<size_t>(t.rows));
+    (void)slmblob_sparse_matvec_f32(&blob, &t, x.data(), y.data());
+  }
+}
 }  // namespace
 
 void slmopt::fuzz::fuzz_one(const uint8_t* data, size_t size) {
@@ -32,6 +55,7 @@ void slmopt::fuzz::fuzz_one(const uint8_t* data, size_t size) {
       read_string(part.name);
       read_all(part.data, part.size);
     }
+    if (t.sparse_format == SLMBLOB_SPARSE_BITMAP) walk_sparse(blob, t);
   }
   const uint32_t values = slmblob_golden_inputs(&blob) + slmblob_golden_outputs(&blob);
   for (uint32_t s = 0; s < slmblob_golden_samples(&blob); ++s)
