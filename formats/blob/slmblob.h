@@ -66,7 +66,8 @@ typedef enum {
   SLMBLOB_E_TENSOR_TABLE,
   SLMBLOB_E_GOLDEN,
   SLMBLOB_E_NOT_FOUND,
-  SLMBLOB_E_ARGUMENT
+  SLMBLOB_E_ARGUMENT,
+  SLMBLOB_E_UNSUPPORTED /* a scheme or layout this reader does not decode */
 } slmblob_status;
 
 typedef struct {
@@ -163,6 +164,17 @@ slmblob_status slmblob_sparse_seek(slmblob_sparse* s, int64_t row);
 /* y[rows] = W x[cols] for a sparse `float` tensor (f32 or f16 codes), reading
  * the weights in place; the reference for a device's own sparse kernels. */
 slmblob_status slmblob_sparse_matvec_f32(const slmblob* blob, const slmblob_tensor* tensor, const float* x, float* y);
+
+/* Row `row` of a quantized tensor as floats (tensor->cols of them), as
+ * slmopt's runtime dequantizes it: the schemes `int` (1-8 bit codes per
+ * tensor, row or group, symmetric or with minimums, f16/f32 scales, one or two
+ * levels) and `float`, each dense or sparse (a pruned weight is 0). For a
+ * sparse tensor, pass a cursor from slmblob_sparse_begin to walk rows in
+ * order cheaply, or NULL to count from row 0. Every part is checked against
+ * the tensor's layout before it is read; SLMBLOB_E_UNSUPPORTED for the other
+ * schemes (nf, lut, ternary, binary: docs/quantize.md gives their values). */
+slmblob_status slmblob_dequantize_row(const slmblob* blob, const slmblob_tensor* tensor, slmblob_sparse* cursor,
+                                      int64_t row, float* out);
 
 /* Golden vectors: samples x (inputs, then outputs). */
 uint32_t slmblob_golden_samples(const slmblob* blob);
@@ -280,6 +292,7 @@ const char* slmblob_status_text(slmblob_status status) {
     case SLMBLOB_E_GOLDEN: return "malformed golden vectors";
     case SLMBLOB_E_NOT_FOUND: return "not found";
     case SLMBLOB_E_ARGUMENT: return "invalid argument";
+    case SLMBLOB_E_UNSUPPORTED: return "a scheme or layout this reader does not decode";
   }
   return "unknown status";
 }
@@ -662,6 +675,151 @@ slmblob_status slmblob_sparse_matvec_f32(const slmblob* blob, const slmblob_tens
       }
     y[s.row] = sum;
   } while (slmblob_sparse_seek(&s, s.row + 1) == SLMBLOB_OK);
+  return SLMBLOB_OK;
+}
+
+/* Code `index` of `bits` bits (1-32) packed least significant bit first. */
+static uint32_t slmblob__code(const uint8_t* p, uint64_t index, uint32_t bits) {
+  const uint64_t bit = index * bits;
+  const uint32_t shift = (uint32_t)(bit % 8), span = (shift + bits + 7) / 8;
+  uint64_t word = 0;
+  uint32_t i;
+  for (i = 0; i < span; ++i) word |= (uint64_t)p[bit / 8 + i] << (8 * i);
+  return (uint32_t)((word >> shift) & ((((uint64_t)1) << bits) - 1));
+}
+
+/* A stored scale: f16 (ONNX type 10) or f32 (1). */
+static float slmblob__scale(const uint8_t* p, uint64_t index, uint32_t dtype) {
+  if (dtype == 10u) return slmblob__half((uint16_t)slmblob__code(p, index, 16));
+  {
+    union {
+      uint32_t u;
+      float f;
+    } v;
+    v.u = slmblob__code(p, index, 32);
+    return v.f;
+  }
+}
+
+/* The part called `name` with `bits` bits and `count` elements, or NULL. */
+static const uint8_t* slmblob__layout_part(const slmblob* blob, const slmblob_tensor* t, const char* name, uint32_t bits,
+                                           uint64_t count) {
+  slmblob_part part;
+  if (slmblob_find_part(blob, t, name, &part) != SLMBLOB_OK || part.bits != bits || part.count != count) return NULL;
+  return part.data;
+}
+
+/* How an int tensor's groups lie (lib/quant/group_geometry.hpp). */
+typedef struct {
+  int per_tensor, two_level;
+  uint64_t glen, gpr, groups, gps, spr, supers;
+} slmblob__geometry;
+
+static slmblob_status slmblob__int_geometry(const slmblob_tensor* t, slmblob__geometry* g) {
+  const uint64_t rows = (uint64_t)t->rows, cols = (uint64_t)t->cols;
+  g->gps = g->spr = g->supers = 0;
+  g->per_tensor = t->group == -1;
+  g->two_level = t->sub_scale_bits != 0;
+  if (t->group < -1 || t->bits > 8 || (t->scale_dtype != 1u && t->scale_dtype != 10u)) return SLMBLOB_E_TENSOR_TABLE;
+  if (g->per_tensor) {
+    if (g->two_level) return SLMBLOB_E_TENSOR_TABLE;
+    g->glen = rows * cols;
+    g->gpr = 0;
+    g->groups = rows * cols > 0 ? 1 : 0;
+    return SLMBLOB_OK;
+  }
+  g->glen = (t->group == 0 || (uint64_t)t->group >= cols) ? cols : (uint64_t)t->group;
+  g->gpr = cols > 0 ? (cols + g->glen - 1) / g->glen : 0;
+  g->groups = rows * g->gpr; /* <= rows * cols */
+  if (g->two_level) {
+    if (t->sub_scale_bits < 4 || t->sub_scale_bits > 8 || t->group <= 0 || t->super_block <= 0 ||
+        t->super_block % t->group != 0 || t->super_block / t->group < 2)
+      return SLMBLOB_E_TENSOR_TABLE;
+    g->gps = (uint64_t)(t->super_block / t->group);
+    g->spr = (g->gpr + g->gps - 1) / g->gps;
+    g->supers = rows * g->spr;
+  }
+  return SLMBLOB_OK;
+}
+
+slmblob_status slmblob_dequantize_row(const slmblob* blob, const slmblob_tensor* tensor, slmblob_sparse* cursor,
+                                      int64_t row, float* out) {
+  const int sparse = tensor && tensor->sparse_format == SLMBLOB_SPARSE_BITMAP;
+  const int is_float = tensor && tensor->scheme && slmblob__streq(tensor->scheme, "float");
+  slmblob_sparse local;
+  slmblob_part codes_part;
+  slmblob__geometry g;
+  const uint8_t *scales = NULL, *mins = NULL, *super_scales = NULL, *super_mins = NULL;
+  uint32_t sb, subs, bits;
+  int32_t qmin;
+  uint64_t k, c, cols;
+  if (!blob || !blob->data || !tensor || !tensor->scheme || !out || row < 0 || row >= tensor->rows)
+    return SLMBLOB_E_ARGUMENT;
+  if (!is_float && !slmblob__streq(tensor->scheme, "int")) return SLMBLOB_E_UNSUPPORTED;
+  bits = tensor->bits;
+  cols = (uint64_t)tensor->cols;
+  if (slmblob_find_part(blob, tensor, "codes", &codes_part) != SLMBLOB_OK || codes_part.bits != bits)
+    return SLMBLOB_E_TENSOR_TABLE;
+  if (sparse) {
+    if (!cursor) {
+      cursor = &local;
+      if (slmblob_sparse_begin(blob, tensor, cursor) != SLMBLOB_OK) return SLMBLOB_E_TENSOR_TABLE;
+    }
+    if (cursor->rows != tensor->rows || cursor->cols != tensor->cols) return SLMBLOB_E_ARGUMENT;
+    if (slmblob_sparse_seek(cursor, row) != SLMBLOB_OK) return SLMBLOB_E_ARGUMENT;
+    k = cursor->code; /* open checked: codes count = the mask's 1 bits */
+  } else {
+    if (codes_part.count != (uint64_t)tensor->rows * cols) return SLMBLOB_E_TENSOR_TABLE;
+    k = (uint64_t)row * cols;
+  }
+  if (is_float) {
+    if (bits != 16 && bits != 32) return SLMBLOB_E_TENSOR_TABLE;
+    for (c = 0; c < cols; ++c) {
+      if (sparse && !slmblob_sparse_stored(cursor, (int64_t)c)) {
+        out[c] = 0.0f;
+        continue;
+      }
+      out[c] = bits == 32 ? slmblob__scale(codes_part.data, k, 1u) : slmblob__scale(codes_part.data, k, 10u);
+      ++k;
+    }
+    return SLMBLOB_OK;
+  }
+  if (slmblob__int_geometry(tensor, &g) != SLMBLOB_OK || (tensor->symmetric && bits < 2)) return SLMBLOB_E_TENSOR_TABLE;
+  sb = tensor->scale_dtype == 10u ? 16u : 32u;
+  subs = tensor->sub_scale_bits;
+  scales = slmblob__layout_part(blob, tensor, "scales", g.two_level ? subs : sb, g.groups);
+  if (!tensor->symmetric) mins = slmblob__layout_part(blob, tensor, "mins", g.two_level ? subs : sb, g.groups);
+  if (g.two_level) {
+    super_scales = slmblob__layout_part(blob, tensor, "super_scales", sb, g.supers);
+    if (!tensor->symmetric) super_mins = slmblob__layout_part(blob, tensor, "super_mins", sb, g.supers);
+  }
+  if (!scales || (!tensor->symmetric && !mins) || (g.two_level && (!super_scales || (!tensor->symmetric && !super_mins))))
+    return SLMBLOB_E_TENSOR_TABLE;
+  qmin = tensor->symmetric ? -(int32_t)(1u << (bits - 1)) : 0;
+  for (c = 0; c < cols;) {
+    const uint64_t gi = g.per_tensor ? 0 : (uint64_t)row * g.gpr + c / g.glen;
+    const uint64_t end = g.per_tensor ? cols : (c / g.glen + 1) * g.glen < cols ? (c / g.glen + 1) * g.glen : cols;
+    float scale, min = 0.0f;
+    if (!g.two_level) {
+      scale = slmblob__scale(scales, gi, tensor->scale_dtype);
+      if (mins) min = slmblob__scale(mins, gi, tensor->scale_dtype);
+    } else {
+      const uint64_t super = (gi / g.gpr) * g.spr + (gi % g.gpr) / g.gps;
+      const uint32_t sc = slmblob__code(scales, gi, subs);
+      const int32_t scale_code = tensor->symmetric ? (int32_t)sc - (int32_t)(1u << (subs - 1)) : (int32_t)sc;
+      scale = slmblob__scale(super_scales, super, tensor->scale_dtype) * (float)scale_code;
+      if (mins)
+        min = slmblob__scale(super_mins, super, tensor->scale_dtype) *
+              (float)((int32_t)slmblob__code(mins, gi, subs) - (int32_t)(1u << (subs - 1)));
+    }
+    for (; c < end; ++c) {
+      if (sparse && !slmblob_sparse_stored(cursor, (int64_t)c)) {
+        out[c] = 0.0f;
+        continue;
+      }
+      out[c] = scale * (float)((int32_t)slmblob__code(codes_part.data, k++, bits) + qmin) + min;
+    }
+  }
   return SLMBLOB_OK;
 }
 

@@ -3,7 +3,9 @@
  * CRC-32C. tests/test_blob.cpp compares the lines with the C++ writer's view.
  * With a second argument, "golden", it prints the golden vectors instead; with
  * "sparse", W x of every sparse float weight (slmblob_sparse_matvec_f32, x[c]
- * = (c % 7 - 3) / 4) as float bits, and where seeks land. Built with
+ * = (c % 7 - 3) / 4) as float bits, and where seeks land; with "rows", the
+ * CRC-32C of every quantized tensor's rows from slmblob_dequantize_row (or
+ * "unsupported"). Built with
  * -std=c99 -Wall -Wextra -Werror -pedantic: firmware compilers see the same code. */
 #include <stdio.h>
 #include <stdlib.h>
@@ -42,6 +44,44 @@ int main(int argc, char** argv) {
     printf("error %s section %u\n", slmblob_status_text(status), (unsigned)blob.error_section);
     free(data);
     return 1;
+  }
+  if (argc > 2 && strcmp(argv[2], "rows") == 0) {
+    for (i = 0; i < slmblob_tensor_count(&blob); ++i) {
+      slmblob_tensor t;
+      slmblob_sparse cursor, *walk = NULL;
+      float *row, *again;
+      uint32_t crc = 0;
+      int64_t r;
+      if (slmblob_tensor_at(&blob, i, &t) != SLMBLOB_OK) return 1;
+      if (!t.scheme[0] || t.rows == 0) continue;
+      row = (float*)malloc((size_t)t.cols * sizeof(float) + 1);
+      again = (float*)malloc((size_t)t.cols * sizeof(float) + 1);
+      if (!row || !again) return 2;
+      if (t.sparse_format == SLMBLOB_SPARSE_BITMAP) {
+        if (slmblob_sparse_begin(&blob, &t, &cursor) != SLMBLOB_OK) return 1;
+        walk = &cursor;
+      }
+      for (r = 0; r < t.rows; ++r) {
+        status = slmblob_dequantize_row(&blob, &t, walk, r, row);
+        if (status != SLMBLOB_OK) break;
+        crc = slmblob_crc32c(crc, row, (size_t)t.cols * sizeof(float));
+      }
+      if (status == SLMBLOB_E_UNSUPPORTED) {
+        printf("%s unsupported\n", t.name);
+      } else if (status != SLMBLOB_OK) {
+        return 1;
+      } else {
+        /* The last row again, on its own (no cursor): the same floats. */
+        if (slmblob_dequantize_row(&blob, &t, NULL, t.rows - 1, again) != SLMBLOB_OK ||
+            memcmp(row, again, (size_t)t.cols * sizeof(float)) != 0)
+          return 1;
+        printf("%s %08x\n", t.name, (unsigned)crc);
+      }
+      free(row);
+      free(again);
+    }
+    free(data);
+    return 0;
   }
   if (argc > 2 && strcmp(argv[2], "sparse") == 0) {
     for (i = 0; i < slmblob_tensor_count(&blob); ++i) {

@@ -1,7 +1,8 @@
 // The C99 firmware reader (slmblob.h) on resealed input: open, then every
 // tensor, part and golden value, every byte of which is read; every sparse
-// tensor walked row by row (one code per set mask bit, which open promises)
-// and a sparse float one multiplied by a vector.
+// tensor walked row by row (one code per set mask bit, which open promises),
+// a sparse float one multiplied by a vector, and every quantized tensor
+// dequantized row by row.
 #include <cstdlib>
 #include <cstring>
 #include <vector>
@@ -34,6 +35,14 @@ void walk_sparse(const slmblob& blob, const slmblob_tensor& t) {
     (void)slmblob_sparse_matvec_f32(&blob, &t, x.data(), y.data());
   }
 }
+void dequantize_all(const slmblob& blob, const slmblob_tensor& t) {
+  if (t.scheme[0] == 0 || t.rows == 0) return;  // rows 0: cols is unbounded
+  slmblob_sparse cursor;
+  slmblob_sparse* walk = slmblob_sparse_begin(&blob, &t, &cursor) == SLMBLOB_OK ? &cursor : nullptr;
+  std::vector<float> row(static_cast<size_t>(t.cols));
+  for (int64_t r = 0; r < t.rows; ++r)
+    if (slmblob_dequantize_row(&blob, &t, walk, r, row.data()) != SLMBLOB_OK) return;
+}
 }  // namespace
 
 void slmopt::fuzz::fuzz_one(const uint8_t* data, size_t size) {
@@ -56,6 +65,7 @@ void slmopt::fuzz::fuzz_one(const uint8_t* data, size_t size) {
       read_all(part.data, part.size);
     }
     if (t.sparse_format == SLMBLOB_SPARSE_BITMAP) walk_sparse(blob, t);
+    dequantize_all(blob, t);
   }
   const uint32_t values = slmblob_golden_inputs(&blob) + slmblob_golden_outputs(&blob);
   for (uint32_t s = 0; s < slmblob_golden_samples(&blob); ++s)
