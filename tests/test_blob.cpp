@@ -325,13 +325,15 @@ TEST_CASE("the C99 reader walks sparse float weights in place: W x as the dense 
   CHECK_THROWS(blob::read_blob(tmp.file("bad.bin")));
 }
 
-TEST_CASE("the C99 reader dequantizes int and float tensors row by row as the runtime does, sparse ones too") {
+TEST_CASE("the C99 reader dequantizes every scheme row by row as the runtime does, sparse tensors too") {
   test::TempDir tmp;
   // Every int layout: groups that do not divide the row (67 columns), per
   // row, per tensor, asymmetric, f32 scales, two levels (k-quant style, both
-  // signs), 2-8 bits; a MatMul weight ([K, N]) and a Gemm one ([N, K]).
-  const std::vector<std::string> specs = {"q4", "q8", "int4-g32-asym", "int3-g16-asym-k6", "int8-tensor", "int2-ch-asym",
-                                          "int5-g16-f32", "int6-g8-k4x32", "nf4"};
+  // signs), 2-8 bits; the table schemes with one and two levels, binary and
+  // ternary; a MatMul weight ([K, N]) and a Gemm one ([N, K]).
+  const std::vector<std::string> specs = {"q4",        "q8",         "int4-g32-asym", "int3-g16-asym-k6", "int8-tensor",
+                                          "int2-ch-asym", "int5-g16-f32", "int6-g8-k4x32", "nf4",           "nf3-g16-k6",
+                                          "lut4",      "lut3-ch-f32", "binary-g16",    "ternary",          "q4n"};
   Model m = test::single_node_model("MatMul", test::gaussian_tensor({67, 40}, 1), {2, 67});
   m.graph.initializers.clear();
   for (size_t i = 0; i < specs.size(); ++i) {
@@ -340,16 +342,17 @@ TEST_CASE("the C99 reader dequantizes int and float tensors row by row as the ru
     const Tensor w = test::gaussian_tensor(i % 2 ? std::vector<int64_t>{30, 67} : std::vector<int64_t>{67, 40}, 30 + uint32_t(i));
     m.graph.initializers.push_back({"w_" + specs[i], quant::quantize_weight(w, axis, *spec.scheme, spec.params, {}), ""});
   }
-  // Sparse: q4 codes and f16 values behind a mask.
-  {
+  // Sparse: q4 and nf4 codes and f16 values behind a mask.
+  for (const char* name : {"q4", "nf4"}) {
     Tensor w = test::gaussian_tensor({30, 67}, 50);
     for (int64_t i = 0; i < w.numel(); i += 3) w.mutable_data<float>()[i] = 0.0f;
     int64_t rows = 0, cols = 0, kept = 0;
     const std::vector<float> rm = quant::weight_rows(w, quant::InputAxis::Rest, rows, cols);
     const auto mask = quant::nonzero_mask(rm.data(), rows * cols, kept);
-    const quant::QuantSpec q4 = quant::parse_spec("q4");
-    m.graph.initializers.push_back(
-        {"w_sparse_q4", quant::with_sparse_mask(quant::quantize_weight(w, quant::InputAxis::Rest, *q4.scheme, q4.params, {}), mask), ""});
+    const quant::QuantSpec spec = quant::parse_spec(name);
+    m.graph.initializers.push_back({std::string("w_sparse_") + name,
+                                    quant::with_sparse_mask(quant::quantize_weight(w, quant::InputAxis::Rest, *spec.scheme, spec.params, {}), mask),
+                                    ""});
   }
   m.graph.initializers.push_back({"w_sparse_f16", sparse_float_weight({67, 40}, quant::InputAxis::First, 16), ""});
   REQUIRE(quant::is_sparse(*m.graph.initializers[specs.size()].tensor.quant()));
@@ -358,10 +361,6 @@ TEST_CASE("the C99 reader dequantizes int and float tensors row by row as the ru
   std::string expected;
   for (const auto& init : m.graph.initializers) {
     const QuantTensor& q = *init.tensor.quant();
-    if (q.scheme != "int" && q.scheme != "float") {
-      expected += init.name + " unsupported\n";
-      continue;
-    }
     std::vector<float> rows(static_cast<size_t>(q.rows * q.cols));
     quant::dequantize_rows(q, 0, q.rows, rows.data());
     char crc[16];

@@ -67,7 +67,7 @@ typedef enum {
   SLMBLOB_E_GOLDEN,
   SLMBLOB_E_NOT_FOUND,
   SLMBLOB_E_ARGUMENT,
-  SLMBLOB_E_UNSUPPORTED /* a scheme or layout this reader does not decode */
+  SLMBLOB_E_UNSUPPORTED /* a scheme this reader does not decode */
 } slmblob_status;
 
 typedef struct {
@@ -166,13 +166,14 @@ slmblob_status slmblob_sparse_seek(slmblob_sparse* s, int64_t row);
 slmblob_status slmblob_sparse_matvec_f32(const slmblob* blob, const slmblob_tensor* tensor, const float* x, float* y);
 
 /* Row `row` of a quantized tensor as floats (tensor->cols of them), as
- * slmopt's runtime dequantizes it: the schemes `int` (1-8 bit codes per
- * tensor, row or group, symmetric or with minimums, f16/f32 scales, one or two
- * levels) and `float`, each dense or sparse (a pruned weight is 0). For a
- * sparse tensor, pass a cursor from slmblob_sparse_begin to walk rows in
- * order cheaply, or NULL to count from row 0. Every part is checked against
- * the tensor's layout before it is read; SLMBLOB_E_UNSUPPORTED for the other
- * schemes (nf, lut, ternary, binary: docs/quantize.md gives their values). */
+ * slmopt's runtime dequantizes it, for every scheme slmopt writes: `int`
+ * (1-8 bit codes per tensor, row or group, symmetric or with minimums, f16/f32
+ * scales, one or two levels), `nf` and `lut` (3/4-bit codes into a fixed or a
+ * stored table), `binary`, `ternary`, and `float`; sparse ones too (a pruned
+ * weight is 0). For a sparse tensor, pass a cursor from slmblob_sparse_begin
+ * to walk rows in order cheaply, or NULL to count from row 0. Every part is
+ * checked against the tensor's layout before it is read;
+ * SLMBLOB_E_UNSUPPORTED for a scheme this reader does not know. */
 slmblob_status slmblob_dequantize_row(const slmblob* blob, const slmblob_tensor* tensor, slmblob_sparse* cursor,
                                       int64_t row, float* out);
 
@@ -292,7 +293,7 @@ const char* slmblob_status_text(slmblob_status status) {
     case SLMBLOB_E_GOLDEN: return "malformed golden vectors";
     case SLMBLOB_E_NOT_FOUND: return "not found";
     case SLMBLOB_E_ARGUMENT: return "invalid argument";
-    case SLMBLOB_E_UNSUPPORTED: return "a scheme or layout this reader does not decode";
+    case SLMBLOB_E_UNSUPPORTED: return "a scheme this reader does not decode";
   }
   return "unknown status";
 }
@@ -709,57 +710,153 @@ static const uint8_t* slmblob__layout_part(const slmblob* blob, const slmblob_te
   return part.data;
 }
 
-/* How an int tensor's groups lie (lib/quant/group_geometry.hpp). */
-typedef struct {
-  int per_tensor, two_level;
-  uint64_t glen, gpr, groups, gps, spr, supers;
-} slmblob__geometry;
+/* Fixed NormalFloat levels of the nf scheme (lib/quant/scheme_lut.cpp). */
+static const float slmblob__nf4[16] = {-1.0f,        -0.69619289f, -0.52507304f, -0.39491749f,
+                                       -0.28444136f, -0.18477344f, -0.09104999f, 0.0f,
+                                       0.07958033f,  0.16093017f,  0.24611229f,  0.33791519f,
+                                       0.4407098f,   0.56261697f,  0.72295673f,  1.0f};
+static const float slmblob__nf3[8] = {-1.0f, -0.47862916f, -0.21714182f, 0.0f, 0.16093017f, 0.33791519f, 0.56261697f, 1.0f};
 
-static slmblob_status slmblob__int_geometry(const slmblob_tensor* t, slmblob__geometry* g) {
-  const uint64_t rows = (uint64_t)t->rows, cols = (uint64_t)t->cols;
-  g->gps = g->spr = g->supers = 0;
-  g->per_tensor = t->group == -1;
-  g->two_level = t->sub_scale_bits != 0;
-  if (t->group < -1 || t->bits > 8 || (t->scale_dtype != 1u && t->scale_dtype != 10u)) return SLMBLOB_E_TENSOR_TABLE;
-  if (g->per_tensor) {
-    if (g->two_level) return SLMBLOB_E_TENSOR_TABLE;
-    g->glen = rows * cols;
-    g->gpr = 0;
-    g->groups = rows * cols > 0 ? 1 : 0;
-    return SLMBLOB_OK;
+enum { SLMBLOB__INT, SLMBLOB__FLOAT, SLMBLOB__TABLE, SLMBLOB__BINARY, SLMBLOB__TERNARY };
+
+/* What one tensor's values are made of, its parts checked against its layout
+ * (lib/quant's group geometry and each scheme's parts). */
+typedef struct {
+  int kind, per_tensor, two_level, symmetric;
+  uint32_t bits, scale_dtype, sub_bits;
+  int32_t qmin;
+  uint64_t cols, glen, gpr, groups, gps, spr, supers;
+  const uint8_t *codes, *scales, *mins, *super_scales, *super_mins;
+  float table[16];
+} slmblob__decoder;
+
+static slmblob_status slmblob__decoder_init(const slmblob* blob, const slmblob_tensor* t, slmblob__decoder* d) {
+  const uint64_t rows = (uint64_t)t->rows, cols = (uint64_t)t->cols, n = rows * cols;
+  const char* scheme = t->scheme;
+  const int sparse = t->sparse_format == SLMBLOB_SPARSE_BITMAP;
+  slmblob_part codes;
+  uint32_t sb, i;
+  {
+    slmblob__decoder empty = {0};
+    *d = empty;
   }
-  g->glen = (t->group == 0 || (uint64_t)t->group >= cols) ? cols : (uint64_t)t->group;
-  g->gpr = cols > 0 ? (cols + g->glen - 1) / g->glen : 0;
-  g->groups = rows * g->gpr; /* <= rows * cols */
-  if (g->two_level) {
-    if (t->sub_scale_bits < 4 || t->sub_scale_bits > 8 || t->group <= 0 || t->super_block <= 0 ||
-        t->super_block % t->group != 0 || t->super_block / t->group < 2)
+  if (slmblob__streq(scheme, "int")) d->kind = SLMBLOB__INT;
+  else if (slmblob__streq(scheme, "float")) d->kind = SLMBLOB__FLOAT;
+  else if (slmblob__streq(scheme, "nf") || slmblob__streq(scheme, "lut")) d->kind = SLMBLOB__TABLE;
+  else if (slmblob__streq(scheme, "binary")) d->kind = SLMBLOB__BINARY;
+  else if (slmblob__streq(scheme, "ternary")) d->kind = SLMBLOB__TERNARY;
+  else return SLMBLOB_E_UNSUPPORTED;
+  d->bits = t->bits;
+  d->symmetric = t->symmetric != 0;
+  d->scale_dtype = t->scale_dtype;
+  d->sub_bits = t->sub_scale_bits;
+  d->cols = cols;
+  if (slmblob_find_part(blob, t, "codes", &codes) != SLMBLOB_OK) return SLMBLOB_E_TENSOR_TABLE;
+  d->codes = codes.data;
+  if (d->kind == SLMBLOB__FLOAT)
+    return (d->bits == 16 || d->bits == 32) && codes.bits == d->bits && (sparse || codes.count == n) ? SLMBLOB_OK
+                                                                                                   : SLMBLOB_E_TENSOR_TABLE;
+  /* Ternary packs five weights a byte; the others one code of `bits` each. */
+  if (d->kind == SLMBLOB__TERNARY ? sparse || codes.bits != 8 || codes.count != (n + 4) / 5
+                                  : codes.bits != d->bits || (!sparse && codes.count != n))
+    return SLMBLOB_E_TENSOR_TABLE;
+  if ((d->kind == SLMBLOB__INT && (d->bits > 8 || (d->symmetric && d->bits < 2))) ||
+      (d->kind == SLMBLOB__TABLE && d->bits != 3 && d->bits != 4) || (d->kind == SLMBLOB__BINARY && d->bits != 1))
+    return SLMBLOB_E_TENSOR_TABLE;
+  /* Groups (lib/quant/group_geometry.hpp). */
+  if (t->group < -1 || (d->scale_dtype != 1u && d->scale_dtype != 10u)) return SLMBLOB_E_TENSOR_TABLE;
+  d->per_tensor = t->group == -1;
+  d->two_level = d->sub_bits != 0;
+  if (d->per_tensor) {
+    d->glen = n;
+    d->groups = n > 0 ? 1 : 0;
+  } else {
+    d->glen = (t->group == 0 || (uint64_t)t->group >= cols) ? cols : (uint64_t)t->group;
+    d->gpr = cols > 0 ? (cols + d->glen - 1) / d->glen : 0;
+    d->groups = rows * d->gpr;
+  }
+  if (d->two_level) {
+    if (d->kind == SLMBLOB__BINARY || d->kind == SLMBLOB__TERNARY || d->per_tensor || d->sub_bits < 4 ||
+        d->sub_bits > 8 || t->group <= 0 || t->super_block <= 0 || t->super_block % t->group != 0 ||
+        t->super_block / t->group < 2)
       return SLMBLOB_E_TENSOR_TABLE;
-    g->gps = (uint64_t)(t->super_block / t->group);
-    g->spr = (g->gpr + g->gps - 1) / g->gps;
-    g->supers = rows * g->spr;
+    d->gps = (uint64_t)(t->super_block / t->group);
+    d->spr = (d->gpr + d->gps - 1) / d->gps;
+    d->supers = rows * d->spr;
+  }
+  sb = d->scale_dtype == 10u ? 16u : 32u;
+  d->scales = slmblob__layout_part(blob, t, "scales", d->two_level ? d->sub_bits : sb, d->groups);
+  if (d->two_level) d->super_scales = slmblob__layout_part(blob, t, "super_scales", sb, d->supers);
+  if (!d->scales || (d->two_level && !d->super_scales)) return SLMBLOB_E_TENSOR_TABLE;
+  if (d->kind == SLMBLOB__INT) {
+    d->qmin = d->symmetric ? -(int32_t)(1u << (d->bits - 1)) : 0;
+    if (!d->symmetric) {
+      d->mins = slmblob__layout_part(blob, t, "mins", d->two_level ? d->sub_bits : sb, d->groups);
+      if (d->two_level) d->super_mins = slmblob__layout_part(blob, t, "super_mins", sb, d->supers);
+      if (!d->mins || (d->two_level && !d->super_mins)) return SLMBLOB_E_TENSOR_TABLE;
+    }
+  }
+  if (d->kind == SLMBLOB__TABLE) {
+    if (slmblob__streq(scheme, "nf")) {
+      for (i = 0; i < (1u << d->bits); ++i) d->table[i] = d->bits == 4 ? slmblob__nf4[i] : slmblob__nf3[i];
+    } else {
+      const uint8_t* table = slmblob__layout_part(blob, t, "table", 16, (uint64_t)1 << d->bits);
+      if (!table) return SLMBLOB_E_TENSOR_TABLE;
+      for (i = 0; i < (1u << d->bits); ++i) d->table[i] = slmblob__scale(table, i, 10u);
+    }
   }
   return SLMBLOB_OK;
 }
 
+/* Group gi's scale and minimum as stored. */
+static void slmblob__group(const slmblob__decoder* d, uint64_t gi, float* scale, float* min) {
+  *min = 0.0f;
+  if (!d->two_level) {
+    *scale = slmblob__scale(d->scales, gi, d->scale_dtype);
+    if (d->mins) *min = slmblob__scale(d->mins, gi, d->scale_dtype);
+    return;
+  }
+  {
+    const uint64_t super = (gi / d->gpr) * d->spr + (gi % d->gpr) / d->gps;
+    const int32_t half = (int32_t)(1u << (d->sub_bits - 1));
+    const int32_t code = (int32_t)slmblob__code(d->scales, gi, d->sub_bits);
+    /* Sub-codes are signed, but an asymmetric int tensor's scales (>= 0) are not. */
+    const int32_t scale_code = d->kind == SLMBLOB__INT && !d->symmetric ? code : code - half;
+    *scale = slmblob__scale(d->super_scales, super, d->scale_dtype) * (float)scale_code;
+    if (d->mins)
+      *min = slmblob__scale(d->super_mins, super, d->scale_dtype) *
+             (float)((int32_t)slmblob__code(d->mins, gi, d->sub_bits) - half);
+  }
+}
+
+/* The weight whose code is number k (position `at` for ternary's trits). */
+static float slmblob__value(const slmblob__decoder* d, uint64_t k, float scale, float min) {
+  switch (d->kind) {
+    case SLMBLOB__INT: return scale * (float)((int32_t)slmblob__code(d->codes, k, d->bits) + d->qmin) + min;
+    case SLMBLOB__FLOAT: return d->bits == 32 ? slmblob__scale(d->codes, k, 1u) : slmblob__scale(d->codes, k, 10u);
+    case SLMBLOB__TABLE: return scale * d->table[slmblob__code(d->codes, k, d->bits)];
+    case SLMBLOB__BINARY: return slmblob__code(d->codes, k, 1) ? scale : -scale;
+    default: {
+      static const uint32_t powers[5] = {1, 3, 9, 27, 81};
+      /* A hostile byte above 242 still gives a trit in {0, 1, 2}. */
+      const int32_t trit = (int32_t)((d->codes[k / 5] / powers[k % 5]) % 3);
+      return (float)(trit - 1) * scale;
+    }
+  }
+}
+
 slmblob_status slmblob_dequantize_row(const slmblob* blob, const slmblob_tensor* tensor, slmblob_sparse* cursor,
                                       int64_t row, float* out) {
-  const int sparse = tensor && tensor->sparse_format == SLMBLOB_SPARSE_BITMAP;
-  const int is_float = tensor && tensor->scheme && slmblob__streq(tensor->scheme, "float");
+  slmblob__decoder d;
   slmblob_sparse local;
-  slmblob_part codes_part;
-  slmblob__geometry g;
-  const uint8_t *scales = NULL, *mins = NULL, *super_scales = NULL, *super_mins = NULL;
-  uint32_t sb, subs, bits;
-  int32_t qmin;
-  uint64_t k, c, cols;
+  slmblob_status status;
+  int sparse;
+  uint64_t k, c;
   if (!blob || !blob->data || !tensor || !tensor->scheme || !out || row < 0 || row >= tensor->rows)
     return SLMBLOB_E_ARGUMENT;
-  if (!is_float && !slmblob__streq(tensor->scheme, "int")) return SLMBLOB_E_UNSUPPORTED;
-  bits = tensor->bits;
-  cols = (uint64_t)tensor->cols;
-  if (slmblob_find_part(blob, tensor, "codes", &codes_part) != SLMBLOB_OK || codes_part.bits != bits)
-    return SLMBLOB_E_TENSOR_TABLE;
+  status = slmblob__decoder_init(blob, tensor, &d);
+  if (status != SLMBLOB_OK) return status;
+  sparse = tensor->sparse_format == SLMBLOB_SPARSE_BITMAP;
   if (sparse) {
     if (!cursor) {
       cursor = &local;
@@ -769,55 +866,22 @@ slmblob_status slmblob_dequantize_row(const slmblob* blob, const slmblob_tensor*
     if (slmblob_sparse_seek(cursor, row) != SLMBLOB_OK) return SLMBLOB_E_ARGUMENT;
     k = cursor->code; /* open checked: codes count = the mask's 1 bits */
   } else {
-    if (codes_part.count != (uint64_t)tensor->rows * cols) return SLMBLOB_E_TENSOR_TABLE;
-    k = (uint64_t)row * cols;
+    k = (uint64_t)row * d.cols;
   }
-  if (is_float) {
-    if (bits != 16 && bits != 32) return SLMBLOB_E_TENSOR_TABLE;
-    for (c = 0; c < cols; ++c) {
-      if (sparse && !slmblob_sparse_stored(cursor, (int64_t)c)) {
-        out[c] = 0.0f;
-        continue;
-      }
-      out[c] = bits == 32 ? slmblob__scale(codes_part.data, k, 1u) : slmblob__scale(codes_part.data, k, 10u);
-      ++k;
-    }
-    return SLMBLOB_OK;
-  }
-  if (slmblob__int_geometry(tensor, &g) != SLMBLOB_OK || (tensor->symmetric && bits < 2)) return SLMBLOB_E_TENSOR_TABLE;
-  sb = tensor->scale_dtype == 10u ? 16u : 32u;
-  subs = tensor->sub_scale_bits;
-  scales = slmblob__layout_part(blob, tensor, "scales", g.two_level ? subs : sb, g.groups);
-  if (!tensor->symmetric) mins = slmblob__layout_part(blob, tensor, "mins", g.two_level ? subs : sb, g.groups);
-  if (g.two_level) {
-    super_scales = slmblob__layout_part(blob, tensor, "super_scales", sb, g.supers);
-    if (!tensor->symmetric) super_mins = slmblob__layout_part(blob, tensor, "super_mins", sb, g.supers);
-  }
-  if (!scales || (!tensor->symmetric && !mins) || (g.two_level && (!super_scales || (!tensor->symmetric && !super_mins))))
-    return SLMBLOB_E_TENSOR_TABLE;
-  qmin = tensor->symmetric ? -(int32_t)(1u << (bits - 1)) : 0;
-  for (c = 0; c < cols;) {
-    const uint64_t gi = g.per_tensor ? 0 : (uint64_t)row * g.gpr + c / g.glen;
-    const uint64_t end = g.per_tensor ? cols : (c / g.glen + 1) * g.glen < cols ? (c / g.glen + 1) * g.glen : cols;
-    float scale, min = 0.0f;
-    if (!g.two_level) {
-      scale = slmblob__scale(scales, gi, tensor->scale_dtype);
-      if (mins) min = slmblob__scale(mins, gi, tensor->scale_dtype);
-    } else {
-      const uint64_t super = (gi / g.gpr) * g.spr + (gi % g.gpr) / g.gps;
-      const uint32_t sc = slmblob__code(scales, gi, subs);
-      const int32_t scale_code = tensor->symmetric ? (int32_t)sc - (int32_t)(1u << (subs - 1)) : (int32_t)sc;
-      scale = slmblob__scale(super_scales, super, tensor->scale_dtype) * (float)scale_code;
-      if (mins)
-        min = slmblob__scale(super_mins, super, tensor->scale_dtype) *
-              (float)((int32_t)slmblob__code(mins, gi, subs) - (int32_t)(1u << (subs - 1)));
+  for (c = 0; c < d.cols;) {
+    uint64_t end = d.cols;
+    float scale = 0.0f, min = 0.0f;
+    if (d.kind != SLMBLOB__FLOAT) {
+      const uint64_t gi = d.per_tensor ? 0 : (uint64_t)row * d.gpr + c / d.glen;
+      if (!d.per_tensor && (c / d.glen + 1) * d.glen < d.cols) end = (c / d.glen + 1) * d.glen;
+      slmblob__group(&d, gi, &scale, &min);
     }
     for (; c < end; ++c) {
       if (sparse && !slmblob_sparse_stored(cursor, (int64_t)c)) {
         out[c] = 0.0f;
         continue;
       }
-      out[c] = scale * (float)((int32_t)slmblob__code(codes_part.data, k++, bits) + qmin) + min;
+      out[c] = slmblob__value(&d, k++, scale, min);
     }
   }
   return SLMBLOB_OK;
