@@ -1,12 +1,12 @@
 /* A firmware-side use of a packed model, built on the host: the blob is linked
  * into the image from the generated C header, placed by the generated linker
- * fragment, and read in place with slmblob.h (no heap, no copy).
+ * fragment, and read in place with slmblob.h (no heap, no copy): a row of the
+ * 4-bit embedding table is decoded to floats as the runtime would.
  *
  * On a device the same code runs against the array in flash, or against a
  * pointer to the memory-mapped partition named in the generated partitions.csv
  * row (ESP-IDF: esp_partition_find_first + esp_partition_mmap). */
 #include <stdio.h>
-#include <string.h>
 
 #define SLMBLOB_IMPLEMENTATION
 #include "slmblob.h"
@@ -21,8 +21,9 @@ int main(void) {
   slmblob blob;
   slmblob_tensor t;
   slmblob_status status;
+  slmblob_part codes;
   uint32_t i;
-  float first;
+  float row[64];
 
   status = slmblob_open(&blob, model, MODEL_SIZE, 0);
   if (status != SLMBLOB_OK) {
@@ -44,12 +45,20 @@ int main(void) {
     printf("  %s: %u dims, %u part(s)%s%s\n", t.name, (unsigned)t.ndim, (unsigned)t.part_count, t.scheme[0] ? ", " : "",
            t.scheme);
   }
-  if (slmblob_find_tensor(&blob, "model.embed_tokens.weight", &t) != SLMBLOB_OK || !t.data) {
+  /* A token's embedding, decoded from the 4-bit table in place: one row of
+   * floats on the stack, nothing else. Token 1 is BOS in the llama2.c vocabulary. */
+  if (slmblob_find_tensor(&blob, "model.embed_tokens.weight", &t) != SLMBLOB_OK || t.cols > 64) {
     printf("embedding table not found\n");
     return 1;
   }
-  memcpy(&first, t.data, sizeof first); /* weights are used in place: t.data points into the blob */
-  printf("model.embed_tokens.weight [%lld x %lld] at offset %lu, first value %.6f\n", (long long)t.dims[0],
-         (long long)t.dims[1], (unsigned long)((const uint8_t*)t.data - model), first);
+  status = slmblob_dequantize_row(&blob, &t, NULL, 1, row);
+  if (status != SLMBLOB_OK) {
+    printf("cannot decode the embedding: %s\n", slmblob_status_text(status));
+    return 1;
+  }
+  if (slmblob_tensor_part(&blob, &t, 0, &codes) != SLMBLOB_OK) return 1;
+  printf("model.embed_tokens.weight [%lld x %lld], %s %u-bit, codes at offset %lu; token 1: %.6f %.6f %.6f ...\n",
+         (long long)t.dims[0], (long long)t.dims[1], t.scheme, (unsigned)t.bits,
+         (unsigned long)(codes.data - model), row[0], row[1], row[2]);
   return 0;
 }
