@@ -170,8 +170,8 @@ slmblob_status slmblob_sparse_matvec_f32(const slmblob* blob, const slmblob_tens
  * (1-8 bit codes per tensor, row or group, symmetric or with minimums, f16/f32
  * scales, one or two levels), `nf` and `lut` (3/4-bit codes into a fixed or a
  * stored table), `binary`, `ternary`, and `float`; sparse ones too (a pruned
- * weight is 0). For a sparse tensor, pass a cursor from slmblob_sparse_begin
- * to walk rows in order cheaply, or NULL to count from row 0. Every part is
+ * weight is 0). For a sparse tensor, pass a cursor slmblob_sparse_begin gave
+ * for this tensor to walk rows in order cheaply, or NULL to count from row 0. Every part is
  * checked against the tensor's layout before it is read;
  * SLMBLOB_E_UNSUPPORTED for a scheme this reader does not know. */
 slmblob_status slmblob_dequantize_row(const slmblob* blob, const slmblob_tensor* tensor, slmblob_sparse* cursor,
@@ -614,11 +614,19 @@ slmblob_status slmblob_find_part(const slmblob* blob, const slmblob_tensor* tens
   return SLMBLOB_E_NOT_FOUND;
 }
 
-slmblob_status slmblob_sparse_begin(const slmblob* blob, const slmblob_tensor* tensor, slmblob_sparse* s) {
+/* A sparse tensor's mask bits (its last part), or NULL. */
+static const uint8_t* slmblob__sparse_mask(const slmblob* blob, const slmblob_tensor* tensor) {
   slmblob_part mask;
+  if (tensor->sparse_format != SLMBLOB_SPARSE_BITMAP ||
+      slmblob_tensor_part(blob, tensor, tensor->part_count - 1, &mask) != SLMBLOB_OK)
+    return NULL;
+  return mask.data;
+}
+
+slmblob_status slmblob_sparse_begin(const slmblob* blob, const slmblob_tensor* tensor, slmblob_sparse* s) {
   if (!blob || !blob->data || !tensor || !s || tensor->sparse_format != SLMBLOB_SPARSE_BITMAP) return SLMBLOB_E_ARGUMENT;
-  if (slmblob_tensor_part(blob, tensor, tensor->part_count - 1, &mask) != SLMBLOB_OK) return SLMBLOB_E_TENSOR_TABLE;
-  s->mask = mask.data;
+  s->mask = slmblob__sparse_mask(blob, tensor);
+  if (!s->mask) return SLMBLOB_E_TENSOR_TABLE;
   s->rows = tensor->rows;
   s->cols = tensor->cols;
   s->row = 0;
@@ -653,30 +661,6 @@ static float slmblob__half(uint16_t h) {
     v.u = sign | (exponent == 31 ? 0x7F800000u | (mantissa << 13) : ((exponent + 112u) << 23) | (mantissa << 13));
   }
   return v.f;
-}
-
-slmblob_status slmblob_sparse_matvec_f32(const slmblob* blob, const slmblob_tensor* tensor, const float* x, float* y) {
-  slmblob_sparse s;
-  slmblob_part codes;
-  slmblob_status status;
-  int64_t c;
-  if (!x || !y || !tensor || !tensor->scheme || !slmblob__streq(tensor->scheme, "float")) return SLMBLOB_E_ARGUMENT;
-  status = slmblob_sparse_begin(blob, tensor, &s);
-  if (status != SLMBLOB_OK) return status;
-  if (slmblob_find_part(blob, tensor, "codes", &codes) != SLMBLOB_OK || (codes.bits != 32 && codes.bits != 16))
-    return SLMBLOB_E_TENSOR_TABLE;
-  if (s.rows == 0) return SLMBLOB_OK;
-  do {
-    uint64_t k = s.code;
-    float sum = 0.0f;
-    for (c = 0; c < s.cols; ++c)
-      if (slmblob_sparse_stored(&s, c)) {
-        const uint8_t* w = codes.data + k++ * (codes.bits / 8);
-        sum += (codes.bits == 32 ? slmblob__f32(w) : slmblob__half(slmblob__u16(w))) * x[c];
-      }
-    y[s.row] = sum;
-  } while (slmblob_sparse_seek(&s, s.row + 1) == SLMBLOB_OK);
-  return SLMBLOB_OK;
 }
 
 /* Code `index` of `bits` bits (1-32) packed least significant bit first. */
@@ -829,7 +813,8 @@ static void slmblob__group(const slmblob__decoder* d, uint64_t gi, float* scale,
   }
 }
 
-/* The weight whose code is number k (position `at` for ternary's trits). */
+/* The weight whose code is number k among the stored ones (for ternary, which
+   is never sparse, the weight's position). */
 static float slmblob__value(const slmblob__decoder* d, uint64_t k, float scale, float min) {
   switch (d->kind) {
     case SLMBLOB__INT: return scale * (float)((int32_t)slmblob__code(d->codes, k, d->bits) + d->qmin) + min;
@@ -862,7 +847,7 @@ slmblob_status slmblob_dequantize_row(const slmblob* blob, const slmblob_tensor*
       cursor = &local;
       if (slmblob_sparse_begin(blob, tensor, cursor) != SLMBLOB_OK) return SLMBLOB_E_TENSOR_TABLE;
     }
-    if (cursor->rows != tensor->rows || cursor->cols != tensor->cols) return SLMBLOB_E_ARGUMENT;
+    if (cursor->mask != slmblob__sparse_mask(blob, tensor)) return SLMBLOB_E_ARGUMENT; /* another tensor's cursor */
     if (slmblob_sparse_seek(cursor, row) != SLMBLOB_OK) return SLMBLOB_E_ARGUMENT;
     k = cursor->code; /* open checked: codes count = the mask's 1 bits */
   } else {
@@ -884,6 +869,26 @@ slmblob_status slmblob_dequantize_row(const slmblob* blob, const slmblob_tensor*
       out[c] = slmblob__value(&d, k++, scale, min);
     }
   }
+  return SLMBLOB_OK;
+}
+
+slmblob_status slmblob_sparse_matvec_f32(const slmblob* blob, const slmblob_tensor* tensor, const float* x, float* y) {
+  slmblob__decoder d;
+  slmblob_sparse s;
+  slmblob_status status;
+  int64_t c;
+  if (!blob || !blob->data || !x || !y || !tensor || !tensor->scheme || !slmblob__streq(tensor->scheme, "float"))
+    return SLMBLOB_E_ARGUMENT;
+  status = slmblob_sparse_begin(blob, tensor, &s);
+  if (status == SLMBLOB_OK) status = slmblob__decoder_init(blob, tensor, &d);
+  if (status != SLMBLOB_OK || s.rows == 0) return status;
+  do {
+    uint64_t k = s.code;
+    float sum = 0.0f;
+    for (c = 0; c < s.cols; ++c)
+      if (slmblob_sparse_stored(&s, c)) sum += slmblob__value(&d, k++, 0.0f, 0.0f) * x[c];
+    y[s.row] = sum;
+  } while (slmblob_sparse_seek(&s, s.row + 1) == SLMBLOB_OK);
   return SLMBLOB_OK;
 }
 

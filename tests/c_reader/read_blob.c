@@ -46,6 +46,8 @@ int main(int argc, char** argv) {
     return 1;
   }
   if (argc > 2 && strcmp(argv[2], "rows") == 0) {
+    slmblob_sparse previous; /* the last sparse tensor's cursor: refused for another */
+    int have_previous = 0;
     for (i = 0; i < slmblob_tensor_count(&blob); ++i) {
       slmblob_tensor t;
       slmblob_sparse cursor, *walk = NULL;
@@ -60,6 +62,7 @@ int main(int argc, char** argv) {
       if (t.sparse_format == SLMBLOB_SPARSE_BITMAP) {
         if (slmblob_sparse_begin(&blob, &t, &cursor) != SLMBLOB_OK) return 1;
         walk = &cursor;
+        if (have_previous && slmblob_dequantize_row(&blob, &t, &previous, 0, row) != SLMBLOB_E_ARGUMENT) return 1;
       }
       for (r = 0; r < t.rows; ++r) {
         status = slmblob_dequantize_row(&blob, &t, walk, r, row);
@@ -76,6 +79,10 @@ int main(int argc, char** argv) {
             memcmp(row, again, (size_t)t.cols * sizeof(float)) != 0)
           return 1;
         printf("%s %08x\n", t.name, (unsigned)crc);
+      }
+      if (walk) {
+        previous = cursor;
+        have_previous = 1;
       }
       free(row);
       free(again);
