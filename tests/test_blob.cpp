@@ -9,6 +9,7 @@
 #include <cstring>
 #include <memory>
 #include <random>
+#include <algorithm>
 #include <set>
 #include <sstream>
 
@@ -379,6 +380,33 @@ TEST_CASE("packing is deterministic") {
   write_vector(tmp.file("a.bin"), blob::build_blob(m, o));
   const Model back = blob::read_blob(tmp.file("a.bin"));
   CHECK(blob::build_blob(back, o) == blob::build_blob(m, o));  // re-packing a loaded blob gives the same bytes
+}
+
+TEST_CASE("a blob streams: write_blob hands over the weights in place, its bytes are build_blob's, its hash the trailer") {
+  const Model m = load_model(test::test_data("stories260K/model.safetensors"));
+  blob::BlobOptions o;
+  o.alignment = 4096;  // zero runs longer than one buffer between parts
+  std::set<const uint8_t*> weights;
+  for (const auto& init : m.graph.initializers) weights.insert(init.tensor.bytes());
+  std::vector<uint8_t> streamed;
+  size_t chunks = 0, in_place = 0;
+  bool only_weights_or_zeros = true;
+  const Sha256 digest = blob::write_blob(m, o, [&](const uint8_t* data, uint64_t size) {
+    if (chunks++ > 0) {
+      const bool zeros = size <= 4096 && std::all_of(data, data + size, [](uint8_t b) { return b == 0; });
+      const bool part = weights.count(data) > 0;
+      in_place += part;
+      only_weights_or_zeros = only_weights_or_zeros && (zeros || part || size == 32);
+    }
+    streamed.insert(streamed.end(), data, data + size);
+  });
+  const auto built = blob::build_blob(m, o);
+  CHECK(streamed == built);
+  CHECK(std::equal(digest.begin(), digest.end(), built.end() - 32));
+  CHECK(digest == sha256(built.data(), built.size() - 32));
+  // After the tables, every piece is a weight from the model's own memory, zeros or the trailer.
+  CHECK(only_weights_or_zeros);
+  CHECK(in_place >= 47);
 }
 
 TEST_CASE("flipping any byte of a blob makes the loader refuse it") {

@@ -5,12 +5,14 @@
 #include <iostream>
 #include <memory>
 #include <set>
+#include <span>
 #include <sstream>
 
 #include "blob/blob_io.hpp"
 #include "cli_common.hpp"
 #include "common/sha256.hpp"
 #include "core/atomic_file.hpp"
+#include "core/buffer.hpp"
 #include "device_budget.hpp"
 #include "firmware/firmware_emit.hpp"
 #include "model_io.hpp"
@@ -102,12 +104,15 @@ void run_pack(const PackOptions& o, GlobalOptions& global) {
     bo.golden = record_golden(model, samples, o);
   }
 
+  // The blob streams into a temporary file beside the output, kept only if
+  // everything fits (peak memory: the model, not the model plus its blob).
   blob::BlobLayout layout;
-  std::vector<uint8_t> bytes = blob::build_blob(model, bo, &layout);
-  const std::string sha = to_hex(sha256(bytes.data(), bytes.size() - 32));
+  AtomicFile blob_file(o.output);
+  const std::string sha = to_hex(blob::write_blob(model, bo, [&](const uint8_t* d, uint64_t n) { blob_file.write(d, n); }, &layout));
+  const uint64_t blob_bytes = layout.file_bytes;
 
   DeviceFigures figures;
-  figures.flash_bytes = (bytes.size() + sector - 1) / sector * sector;
+  figures.flash_bytes = (blob_bytes + sector - 1) / sector * sector;
   if (ram) {
     // Planned for the golden inputs when there are some, else the declared shapes.
     const auto feeds = samples.empty() ? declared_shape_feeds(model) : samples.at(0);
@@ -119,7 +124,7 @@ void run_pack(const PackOptions& o, GlobalOptions& global) {
   firmware::BlobFacts facts;
   facts.symbol = o.symbol.empty() ? firmware::c_identifier(bo.model_name) : o.symbol;
   if (facts.symbol != firmware::c_identifier(facts.symbol)) throw_usage("--symbol '" + o.symbol + "' is not a C identifier");
-  facts.size = bytes.size();
+  facts.size = blob_bytes;
   facts.padded_size = figures.flash_bytes;
   facts.alignment = o.alignment;
   facts.sector = sector;
@@ -132,12 +137,15 @@ void run_pack(const PackOptions& o, GlobalOptions& global) {
   if (problems.empty()) {
     const fs::path out(o.output);
     auto beside = [&](const std::string& suffix) { return (out.parent_path() / (out.stem().string() + suffix)).string(); };
-    {
-      AtomicFile f(o.output);
-      f.write(bytes.data(), bytes.size());
-      if (emit.count("bin")) f.write(std::string(figures.flash_bytes - bytes.size(), '\xff'));
-      f.commit();
-      files.emplace_back(emit.count("bin") ? "bin" : "blob", o.output);
+    if (emit.count("bin")) blob_file.write(std::string(figures.flash_bytes - blob_bytes, '\xff'));
+    blob_file.commit();
+    files.emplace_back(emit.count("bin") ? "bin" : "blob", o.output);
+    // The header and the OTA package hold the blob itself: read back, mapped.
+    std::shared_ptr<const MappedFile> written;
+    std::span<const uint8_t> bytes;
+    if (emit.count("c-header") || emit.count("ota")) {
+      written = MappedFile::open(o.output);
+      bytes = {written->data(), blob_bytes};
     }
     if (emit.count("c-header")) {
       const std::string path = beside(".h");
@@ -173,7 +181,7 @@ void run_pack(const PackOptions& o, GlobalOptions& global) {
   nlohmann::ordered_json files_json = nlohmann::ordered_json::object();
   for (const auto& [kind, path] : files) files_json[kind] = path;
   nlohmann::ordered_json doc = {{"model", o.model},
-                                {"blob_bytes", bytes.size()},
+                                {"blob_bytes", blob_bytes},
                                 {"flash_bytes", figures.flash_bytes},
                                 {"weight_bytes", layout.weight_bytes},
                                 {"padding_bytes", layout.padding_bytes},
@@ -195,7 +203,7 @@ void run_pack(const PackOptions& o, GlobalOptions& global) {
   }
   if (global.json) return print_json(doc);
   if (global.quiet) return;
-  std::cout << "blob       " << human_bytes(bytes.size()) << " (" << with_thousands(static_cast<int64_t>(bytes.size()))
+  std::cout << "blob       " << human_bytes(blob_bytes) << " (" << with_thousands(static_cast<int64_t>(blob_bytes))
             << " bytes; weights " << human_bytes(layout.weight_bytes) << ", padding " << human_bytes(layout.padding_bytes)
             << " at --align " << o.alignment << ")\n";
   if (sparse.tensors)

@@ -4,6 +4,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -11,6 +12,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "common/sha256.hpp"
 #include "core/ir.hpp"
 
 namespace slmopt::blob {
@@ -35,7 +37,16 @@ struct BlobLayout {
   std::vector<std::pair<std::string, uint64_t>> section_bytes;  // by section name, file order
 };
 
-// The blob's bytes; deterministic for the same model and options.
+// Receives a blob's bytes in file order.
+using BlobSink = std::function<void(const uint8_t* data, uint64_t size)>;
+
+// Writes the blob to `sink` in file order, each weight part straight from the
+// model's memory (memory: the tables and the graph, not a copy of the
+// weights). Returns its SHA-256, which is also its trailer. Deterministic for
+// the same model and options.
+Sha256 write_blob(const Model& model, const BlobOptions& options, const BlobSink& sink, BlobLayout* layout = nullptr);
+
+// The blob's bytes in memory (write_blob into a vector).
 std::vector<uint8_t> build_blob(const Model& model, const BlobOptions& options, BlobLayout* layout = nullptr);
 
 // Validates a blob in memory as BlobFile does (header, CRCs, tables, SHA-256);

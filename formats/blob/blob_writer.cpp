@@ -1,5 +1,6 @@
 #include <onnx/onnx_pb.h>
 
+#include <algorithm>
 #include <cstring>
 #include <map>
 
@@ -83,12 +84,54 @@ std::vector<PartRef> parts_of(const NamedTensor& init) {
   return {{"data", static_cast<uint32_t>(8 * dtype_size(t.dtype())), static_cast<uint64_t>(t.numel()), t.bytes(), t.nbytes()}};
 }
 
+// Calls fn on zero bytes, `n` of them in all, a bounded buffer at a time.
+template <class Fn>
+void for_each_zero_run(uint64_t n, Fn&& fn) {
+  static const uint8_t zeros[4096] = {};
+  for (uint64_t left = n; left > 0;) {
+    const uint64_t run = std::min<uint64_t>(left, sizeof zeros);
+    fn(zeros, run);
+    left -= run;
+  }
+}
+
+// CRC-32C of the weights section (`size` bytes) as write_blob lays it out:
+// each part at its offset, zeros between.
+uint32_t weights_crc(const std::vector<std::vector<PartRef>>& parts, uint64_t size) {
+  uint32_t crc = 0;
+  uint64_t written = 0;
+  auto add = [&](const uint8_t* data, uint64_t n) { crc = slmopt_crc32c(crc, data, n); };
+  for (const auto& tensor_parts : parts)
+    for (const auto& p : tensor_parts) {
+      for_each_zero_run(p.offset - written, add);
+      add(p.data, p.size);
+      written = p.offset + p.size;
+    }
+  for_each_zero_run(size - written, add);
+  return crc;
+}
+
 uint64_t count_zeros(const Tensor& t) {
   if (t.dtype() != DType::F32) return 0;
-  const Tensor values = t.is_quantized() ? quant::dequantize(t) : t;
-  const float* v = values.data<float>();
   uint64_t zeros = 0;
-  for (int64_t i = 0; i < values.numel(); ++i) zeros += v[i] == 0.0f;
+  auto count = [&](const float* v, int64_t n) {
+    for (int64_t i = 0; i < n; ++i) zeros += v[i] == 0.0f;
+  };
+  const QuantTensor* q = t.quant();
+  if (!q) {
+    count(t.data<float>(), t.numel());
+    return zeros;
+  }
+  // A block of rows at a time: a large quantized weight is never held as floats.
+  const auto expanded = quant::is_sparse(*q) ? quant::expand_sparse(*q) : nullptr;
+  const QuantTensor& rows = expanded ? *expanded : *q;
+  const int64_t block = std::max<int64_t>(1, (int64_t{1} << 16) / std::max<int64_t>(1, rows.cols));
+  std::vector<float> values(static_cast<size_t>(block * rows.cols));
+  for (int64_t r0 = 0; r0 < rows.rows; r0 += block) {
+    const int64_t r1 = std::min(rows.rows, r0 + block);
+    quant::dequantize_rows(rows, r0, r1, values.data());
+    count(values.data(), (r1 - r0) * rows.cols);
+  }
   return zeros;
 }
 
@@ -115,7 +158,7 @@ struct Section {
 
 }  // namespace
 
-std::vector<uint8_t> build_blob(const Model& model, const BlobOptions& o, BlobLayout* layout) {
+Sha256 write_blob(const Model& model, const BlobOptions& o, const BlobSink& sink, BlobLayout* layout) {
   if (o.alignment < 8 || o.alignment > 65536 || (o.alignment & (o.alignment - 1)) != 0)
     throw_usage("--align must be a power of two from 8 to 65536, not " + std::to_string(o.alignment));
   const auto& inits = model.graph.initializers;
@@ -189,7 +232,10 @@ std::vector<uint8_t> build_blob(const Model& model, const BlobOptions& o, BlobLa
   }
   const uint64_t file_size = align_up(cursor, 8) + SLMBLOB_TRAILER_SIZE;
   const uint64_t weights_start = sections.back().offset;
-  std::vector<uint8_t> out(file_size, 0);
+  // Everything before the weights is built in memory (tables, metadata, graph,
+  // golden vectors); the weights go to the sink part by part from the model's
+  // own memory, so writing needs no second copy of them.
+  std::vector<uint8_t> out(weights_start, 0);
   auto section = [&](uint32_t kind) -> Section& {
     for (auto& s : sections)
       if (s.kind == kind) return s;
@@ -242,7 +288,6 @@ std::vector<uint8_t> build_blob(const Model& model, const BlobOptions& o, BlobLa
         put_u64(part_entry + 16, p.count);
         put_u64(part_entry + 24, weights_start + p.offset);
         put_u64(part_entry + 32, p.size);
-        if (p.size) std::memcpy(out.data() + weights_start + p.offset, p.data, p.size);
         part_entry += SLMBLOB_PART_ENTRY_SIZE;
         ++first_part;
       }
@@ -293,7 +338,7 @@ std::vector<uint8_t> build_blob(const Model& model, const BlobOptions& o, BlobLa
     uint8_t* e = table + i * SLMBLOB_SECTION_ENTRY_SIZE;
     const Section& s = sections[i];
     put_u32(e, s.kind);
-    put_u32(e + 4, slmopt_crc32c(0, out.data() + s.offset, s.size));
+    put_u32(e + 4, s.kind == SLMBLOB_SECTION_WEIGHTS ? weights_crc(parts, s.size) : slmopt_crc32c(0, out.data() + s.offset, s.size));
     put_u64(e + 8, s.offset);
     put_u64(e + 16, s.size);
   }
@@ -309,8 +354,23 @@ std::vector<uint8_t> build_blob(const Model& model, const BlobOptions& o, BlobLa
   put_u64(out.data() + 40, file_size);
   put_u32(out.data() + 48, slmopt_crc32c(0, table, sections.size() * SLMBLOB_SECTION_ENTRY_SIZE));
   put_u32(out.data() + 60, slmopt_crc32c(0, out.data(), 60));
-  const Sha256 digest = sha256(out.data(), file_size - SLMBLOB_TRAILER_SIZE);
-  std::memcpy(out.data() + file_size - SLMBLOB_TRAILER_SIZE, digest.data(), digest.size());
+
+  Sha256Stream hash;
+  auto emit = [&](const uint8_t* data, uint64_t size) {
+    hash.update(data, size);
+    sink(data, size);
+  };
+  emit(out.data(), out.size());
+  uint64_t written = 0;  // of the weights section
+  for (const auto& tensor_parts : parts)
+    for (const auto& p : tensor_parts) {
+      for_each_zero_run(p.offset - written, emit);
+      emit(p.data, p.size);
+      written = p.offset + p.size;
+    }
+  for_each_zero_run(file_size - SLMBLOB_TRAILER_SIZE - weights_start - written, emit);
+  const Sha256 digest = hash.finish();
+  sink(digest.data(), digest.size());
 
   if (layout) {
     layout->file_bytes = file_size;
@@ -323,6 +383,12 @@ std::vector<uint8_t> build_blob(const Model& model, const BlobOptions& o, BlobLa
     }
     layout->padding_bytes = file_size - content;
   }
+  return digest;
+}
+
+std::vector<uint8_t> build_blob(const Model& model, const BlobOptions& o, BlobLayout* layout) {
+  std::vector<uint8_t> out;
+  write_blob(model, o, [&](const uint8_t* data, uint64_t size) { out.insert(out.end(), data, data + size); }, layout);
   return out;
 }
 

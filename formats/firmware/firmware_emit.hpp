@@ -4,6 +4,7 @@
 
 #include <cstdint>
 #include <optional>
+#include <span>
 #include <string>
 #include <vector>
 
@@ -24,7 +25,7 @@ std::string c_identifier(const std::string& name);
 
 // const uint8_t SYMBOL[] with the alignment, an optional section attribute and
 // #defines for size, hash and version.
-std::string c_header(const std::vector<uint8_t>& blob, const BlobFacts& facts, const std::string& section);
+std::string c_header(std::span<const uint8_t> blob, const BlobFacts& facts, const std::string& section);
 
 // "name, data, TYPE_SUBTYPE, offset, size," as ESP-IDF's partitions.csv expects.
 std::string partition_csv(const BlobFacts& facts, const std::string& partition_name,

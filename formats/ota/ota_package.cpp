@@ -45,7 +45,7 @@ void put_le(uint8_t* p, uint64_t v, int bytes) {
 
 }  // namespace
 
-std::vector<uint8_t> build_package(const std::vector<uint8_t>& blob, const PackageOptions& o) {
+std::vector<uint8_t> build_package(std::span<const uint8_t> blob, const PackageOptions& o) {
   std::vector<uint8_t> payload(ZSTD_compressBound(blob.size()));
   const size_t n = ZSTD_compress(payload.data(), payload.size(), blob.data(), blob.size(), o.zstd_level);
   if (ZSTD_isError(n)) throw_internal(std::string("zstd: ") + ZSTD_getErrorName(n));

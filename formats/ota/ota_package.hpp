@@ -12,6 +12,7 @@
 
 #include <cstdint>
 #include <optional>
+#include <span>
 #include <string>
 #include <vector>
 
@@ -25,7 +26,7 @@ struct PackageOptions {
   int zstd_level = 19;
 };
 
-std::vector<uint8_t> build_package(const std::vector<uint8_t>& blob, const PackageOptions& options);
+std::vector<uint8_t> build_package(std::span<const uint8_t> blob, const PackageOptions& options);
 
 bool is_package_file(const std::string& path);
 

@@ -120,7 +120,7 @@ Model read_slm(const std::string& path) {
           part.bits = json_integer<int>(partj.at("bits"));
           part.count = json_integer<int64_t>(partj.at("count"));
           auto [off, len] = blob(partj, what + " part '" + part.name + "'");
-          part.bytes = std::vector<uint8_t>(base + off, base + off + len);
+          part.bytes = PartBytes::view(Buffer::view(file.file(), off, len));  // used in place, as blobs are
           q->parts.push_back(std::move(part));
         }
         try {
