@@ -95,20 +95,18 @@ void for_each_zero_run(uint64_t n, Fn&& fn) {
   }
 }
 
-// CRC-32C of the weights section (`size` bytes) as write_blob lays it out:
-// each part at its offset, zeros between.
-uint32_t weights_crc(const std::vector<std::vector<PartRef>>& parts, uint64_t size) {
-  uint32_t crc = 0;
+// Calls fn on the weights section's bytes in file order (`size` of them):
+// each part at its offset, zeros between and after.
+template <class Fn>
+void for_each_weights_piece(const std::vector<std::vector<PartRef>>& parts, uint64_t size, Fn&& fn) {
   uint64_t written = 0;
-  auto add = [&](const uint8_t* data, uint64_t n) { crc = slmopt_crc32c(crc, data, n); };
   for (const auto& tensor_parts : parts)
     for (const auto& p : tensor_parts) {
-      for_each_zero_run(p.offset - written, add);
-      add(p.data, p.size);
+      for_each_zero_run(p.offset - written, fn);
+      fn(p.data, p.size);
       written = p.offset + p.size;
     }
-  for_each_zero_run(size - written, add);
-  return crc;
+  for_each_zero_run(size - written, fn);
 }
 
 uint64_t count_zeros(const Tensor& t) {
@@ -338,7 +336,12 @@ Sha256 write_blob(const Model& model, const BlobOptions& o, const BlobSink& sink
     uint8_t* e = table + i * SLMBLOB_SECTION_ENTRY_SIZE;
     const Section& s = sections[i];
     put_u32(e, s.kind);
-    put_u32(e + 4, s.kind == SLMBLOB_SECTION_WEIGHTS ? weights_crc(parts, s.size) : slmopt_crc32c(0, out.data() + s.offset, s.size));
+    uint32_t crc = 0;
+    if (s.kind == SLMBLOB_SECTION_WEIGHTS)  // streamed later: a pass over the parts now
+      for_each_weights_piece(parts, s.size, [&](const uint8_t* data, uint64_t n) { crc = slmopt_crc32c(crc, data, n); });
+    else
+      crc = slmopt_crc32c(0, out.data() + s.offset, s.size);
+    put_u32(e + 4, crc);
     put_u64(e + 8, s.offset);
     put_u64(e + 16, s.size);
   }
@@ -361,14 +364,7 @@ Sha256 write_blob(const Model& model, const BlobOptions& o, const BlobSink& sink
     sink(data, size);
   };
   emit(out.data(), out.size());
-  uint64_t written = 0;  // of the weights section
-  for (const auto& tensor_parts : parts)
-    for (const auto& p : tensor_parts) {
-      for_each_zero_run(p.offset - written, emit);
-      emit(p.data, p.size);
-      written = p.offset + p.size;
-    }
-  for_each_zero_run(file_size - SLMBLOB_TRAILER_SIZE - weights_start - written, emit);
+  for_each_weights_piece(parts, file_size - SLMBLOB_TRAILER_SIZE - weights_start, emit);
   const Sha256 digest = hash.finish();
   sink(digest.data(), digest.size());
 
