@@ -402,6 +402,7 @@ TEST_CASE("a blob streams: write_blob hands over the weights in place, its bytes
   });
   const auto built = blob::build_blob(m, o);
   CHECK(streamed == built);
+  CHECK(blob::blob_size(m, o) == built.size());
   CHECK(std::equal(digest.begin(), digest.end(), built.end() - 32));
   CHECK(digest == sha256(built.data(), built.size() - 32));
   // After the tables, every piece is a weight from the model's own memory, zeros or the trailer.

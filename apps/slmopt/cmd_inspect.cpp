@@ -29,7 +29,7 @@ std::optional<DeviceFigures> device_figures(const InspectOptions& o, const Model
     if (sector == 0) throw_usage("--sector must be at least 1 byte");
     blob::BlobOptions bo;
     bo.alignment = o.alignment;
-    const uint64_t size = blob::build_blob(m, bo).size();
+    const uint64_t size = blob::blob_size(m, bo);
     f.flash_bytes = (size + sector - 1) / sector * sector;
   }
   if (!o.ram.empty()) {

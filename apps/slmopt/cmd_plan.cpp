@@ -136,8 +136,7 @@ class PlanMeasurer {
 uint64_t flash_bytes_of(const Model& model, const PlanCliOptions& o, uint64_t sector) {
   blob::BlobOptions bo;
   bo.alignment = o.alignment;
-  const auto bytes = blob::build_blob(model, bo);
-  return (bytes.size() + sector - 1) / sector * sector;
+  return (blob::blob_size(model, bo) + sector - 1) / sector * sector;
 }
 
 nlohmann::ordered_json plan_json(const plan::SensitivityTable& table, const plan::Plan& p, std::optional<double> measured) {

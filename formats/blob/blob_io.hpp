@@ -49,6 +49,9 @@ Sha256 write_blob(const Model& model, const BlobOptions& options, const BlobSink
 // The blob's bytes in memory (write_blob into a vector).
 std::vector<uint8_t> build_blob(const Model& model, const BlobOptions& options, BlobLayout* layout = nullptr);
 
+// The blob's size in bytes, without holding it (write_blob into nothing).
+uint64_t blob_size(const Model& model, const BlobOptions& options);
+
 // Validates a blob in memory as BlobFile does (header, CRCs, tables, SHA-256);
 // returns its SHA-256 as hex. Throws Error(BadInput) naming `name`.
 std::string check_blob_bytes(const uint8_t* data, uint64_t size, const std::string& name);

@@ -388,4 +388,10 @@ std::vector<uint8_t> build_blob(const Model& model, const BlobOptions& o, BlobLa
   return out;
 }
 
+uint64_t blob_size(const Model& model, const BlobOptions& o) {
+  BlobLayout layout;
+  write_blob(model, o, [](const uint8_t*, uint64_t) {}, &layout);
+  return layout.file_bytes;
+}
+
 }  // namespace slmopt::blob

@@ -27,6 +27,7 @@ class Sha256Stream {
  private:
   ::evp_md_ctx_st* ctx_;
 };
+
 std::string to_hex(const uint8_t* bytes, size_t size);
 inline std::string to_hex(const Sha256& digest) { return to_hex(digest.data(), digest.size()); }
 // SHA-256 of a whole file (mapped), as hex.
