@@ -17,7 +17,6 @@
 #include "blob/crc32c.hpp"
 #include "blob/slmblob.h"
 #include "core/atomic_file.hpp"
-#include "core/half.hpp"
 #include "core/quant_tensor.hpp"
 #include "core/rules.hpp"
 #include "model_io.hpp"
@@ -120,7 +119,7 @@ Key make_key(const test::TempDir& tmp, const std::string& name) {
   return k;
 }
 
-// mode: "" (the tensor listing), "golden" or "sparse" (read_blob.c says what each prints).
+// mode: "" (the tensor listing), "golden", "sparse" or "rows" (read_blob.c says what each prints).
 std::string run_c_reader(const std::string& blob, const std::string& mode = "") {
   const std::string cmd = std::string(SLMOPT_C_READER) + " '" + blob + "' " + mode;
   std::unique_ptr<FILE, decltype(&pclose)> pipe(popen(cmd.c_str(), "r"), &pclose);
