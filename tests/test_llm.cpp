@@ -309,6 +309,31 @@ TEST_CASE("Qwen2, Llama 3 RoPE scaling, Mistral's sliding window and GPT-2 match
   }
 }
 
+TEST_CASE("GPTQ calibrated on token ids quantizes an untied embedding by scale search") {
+  // Llama 3's seeded checkpoint has its own lm_head: the embedding is only a
+  // Gather table, which multiplies no input GPTQ could weigh errors by.
+  test::TempDir tmp;
+  seeded_checkpoint("llama3", tmp);
+  auto q = test::run_slmopt("quantize '" + tmp.path().string() + "' -o '" + tmp.file("q.slm") + "' --bits '*=q4' --min-elements 0" +
+                            " --algorithm gptq --calib '" + tmp.file("tokens.npy") + "' --calib-ctx 20 --json -q");
+  INFO(q.err);
+  REQUIRE(q.exit_code == 0);
+  const auto doc = nlohmann::json::parse(q.out);
+  int gptq = 0;
+  for (const auto& t : doc["tensors"]) {
+    if (t["action"].get<std::string>().starts_with("keep")) continue;
+    if (t["op"] == "Gather") {
+      CHECK(t["name"] == "model.embed_tokens.weight");
+      CHECK(t["algorithm"] == "gptq: not applicable to this layer; scale search only");
+    } else {
+      CHECK(t["algorithm"] == "gptq");
+      CHECK(t["output_error"].is_number());  // the ids reached every product
+      ++gptq;
+    }
+  }
+  CHECK(gptq == 2 * 7 + 1);  // q, k, v, o, gate, up, down per layer and lm_head
+}
+
 TEST_CASE("eval --text takes pre-tokenized ids as .npy") {
   test::TempDir tmp;
   const auto& ref = stories_reference();

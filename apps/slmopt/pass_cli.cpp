@@ -18,7 +18,7 @@ std::string CalibArgs::describe() const {
 }
 
 void add_calib_options(CLI::App& cmd, CalibArgs& args) {
-  cmd.add_option("--calib", args.dir, "Calibration samples (folder, as --data of run/eval), or a .txt text for a language model");
+  cmd.add_option("--calib", args.dir, "Calibration samples (folder, as --data of run/eval), or a language model's text: .txt, or .npy of token ids");
   cmd.add_option("--tokenizer", args.tokenizer, "With a --calib text: tokenizer.json, llama2.c tokenizer.bin or GGUF vocabulary (default: beside the model)");
   cmd.add_option("--calib-ctx", args.context, "With a --calib text: tokens per window")->capture_default_str();
   cmd.add_option("--calib-stats", args.stats, "Statistics written by slmopt calibrate");
@@ -33,7 +33,8 @@ calib::CalibStats load_calibration(const CalibArgs& args, const Model& model, co
   if (!args.stats.empty()) return calib::read_stats(args.stats);
   if (args.dir.empty()) return {};
   const runtime::Session probe(model);
-  const auto samples = args.dir.ends_with(".txt") ? text_samples(model, model_path, args.dir, args.tokenizer, args.context)
+  const bool text = args.dir.ends_with(".txt") || args.dir.ends_with(".npy");
+  const auto samples = text ? text_samples(model, model_path, args.dir, args.tokenizer, args.context)
                                                   : calib::load_samples(args.dir, probe.feed_inputs());
   calib::CalibStats stats = calib::collect_stats(model, samples, {}, [&](size_t done, size_t total) {
     if (show) std::fprintf(stderr, "\rcalibrate %zu/%zu samples", done, total);

@@ -18,7 +18,7 @@
 namespace slmopt::cli {
 
 struct CalibArgs {
-  std::string dir;    // samples (or a .txt text for a language model): statistics are collected first
+  std::string dir;    // samples (or a language model's .txt text or .npy ids): statistics are collected first
   std::string stats;  // written by slmopt calibrate
   std::string tokenizer;    // for a text
   int64_t context = 256;    // tokens per text window

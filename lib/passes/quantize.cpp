@@ -94,7 +94,9 @@ Tensor quantize_dense(const Tensor& w, const std::string& name, const WeightUse&
     importance = importance_of(*s);
     qo.importance = importance.data();
   }
-  if (a.algorithm == "gptq") {
+  // A lookup table (an untied embedding's Gather) multiplies no input, so
+  // there is no X^T X to weigh its errors by: scale search, as AWQ does.
+  if (a.algorithm == "gptq" && !use.activation.empty()) {
     if (!s || !s->has_gram())
       throw_usage("weight '" + name + "': gptq needs X^T X of its layer, which the calibration statistics lack" +
                   (s ? " (input wider than --max-gram-cols, or --no-gram)" : " (no calibration data reached it)"));
@@ -215,6 +217,7 @@ Model quantize_model(const Model& model, const QuantizeConfig& config, QuantizeR
     }
     const Action& a = d.action;
     row.algorithm = a.algorithm;
+    if (a.algorithm == "gptq" && use->second.activation.empty()) row.algorithm = "gptq: not applicable to this layer; scale search only";
     if (auto choice = awq.find(init.name); choice != awq.end())
       row.algorithm = choice->second.applied ? "awq (alpha " + std::to_string(choice->second.alpha).substr(0, 4) + ", " +
                                                    choice->second.placed + ")"
