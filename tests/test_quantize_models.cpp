@@ -185,6 +185,18 @@ TEST_CASE("slmopt quantize: rules, report, warnings and bad configs") {
   INFO(e.out << e.err);
   CHECK(e.exit_code == 0);
 
+  // f32 and f16 as a scheme keep the weight float (shorthand and --default).
+  auto kept = test::run_slmopt("quantize '" + model + "' -o '" + tmp.file("k.slm") +
+                               "' --bits 'model/conv2d/*=f16,*conv2d_19*=8' --default f32 --json -q");
+  INFO(kept.err);
+  REQUIRE(kept.exit_code == 0);
+  action.clear();
+  const auto kept_doc = nlohmann::json::parse(kept.out);
+  for (const auto& t : kept_doc["tensors"]) action[t["name"].get<std::string>()] = t["action"].get<std::string>();
+  CHECK(action["model/conv2d/Conv2D_weights_fused_bn"] == "keep f16");
+  CHECK(action["model/conv2d_19/Conv2D/ReadVariableOp:0"] == "int8-g32");
+  CHECK(action["model/conv2d_5/Conv2D_weights_fused_bn"] == "keep f32");
+
   struct Bad {
     const char* flags;
     const char* message;

@@ -33,7 +33,12 @@ Action resolve(const std::map<std::string, std::string>& s, const QuantizeConfig
     auto it = s.find(key);
     return it == s.end() ? nullptr : &it->second;
   };
-  if (const auto* keep = get("keep")) {
+  // A float "scheme" (--bits "embed*=f16", --default f32) means keep.
+  const std::string* keep = get("keep");
+  const std::string* named = get("scheme");
+  if (!keep && !named && !get("bits")) named = &config.default_spec;
+  if (!keep && named && (*named == "f32" || *named == "f16")) keep = named;
+  if (keep) {
     if (*keep != "f32" && *keep != "f16") throw_usage(label + ": keep must be f32 or f16, got '" + *keep + "'");
     a.keep = *keep;
     return a;
