@@ -226,6 +226,12 @@ TEST_CASE("language-model CLI: generate, text calibration, and eval --text with 
   CHECK(doc["tokens"].get<std::vector<int64_t>>() == std::vector<int64_t>(ref.tokens.begin() + 1, ref.tokens.end()));
   CHECK_THAT(doc["text"].get<std::string>(), Catch::StartsWith("Once upon a time, there was a little girl named Lily."));
   CHECK(doc["kv_cache_bytes"] == 5 * 2 * 4 * 63 * 8 * 4);  // the last token is never fed back
+  // Ids that start with BOS get no second one; others get BOS in front.
+  for (const std::string ids : {"1,403", "403"}) {
+    auto p = test::run_slmopt("generate '" + llama2c + "' --ids " + ids + " -n 2 --json");
+    REQUIRE(p.exit_code == 0);
+    CHECK(nlohmann::json::parse(p.out)["prompt_tokens"] == std::vector<int64_t>{1, 403});
+  }
 
   // Text the model wrote itself (the reference distribution): held-out and calibration halves.
   auto sample_text = [&](const std::string& file, int first_seed) {

@@ -61,7 +61,8 @@ void run_generate(const GenerateOptions& o, const GlobalOptions& global) {
   if (eos.empty() && tok && tok->eos() >= 0) eos.push_back(tok->eos());
 
   std::vector<int64_t> prompt;
-  if (!o.no_bos && bos >= 0) prompt.push_back(bos);
+  // Ids that already start with BOS do not get a second one.
+  if (!o.no_bos && bos >= 0 && (o.ids.empty() || o.ids.front() != bos)) prompt.push_back(bos);
   if (!o.ids.empty()) prompt.insert(prompt.end(), o.ids.begin(), o.ids.end());
   if (!o.prompt.empty()) {
     const auto ids = tok->encode(o.prompt);
