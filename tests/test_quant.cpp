@@ -2,10 +2,12 @@
 // spec grammar and its errors, hostile parts, and the runtime's kernels on
 // quantized weights against "dequantize, then the float kernel".
 #include <cmath>
+#include <cstring>
 
 #include "core/quant_tensor.hpp"
 #include "quant/bitpack.hpp"
 #include "quant/quantize_weight.hpp"
+#include "quant/scheme_families.hpp"
 #include "quant/spec.hpp"
 #include "runtime/kernels/quantized.hpp"
 #include "runtime/session.hpp"
@@ -88,6 +90,27 @@ TEST_CASE("every scheme: exact layout, bits per weight and bounded error on ragg
       CHECK(relative_error(w, back) < c.max_rel);
       // Same input, same bytes.
       CHECK(quantize(w, c.spec, search).bit_equal(q));
+    }
+  }
+}
+
+TEST_CASE("the int decoder's byte path equals its plain reference bit for bit") {
+  // 4- and 8-bit layouts the fast path takes (one and two levels, symmetric
+  // or not, f16/f32 scales, groups that do not divide the row) and ones it
+  // leaves to the reference (odd rows at 4 bits, other widths, per tensor).
+  const char* specs[] = {"q4",         "q8",          "int4-g32",          "int4-g16-asym",    "int8-g64-asym-k6",
+                         "int4-ch",    "int4-g64-k6", "int8-g32-f32",      "int4-g32-asym-f32", "int4-g7",
+                         "int4-k5x64", "q5",          "int3-g32-asym-k6", "int4-tensor"};
+  for (const int64_t cols : {int64_t{64}, int64_t{172}, int64_t{31}}) {
+    const Tensor w = gaussian({9, cols}, static_cast<uint32_t>(cols));
+    for (const char* spec : specs) {
+      INFO(spec << " on rows of " << cols);
+      const Tensor q = quantize(w, spec);
+      const QuantTensor& qt = *q.quant();
+      std::vector<float> fast(static_cast<size_t>(w.numel())), plain(fast.size(), -1.0f);
+      quant::kIntScheme.dequantize(qt, 2, 9, fast.data());  // from a row inside, as row blocks are read
+      quant::dequantize_int_reference(qt, 2, 9, plain.data());
+      CHECK(std::memcmp(fast.data(), plain.data(), static_cast<size_t>(7 * cols) * sizeof(float)) == 0);
     }
   }
 }

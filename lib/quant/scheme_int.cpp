@@ -214,6 +214,32 @@ class StoredFits {
     return f;
   }
 
+  // The fits of row r's groups, as operator() gives them, each super-block's
+  // scales read once and no division per group.
+  void row(int64_t r, UniformFit* out) const {
+    const int64_t first = r * g_.gpr;
+    if (!g_.two_level) {
+      for (int64_t j = 0; j < g_.gpr; ++j) out[j] = (*this)(first + j);
+      return;
+    }
+    const int subs = p_.sub_scale_bits;
+    float super_scale = 0.0f, super_min = 0.0f;
+    for (int64_t j = 0, in_super = 0, super = r * g_.spr; j < g_.gpr; ++j) {
+      if (in_super == 0) {
+        super_scale = read_scale(super_scales_, super, p_.scale_dtype);
+        if (!p_.symmetric) super_min = read_scale(super_mins_, super, p_.scale_dtype);
+      }
+      const uint32_t sc = read_code(scales_, first + j, subs);
+      const int scale_code = p_.symmetric ? to_signed(sc, subs) : static_cast<int>(sc);
+      out[j] = {super_scale * static_cast<float>(scale_code), 0.0f};
+      if (!p_.symmetric) out[j].min = super_min * static_cast<float>(to_signed(read_code(mins_, first + j, subs), subs));
+      if (++in_super == g_.gps) {
+        in_super = 0;
+        ++super;
+      }
+    }
+  }
+
  private:
   const QuantParams& p_;
   const Geometry& g_;
@@ -222,28 +248,44 @@ class StoredFits {
 
 UniformFit stored_fit(const QuantTensor& q, const Geometry& g, int64_t gi) { return StoredFits(q, g)(gi); }
 
-void dequantize_int(const QuantTensor& q, int64_t row_begin, int64_t row_end, float* out) {
+// 4- and 8-bit codes in groups within rows (q4, q8 and their group
+// variants): read straight from the bytes, a group at a time. Decoding is
+// most of a quantized model's matrix-vector time; dequantize_int_reference is
+// the plain decoder this must equal bit for bit.
+bool dequantize_int_bytes(const QuantTensor& q, int64_t row_begin, int64_t row_end, float* out) {
   const Geometry g = geometry(q.params, q.rows, q.cols);
-  const CodeRange cr = code_range(q.params.bits, q.params.symmetric);
+  const int bits = q.params.bits;
+  if (g.per_tensor || !(bits == 8 || (bits == 4 && q.cols % 2 == 0 && g.glen % 2 == 0))) return false;
+  const int qmin = code_range(bits, q.params.symmetric).qmin;
   const uint8_t* codes = q.part("codes")->bytes.data();
-  std::vector<uint32_t> buf(static_cast<size_t>(std::min<int64_t>(g.per_tensor ? q.cols : g.glen, 4096)));
   const StoredFits stored(q, g);
+  std::vector<UniformFit> fits(static_cast<size_t>(g.gpr));
   for (int64_t r = row_begin; r < row_end; ++r) {
     float* dst = out + (r - row_begin) * q.cols;
-    for (int64_t c0 = 0; c0 < q.cols;) {
-      const int64_t gi = group_of(g, r, c0);
-      const int64_t end = group_end(g, c0);
-      const UniformFit f = stored(gi);
-      for (int64_t c = c0; c < end;) {
-        const int64_t n = std::min<int64_t>(end - c, static_cast<int64_t>(buf.size()));
-        read_codes(codes, r * q.cols + c, n, q.params.bits, buf.data());
-        for (int64_t i = 0; i < n; ++i)
-          dst[c + i] = f.scale * static_cast<float>(static_cast<int>(buf[static_cast<size_t>(i)]) + cr.qmin) + f.min;
-        c += n;
+    stored.row(r, fits.data());
+    int64_t j = 0;
+    for (int64_t c0 = 0; c0 < q.cols; c0 += g.glen, ++j) {
+      const UniformFit f = fits[static_cast<size_t>(j)];
+      const int64_t n = std::min(g.glen, q.cols - c0);
+      const int64_t first = r * q.cols + c0;
+      float* d = dst + c0;
+      if (bits == 8) {
+        const uint8_t* p = codes + first;
+        for (int64_t i = 0; i < n; ++i) d[i] = f.scale * static_cast<float>(static_cast<int>(p[i]) + qmin) + f.min;
+      } else {
+        const uint8_t* p = codes + first / 2;
+        for (int64_t i = 0; i < n / 2; ++i) {
+          d[2 * i] = f.scale * static_cast<float>(static_cast<int>(p[i] & 15u) + qmin) + f.min;
+          d[2 * i + 1] = f.scale * static_cast<float>(static_cast<int>(p[i] >> 4) + qmin) + f.min;
+        }
       }
-      c0 = end;
     }
   }
+  return true;
+}
+
+void dequantize_int(const QuantTensor& q, int64_t row_begin, int64_t row_end, float* out) {
+  if (!dequantize_int_bytes(q, row_begin, row_end, out)) dequantize_int_reference(q, row_begin, row_end, out);
 }
 
 float nearest_int(const QuantTensor& q, int64_t row, int64_t col, float v) {
@@ -279,6 +321,30 @@ std::vector<float> linear_scales_int(const QuantTensor& q) {
 }
 
 }  // namespace
+
+void dequantize_int_reference(const QuantTensor& q, int64_t row_begin, int64_t row_end, float* out) {
+  const Geometry g = geometry(q.params, q.rows, q.cols);
+  const CodeRange cr = code_range(q.params.bits, q.params.symmetric);
+  const uint8_t* codes = q.part("codes")->bytes.data();
+  std::vector<uint32_t> buf(static_cast<size_t>(std::min<int64_t>(g.per_tensor ? q.cols : g.glen, 4096)));
+  const StoredFits stored(q, g);
+  for (int64_t r = row_begin; r < row_end; ++r) {
+    float* dst = out + (r - row_begin) * q.cols;
+    for (int64_t c0 = 0; c0 < q.cols;) {
+      const int64_t gi = group_of(g, r, c0);
+      const int64_t end = group_end(g, c0);
+      const UniformFit f = stored(gi);
+      for (int64_t c = c0; c < end;) {
+        const int64_t n = std::min<int64_t>(end - c, static_cast<int64_t>(buf.size()));
+        read_codes(codes, r * q.cols + c, n, q.params.bits, buf.data());
+        for (int64_t i = 0; i < n; ++i)
+          dst[c + i] = f.scale * static_cast<float>(static_cast<int>(buf[static_cast<size_t>(i)]) + cr.qmin) + f.min;
+        c += n;
+      }
+      c0 = end;
+    }
+  }
+}
 
 const Scheme kIntScheme = {
     "int",
