@@ -52,8 +52,8 @@ Measured measure(const Tensor& w, const quant::QuantSpec& spec, bool search) {
 }
 
 // Decoding speed of a quantized matrix (what a quantized model's
-// matrix-vector product mostly costs): the int family's byte path against its
-// plain reference decoder, the baseline run beside it.
+// matrix-vector product mostly costs): the scheme's decoder against its
+// family's plain reference decoder, the baseline run beside it.
 void decode_speed(const Tensor& w, const char* spec_text) {
   const auto spec = quant::parse_spec(spec_text);
   const Tensor q = quant::quantize_weight(w, quant::InputAxis::Rest, *spec.scheme, spec.params, {});
@@ -67,8 +67,9 @@ void decode_speed(const Tensor& w, const char* spec_text) {
     const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
     return kRounds * static_cast<double>(w.numel()) / seconds;
   };
-  const double fast = rate([&] { quant::kIntScheme.dequantize(qt, 0, qt.rows, out.data()); });
-  const double plain = rate([&] { quant::dequantize_int_reference(qt, 0, qt.rows, out.data()); });
+  const auto reference = spec.scheme == &quant::kIntScheme ? quant::dequantize_int_reference : quant::dequantize_lut_reference;
+  const double fast = rate([&] { spec.scheme->dequantize(qt, 0, qt.rows, out.data()); });
+  const double plain = rate([&] { reference(qt, 0, qt.rows, out.data()); });
   std::printf("decode %-18s %8.1f Mweights/s, reference %8.1f: %.2fx\n", quant::format_spec(spec).c_str(), fast / 1e6,
               plain / 1e6, fast / plain);
 }
@@ -113,7 +114,7 @@ int main(int argc, char** argv) {
                     quant::format_spec(spec).c_str(), g.bpw, g.rel, "        ", t.rel, g.weights_per_s / 1e6);
       }
     }
-    for (const char* spec : {"q4", "q8", "int4-g32"}) decode_speed(gauss, spec);
+    for (const char* spec : {"q4", "q8", "int4-g32", "q4n", "nf4"}) decode_speed(gauss, spec);
     std::printf("%d of %zu llama.cpp rates not beaten\n", worse, std::size(bench::kLlamaFigures));
     return worse == 0 ? 0 : 1;
   } catch (const Error& e) {

@@ -94,22 +94,26 @@ TEST_CASE("every scheme: exact layout, bits per weight and bounded error on ragg
   }
 }
 
-TEST_CASE("the int decoder's byte path equals its plain reference bit for bit") {
-  // 4- and 8-bit layouts the fast path takes (one and two levels, symmetric
-  // or not, f16/f32 scales, groups that do not divide the row) and ones it
-  // leaves to the reference (odd rows at 4 bits, other widths, per tensor).
-  const char* specs[] = {"q4",         "q8",          "int4-g32",          "int4-g16-asym",    "int8-g64-asym-k6",
-                         "int4-ch",    "int4-g64-k6", "int8-g32-f32",      "int4-g32-asym-f32", "int4-g7",
-                         "int4-k5x64", "q5",          "int3-g32-asym-k6", "int4-tensor"};
+TEST_CASE("the int and table decoders' byte paths equal their plain references bit for bit") {
+  // 4- and 8-bit layouts the fast paths take (one and two levels, symmetric
+  // or not, f16/f32 scales, groups that do not divide the row; fixed and
+  // fitted tables) and ones they leave to the reference (odd rows at 4 bits,
+  // other widths, per tensor).
+  const char* specs[] = {"q4",         "q8",          "int4-g32",         "int4-g16-asym", "int8-g64-asym-k6",
+                         "int4-ch",    "int4-g64-k6", "int8-g32-f32",     "int4-g32-asym-f32", "int4-g7",
+                         "int4-k5x64", "q5",          "int3-g32-asym-k6", "int4-tensor",   "nf4",
+                         "q4n",        "lut4-g64",    "nf4-k6",           "nf4-g7",        "nf3",
+                         "lut4-tensor"};
   for (const int64_t cols : {int64_t{64}, int64_t{172}, int64_t{31}}) {
     const Tensor w = gaussian({9, cols}, static_cast<uint32_t>(cols));
     for (const char* spec : specs) {
       INFO(spec << " on rows of " << cols);
       const Tensor q = quantize(w, spec);
       const QuantTensor& qt = *q.quant();
+      const bool int_family = std::string(quant::parse_spec(spec).scheme->name) == "int";
       std::vector<float> fast(static_cast<size_t>(w.numel())), plain(fast.size(), -1.0f);
-      quant::kIntScheme.dequantize(qt, 2, 9, fast.data());  // from a row inside, as row blocks are read
-      quant::dequantize_int_reference(qt, 2, 9, plain.data());
+      quant::parse_spec(spec).scheme->dequantize(qt, 2, 9, fast.data());  // from a row inside, as row blocks are read
+      (int_family ? quant::dequantize_int_reference : quant::dequantize_lut_reference)(qt, 2, 9, plain.data());
       CHECK(std::memcmp(fast.data(), plain.data(), static_cast<size_t>(7 * cols) * sizeof(float)) == 0);
     }
   }

@@ -15,5 +15,7 @@ extern const Scheme kFloatScheme;  // f16/f32 values: sparse storage of float we
 // The int family's plain decoder (any bits and layout); kIntScheme.dequantize
 // reads 4- and 8-bit groups faster and must give the same floats.
 void dequantize_int_reference(const QuantTensor& q, int64_t row_begin, int64_t row_end, float* out);
+// The same for the nf and lut families (fixed or stored table).
+void dequantize_lut_reference(const QuantTensor& q, int64_t row_begin, int64_t row_end, float* out);
 
 }  // namespace slmopt::quant

@@ -176,7 +176,16 @@ std::vector<QuantPart> quantize_fitted(const float* w, int64_t rows, int64_t col
   return parts;
 }
 
-void dequantize_with(const QuantTensor& q, int64_t row_begin, int64_t row_end, float* out, const float* table) {
+// The levels q's codes index: the fixed table, or the fitted one it stores.
+std::vector<float> table_of(const QuantTensor& q) {
+  const QuantPart* t = q.part("table");
+  if (!t) return normal_float_table(q.params.bits);
+  std::vector<float> table(static_cast<size_t>(t->count));
+  for (int64_t k = 0; k < t->count; ++k) table[static_cast<size_t>(k)] = read_scale(t->bytes.data(), k, DType::F16);
+  return table;
+}
+
+void dequantize_with_reference(const QuantTensor& q, int64_t row_begin, int64_t row_end, float* out, const float* table) {
   const Geometry g = geometry(q.params, q.rows, q.cols);
   const uint8_t* codes = q.part("codes")->bytes.data();
   for (int64_t r = row_begin; r < row_end; ++r)
@@ -189,24 +198,37 @@ void dequantize_with(const QuantTensor& q, int64_t row_begin, int64_t row_end, f
     }
 }
 
+// 4-bit codes in groups within rows (nf4, lut4, q4n): two codes a byte, read
+// straight from it; dequantize_with_reference is the plain decoder this must
+// equal bit for bit.
+void dequantize_with(const QuantTensor& q, int64_t row_begin, int64_t row_end, float* out, const float* table) {
+  const Geometry g = geometry(q.params, q.rows, q.cols);
+  if (q.params.bits != 4 || g.per_tensor || q.cols % 2 != 0 || g.glen % 2 != 0) {
+    dequantize_with_reference(q, row_begin, row_end, out, table);
+    return;
+  }
+  const uint8_t* codes = q.part("codes")->bytes.data();
+  for (int64_t r = row_begin; r < row_end; ++r) {
+    int64_t gi = r * g.gpr;
+    for (int64_t c0 = 0; c0 < q.cols; c0 += g.glen, ++gi) {
+      const float d = read_group_scale(q, g, gi);
+      const int64_t n = std::min(g.glen, q.cols - c0);
+      const uint8_t* p = codes + (r * q.cols + c0) / 2;
+      float* dst = out + (r - row_begin) * q.cols + c0;
+      for (int64_t i = 0; i < n / 2; ++i) {
+        dst[2 * i] = d * table[p[i] & 15u];
+        dst[2 * i + 1] = d * table[p[i] >> 4];
+      }
+    }
+  }
+}
+
 void dequantize_nf(const QuantTensor& q, int64_t row_begin, int64_t row_end, float* out) {
   dequantize_with(q, row_begin, row_end, out, normal_float_table(q.params.bits).data());
 }
 
 void dequantize_fitted(const QuantTensor& q, int64_t row_begin, int64_t row_end, float* out) {
-  const QuantPart* t = q.part("table");
-  std::vector<float> table(static_cast<size_t>(t->count));
-  for (int64_t k = 0; k < t->count; ++k) table[static_cast<size_t>(k)] = read_scale(t->bytes.data(), k, DType::F16);
-  dequantize_with(q, row_begin, row_end, out, table.data());
-}
-
-// The levels q's codes index: the fixed table, or the fitted one it stores.
-std::vector<float> table_of(const QuantTensor& q) {
-  const QuantPart* t = q.part("table");
-  if (!t) return normal_float_table(q.params.bits);
-  std::vector<float> table(static_cast<size_t>(t->count));
-  for (int64_t k = 0; k < t->count; ++k) table[static_cast<size_t>(k)] = read_scale(t->bytes.data(), k, DType::F16);
-  return table;
+  dequantize_with(q, row_begin, row_end, out, table_of(q).data());
 }
 
 float nearest_lut(const QuantTensor& q, int64_t row, int64_t col, float v) {
@@ -232,6 +254,10 @@ std::vector<QuantPart> encode_lut(const QuantTensor& q, const float* w) {
 }
 
 }  // namespace
+
+void dequantize_lut_reference(const QuantTensor& q, int64_t row_begin, int64_t row_end, float* out) {
+  dequantize_with_reference(q, row_begin, row_end, out, table_of(q).data());
+}
 
 const Scheme kNormalFloatScheme = {
     "nf", "3/4-bit codes into a fixed NormalFloat table, scale per group", 0, validate_lut, layout_nf, quantize_nf,
