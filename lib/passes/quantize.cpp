@@ -89,6 +89,10 @@ Tensor to_f16(const Tensor& w) {
   return h;
 }
 
+// A lookup table (an untied embedding's Gather) multiplies no input, so
+// there is no X^T X to weigh its errors by: it gets the scale search, as AWQ.
+bool gptq_applies(const Action& a, const WeightUse& use) { return a.algorithm == "gptq" && !use.activation.empty(); }
+
 Tensor quantize_dense(const Tensor& w, const std::string& name, const WeightUse& use, const Action& a,
                       const calib::CalibStats* stats, bool keep_zeros, std::vector<std::string>* warnings) {
   const calib::InputStats* s = layer_stats(stats, name, input_cols(w, use));
@@ -99,9 +103,7 @@ Tensor quantize_dense(const Tensor& w, const std::string& name, const WeightUse&
     importance = importance_of(*s);
     qo.importance = importance.data();
   }
-  // A lookup table (an untied embedding's Gather) multiplies no input, so
-  // there is no X^T X to weigh its errors by: scale search, as AWQ does.
-  if (a.algorithm == "gptq" && !use.activation.empty()) {
+  if (gptq_applies(a, use)) {
     if (!s || !s->has_gram())
       throw_usage("weight '" + name + "': gptq needs X^T X of its layer, which the calibration statistics lack" +
                   (s ? " (input wider than --max-gram-cols, or --no-gram)" : " (no calibration data reached it)"));
@@ -222,7 +224,7 @@ Model quantize_model(const Model& model, const QuantizeConfig& config, QuantizeR
     }
     const Action& a = d.action;
     row.algorithm = a.algorithm;
-    if (a.algorithm == "gptq" && use->second.activation.empty()) row.algorithm = "gptq: not applicable to this layer; scale search only";
+    if (a.algorithm == "gptq" && !gptq_applies(a, use->second)) row.algorithm = "gptq: not applicable to this layer; scale search only";
     if (auto choice = awq.find(init.name); choice != awq.end())
       row.algorithm = choice->second.applied ? "awq (alpha " + std::to_string(choice->second.alpha).substr(0, 4) + ", " +
                                                    choice->second.placed + ")"
