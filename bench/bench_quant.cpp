@@ -67,7 +67,7 @@ void decode_speed(const Tensor& w, const char* spec_text) {
     const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
     return kRounds * static_cast<double>(w.numel()) / seconds;
   };
-  const auto reference = spec.scheme == &quant::kIntScheme ? quant::dequantize_int_reference : quant::dequantize_lut_reference;
+  const quant::Decoder reference = quant::reference_decoder(*spec.scheme);
   const double fast = rate([&] { spec.scheme->dequantize(qt, 0, qt.rows, out.data()); });
   const double plain = rate([&] { reference(qt, 0, qt.rows, out.data()); });
   std::printf("decode %-18s %8.1f Mweights/s, reference %8.1f: %.2fx\n", quant::format_spec(spec).c_str(), fast / 1e6,

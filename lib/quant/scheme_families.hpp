@@ -18,4 +18,9 @@ void dequantize_int_reference(const QuantTensor& q, int64_t row_begin, int64_t r
 // The same for the nf and lut families (fixed or stored table).
 void dequantize_lut_reference(const QuantTensor& q, int64_t row_begin, int64_t row_end, float* out);
 
+// The plain decoder `scheme.dequantize` must equal bit for bit: its family's
+// reference where dequantize has a fast path, else dequantize itself.
+using Decoder = void (*)(const QuantTensor& q, int64_t row_begin, int64_t row_end, float* out);
+Decoder reference_decoder(const Scheme& scheme);
+
 }  // namespace slmopt::quant

@@ -223,11 +223,7 @@ void dequantize_with(const QuantTensor& q, int64_t row_begin, int64_t row_end, f
   }
 }
 
-void dequantize_nf(const QuantTensor& q, int64_t row_begin, int64_t row_end, float* out) {
-  dequantize_with(q, row_begin, row_end, out, normal_float_table(q.params.bits).data());
-}
-
-void dequantize_fitted(const QuantTensor& q, int64_t row_begin, int64_t row_end, float* out) {
+void dequantize_lut(const QuantTensor& q, int64_t row_begin, int64_t row_end, float* out) {
   dequantize_with(q, row_begin, row_end, out, table_of(q).data());
 }
 
@@ -261,7 +257,7 @@ void dequantize_lut_reference(const QuantTensor& q, int64_t row_begin, int64_t r
 
 const Scheme kNormalFloatScheme = {
     "nf", "3/4-bit codes into a fixed NormalFloat table, scale per group", 0, validate_lut, layout_nf, quantize_nf,
-    dequantize_nf,
+    dequantize_lut,
     nearest_lut,
     encode_lut,
     nullptr,
@@ -269,7 +265,7 @@ const Scheme kNormalFloatScheme = {
 
 const Scheme kFittedTableScheme = {
     "lut", "3/4-bit codes into a per-tensor table fitted by weighted k-means", 0, validate_lut, layout_fitted,
-    quantize_fitted, dequantize_fitted, nearest_lut, encode_lut, nullptr,
+    quantize_fitted, dequantize_lut, nearest_lut, encode_lut, nullptr,
 };
 
 }  // namespace slmopt::quant

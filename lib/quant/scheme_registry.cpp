@@ -18,6 +18,12 @@ const std::vector<const Scheme*>& all_schemes() {
   return schemes;
 }
 
+Decoder reference_decoder(const Scheme& scheme) {
+  if (&scheme == &kIntScheme) return dequantize_int_reference;
+  if (&scheme == &kNormalFloatScheme || &scheme == &kFittedTableScheme) return dequantize_lut_reference;
+  return scheme.dequantize;
+}
+
 const Scheme* find_scheme(std::string_view name) {
   for (const Scheme* s : all_schemes())
     if (s->name == name) return s;
