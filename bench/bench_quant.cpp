@@ -8,6 +8,7 @@
 //
 // DIR holds gauss.npy and t3.npy (scripts/fetch-testdata.sh writes them).
 // Extra SPECs are measured too (no comparison), to explore new configurations.
+#include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <cstdio>
@@ -21,6 +22,7 @@
 #include "llama_reference.hpp"
 #include "quant/quantize_weight.hpp"
 #include "quant/scheme_families.hpp"
+#include "quant/sparse.hpp"
 #include "quant/spec.hpp"
 
 using namespace slmopt;
@@ -74,6 +76,43 @@ void decode_speed(const Tensor& w, const char* spec_text) {
               plain / 1e6, fast / plain);
 }
 
+// A half-pruned matrix stored sparse, decoded as the matmul kernel does (a
+// block of 16 rows at a time): in place from the compact codes, against the
+// baseline of decoding the same tensor expanded to one code per weight (what
+// a session held before it read sparse tensors in place), and the RAM each
+// form of the codes takes.
+void sparse_decode_speed(const Tensor& w, const char* spec_text) {
+  const auto spec = quant::parse_spec(spec_text);
+  Tensor pruned = w;
+  float* v = pruned.mutable_data<float>();
+  for (int64_t i = 0; i < pruned.numel(); ++i)
+    if (std::fabs(v[i]) < 0.6745f) v[i] = 0.0f;  // |N(0,1)| median: half the weights
+  int64_t kept = 0;
+  const Tensor dense = quant::quantize_weight(pruned, quant::InputAxis::Rest, *spec.scheme, spec.params, {});
+  const QuantTensor& qt = *dense.quant();
+  const Tensor sparse = quant::with_sparse_mask(dense, quant::nonzero_mask(v, pruned.numel(), kept));
+  const QuantTensor& compact = *sparse.quant();
+  const auto expanded = quant::expand_sparse(compact);
+  std::vector<float> out(static_cast<size_t>(16 * qt.cols));
+  auto rate = [&](const QuantTensor& q) {
+    const auto start = std::chrono::steady_clock::now();
+    constexpr int kRounds = 3;
+    for (int i = 0; i < kRounds; ++i) {
+      quant::RowDecoder decoder(q);
+      for (int64_t r0 = 0; r0 < q.rows; r0 += 16) decoder.decode(r0, std::min(q.rows, r0 + 16), out.data());
+    }
+    const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    return kRounds * static_cast<double>(w.numel()) / seconds;
+  };
+  const double in_place = rate(compact), baseline = rate(*expanded);
+  std::printf("sparse %-18s %8.1f Mweights/s in place, expanded %8.1f: %.2fx; codes %zu bytes, expanded %zu (%.2fx)\n",
+              quant::format_spec(spec).c_str(), in_place / 1e6, baseline / 1e6, in_place / baseline,
+              compact.part("codes")->bytes.size() + compact.parts.back().bytes.size(),
+              expanded->part("codes")->bytes.size() + expanded->parts.back().bytes.size(),
+              static_cast<double>(compact.part("codes")->bytes.size() + compact.parts.back().bytes.size()) /
+                  static_cast<double>(expanded->part("codes")->bytes.size() + expanded->parts.back().bytes.size()));
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -115,6 +154,7 @@ int main(int argc, char** argv) {
       }
     }
     for (const char* spec : {"q4", "q8", "int4-g32", "q4n", "nf4"}) decode_speed(gauss, spec);
+    for (const char* spec : {"q4", "q8"}) sparse_decode_speed(gauss, spec);
     std::printf("%d of %zu llama.cpp rates not beaten\n", worse, std::size(bench::kLlamaFigures));
     return worse == 0 ? 0 : 1;
   } catch (const Error& e) {

@@ -54,7 +54,8 @@ TEST_CASE("sparse storage: pruned weights are exactly 0, kept ones as dense, and
   const Tensor w = pruned_weight({24, 100}, 3);  // rows of 100: the last group of 32 is short
   const int64_t n = w.numel(), kept = n - zeros_of(w);
   std::vector<std::pair<const quant::Scheme*, QuantParams>> cases;
-  for (const char* spec : {"q4", "q8", "int3-g16", "q4n", "nf4-g64", "t2", "b1", "q2", "int5-ch-asym"}) {
+  for (const char* spec : {"q4", "q8", "int3-g16", "q4n", "nf4-g64", "t2", "b1", "q2", "int5-ch-asym", "int4-tensor",
+                           "int6-g16-asym-k6x64", "q6"}) {
     const quant::QuantSpec s = quant::parse_spec(spec);
     cases.emplace_back(s.scheme, s.params);
   }
@@ -87,15 +88,32 @@ TEST_CASE("sparse storage: pruned weights are exactly 0, kept ones as dense, and
         const float want = w.data<float>()[i] == 0.0f ? 0.0f : a.data<float>()[i];
         if (b.data<float>()[i] != want) FAIL_CHECK("weight " << i << ": " << b.data<float>()[i] << " != " << want);
       }
-      // The expanded form (what a session holds) reads the same, any row range.
+      // Read in place a block of rows at a time (what kernels do), in any
+      // order and any block size, it equals the whole tensor expanded.
       const auto expanded = quant::expand_sparse(q);
       CHECK(quant::is_expanded(*expanded));
-      std::vector<float> direct(static_cast<size_t>(5 * q.cols)), via(direct.size());
-      quant::dequantize_rows(q, 2, 7, direct.data());
-      quant::dequantize_rows(*expanded, 2, 7, via.data());
-      CHECK(direct == via);
+      std::vector<float> reference(static_cast<size_t>(n));
+      quant::dequantize_rows(*expanded, 0, q.rows, reference.data());
+      const std::vector<std::pair<int64_t, int64_t>> blocks = {{0, q.rows}, {2, 7}, {7, 8}, {0, 1}, {3, 3},
+                                                              {q.rows - 1, q.rows}, {1, q.rows}, {5, 9}};
+      quant::RowDecoder decoder(q);
+      for (const auto& [r0, r1] : blocks) {
+        std::vector<float> window(static_cast<size_t>((r1 - r0) * q.cols));
+        decoder.decode(r0, r1, window.data());
+        CHECK(std::equal(window.begin(), window.end(), reference.begin() + r0 * q.cols));
+      }
     }
   }
+}
+
+TEST_CASE("a sparse window counts the kept weights before it from any bit") {
+  std::vector<uint8_t> mask = {0xb5, 0x0f, 0xff, 0x01, 0x80};
+  for (int64_t begin = 0; begin <= 40; ++begin)
+    for (int64_t end = begin; end <= 40; ++end) {
+      int64_t want = 0;
+      for (int64_t i = begin; i < end; ++i) want += (mask[static_cast<size_t>(i / 8)] >> (i % 8)) & 1;
+      if (quant::count_kept_range(mask.data(), begin, end) != want) FAIL_CHECK(begin << ".." << end);
+    }
 }
 
 TEST_CASE("sparse storage pays only past the mask's bit per weight") {

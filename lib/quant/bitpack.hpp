@@ -15,9 +15,14 @@ inline size_t packed_bytes(int64_t count, int bits) {
 class BitWriter {
  public:
   BitWriter(int64_t count, int bits) : bits_(bits), bytes_(packed_bytes(count, bits), 0) {}
+  // Bits of `code` above the width are dropped. A code spans at most 5 bytes.
   void put(uint32_t code) {
-    for (int b = 0; b < bits_; ++b, ++bit_)
-      if ((code >> b) & 1u) bytes_[static_cast<size_t>(bit_ >> 3)] |= static_cast<uint8_t>(1u << (bit_ & 7));
+    const int shift = static_cast<int>(bit_ & 7);
+    const uint64_t v = (static_cast<uint64_t>(code) & ((uint64_t{1} << bits_) - 1)) << shift;
+    uint8_t* p = bytes_.data() + (bit_ >> 3);
+    const int span = (shift + bits_ + 7) >> 3;
+    for (int i = 0; i < span; ++i) p[i] |= static_cast<uint8_t>(v >> (8 * i));
+    bit_ += bits_;
   }
   std::vector<uint8_t> take() { return std::move(bytes_); }
 

@@ -71,16 +71,27 @@ Tensor with_sparse_mask(const Tensor& q, std::vector<uint8_t> mask) {
   return Tensor::quantized(std::make_shared<QuantTensor>(make_sparse(*q.quant(), std::move(mask))));
 }
 
-void dequantize_rows(const QuantTensor& q, int64_t row_begin, int64_t row_end, float* out) {
-  if (!is_sparse(q)) {
-    scheme_or_throw(q.scheme).dequantize(q, row_begin, row_end, out);
+void RowDecoder::decode(int64_t row_begin, int64_t row_end, float* out) {
+  const Scheme& scheme = scheme_or_throw(q_.scheme);
+  if (!is_sparse(q_)) {
+    scheme.dequantize(q_, row_begin, row_end, out);
     return;
   }
-  // Compact codes are expanded for the call; a session expands them once.
-  const std::shared_ptr<const QuantTensor> expanded = is_expanded(q) ? nullptr : expand_sparse(q);
-  const QuantTensor& e = expanded ? *expanded : q;
-  scheme_or_throw(e.scheme).dequantize(e, row_begin, row_end, out);
-  zero_pruned(e, row_begin, row_end, out);
+  if (is_expanded(q_) || row_begin == row_end) {
+    scheme.dequantize(q_, row_begin, row_end, out);
+    zero_pruned(q_, row_begin, row_end, out);
+    return;
+  }
+  if (row_begin < row_) row_ = kept_before_row_ = 0;
+  kept_before_row_ += count_kept_range(q_.parts.back().bytes.data(), row_ * q_.cols, row_begin * q_.cols);
+  row_ = row_begin;
+  const QuantTensor window = sparse_row_window(q_, row_begin, row_end, kept_before_row_);
+  scheme.dequantize(window, 0, window.rows, out);
+  zero_pruned(window, 0, window.rows, out);
+}
+
+void dequantize_rows(const QuantTensor& q, int64_t row_begin, int64_t row_end, float* out) {
+  RowDecoder(q).decode(row_begin, row_end, out);
 }
 
 Tensor dequantize(const Tensor& t) {

@@ -34,6 +34,21 @@ std::vector<uint8_t> sparse_mask_if_smaller(const Tensor& w, InputAxis axis, int
 // Quantized q stored sparse under `mask` (a no-op for an empty mask).
 Tensor with_sparse_mask(const Tensor& q, std::vector<uint8_t> mask);
 
+// Decodes q's matrix a block of rows at a time. A compact sparse tensor is
+// read in place: only the block's codes are expanded (quant/sparse.hpp), and
+// the count of weights kept before the block is carried from call to call,
+// so blocks asked in increasing row order cost one pass over the mask in all.
+class RowDecoder {
+ public:
+  explicit RowDecoder(const QuantTensor& q) : q_(q) {}
+  // Rows [row_begin, row_end) as floats, (row_end - row_begin) x cols.
+  void decode(int64_t row_begin, int64_t row_end, float* out);
+
+ private:
+  const QuantTensor& q_;
+  int64_t row_ = 0, kept_before_row_ = 0;
+};
+
 // Rows [row_begin, row_end) of q's matrix as floats.
 void dequantize_rows(const QuantTensor& q, int64_t row_begin, int64_t row_end, float* out);
 

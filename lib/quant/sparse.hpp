@@ -6,9 +6,11 @@
 // bit width can be sparse (float weights through the "float" scheme), and a
 // pruned weight dequantizes to exactly 0 whatever its group's minimum.
 //
-// Files hold this compact form. A session expands the codes once (one per
-// weight, expand_sparse) so its kernels index them as dense codes; the mask
-// then only zeroes the pruned weights.
+// Files and sessions hold this compact form. Kernels decode it a block of
+// rows at a time (sparse_row_window, quant::RowDecoder): only the block's
+// codes are expanded, so RAM holds the compact codes, never one per weight.
+// expand_sparse, which expands a whole tensor, is the plain reference the
+// windows are tested against.
 #pragma once
 
 #include <cstdint>
@@ -26,6 +28,8 @@ bool is_sparse(const QuantTensor& q);
 bool is_expanded(const QuantTensor& q);
 // The number of 1 bits among a mask's first n bits.
 int64_t count_kept(const uint8_t* mask, int64_t n);
+// The number of 1 bits among bits [begin, end) of a mask.
+int64_t count_kept_range(const uint8_t* mask, int64_t begin, int64_t end);
 
 // The mask keeping w's non-zero values; `kept` receives their number.
 std::vector<uint8_t> nonzero_mask(const float* w, int64_t n, int64_t& kept);
@@ -39,6 +43,13 @@ QuantTensor make_sparse(const QuantTensor& dense, std::vector<uint8_t> mask);
 
 // q with one code per weight (pruned weights' codes 0); the mask stays.
 std::shared_ptr<const QuantTensor> expand_sparse(const QuantTensor& q);
+
+// Rows [row_begin, row_end) of compact sparse q as a tensor of their own
+// with one code per weight and the mask's rows; `first_kept` is the number of
+// weights kept before row_begin (count_kept_range). Parts the scheme stores
+// per row (scales, minimums, super-block scales) are cut to those rows, parts
+// it stores once per tensor (a table, a per-tensor scale) are kept whole.
+QuantTensor sparse_row_window(const QuantTensor& q, int64_t row_begin, int64_t row_end, int64_t first_kept);
 
 // Sets the pruned weights of rows [row_begin, row_end) in out to 0.
 void zero_pruned(const QuantTensor& q, int64_t row_begin, int64_t row_end, float* out);

@@ -4,7 +4,6 @@
 #include <set>
 
 #include "quant/quantize_weight.hpp"
-#include "quant/sparse.hpp"
 #include "runtime/kernel_registry.hpp"
 #include "runtime/packed_constants.hpp"
 
@@ -37,9 +36,6 @@ Session::Session(const Model& model) : model_(model) {
     throw_bad_input("the runtime has no kernel for: " + list);
   }
   packed_constants_ = std::make_unique<PackedConstants>(model);
-  for (const auto& init : model.graph.initializers)
-    if (init.tensor.is_quantized() && quant::is_sparse(*init.tensor.quant()))
-      expanded_sparse_[init.tensor.quant()] = Tensor::quantized(quant::expand_sparse(*init.tensor.quant()));
 }
 
 Session::~Session() = default;
@@ -116,10 +112,7 @@ std::vector<Tensor> Session::run_graph_with(const Graph& graph, const std::vecto
                                             RunStats* stats, ArenaHooks* hooks) const {
   Scope scope;
   scope.parent = outer;
-  for (const auto& init : graph.initializers) {
-    const auto expanded = init.tensor.is_quantized() ? expanded_sparse_.find(init.tensor.quant()) : expanded_sparse_.end();
-    scope.values[init.name] = expanded != expanded_sparse_.end() ? expanded->second : init.tensor;
-  }
+  for (const auto& init : graph.initializers) scope.values[init.name] = init.tensor;
   if (inputs.size() > graph.inputs.size())
     throw_bad_input("graph '" + graph.name + "' takes " + std::to_string(graph.inputs.size()) + " inputs, got " +
                     std::to_string(inputs.size()));

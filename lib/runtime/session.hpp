@@ -100,9 +100,6 @@ class Session {
   Observer observer_;
   Requantization requantization_ = Requantization::Exact;
   std::unique_ptr<PackedConstants> packed_constants_;
-  // Sparse weights of the main graph with their codes expanded once
-  // (quant/sparse.hpp), so kernels index them like dense codes.
-  std::unordered_map<const QuantTensor*, Tensor> expanded_sparse_;
 };
 
 // "Op (domain)" of every node whose op has no kernel, sorted and unique.

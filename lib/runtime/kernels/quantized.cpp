@@ -31,10 +31,11 @@ size_t matmul_quantized_rows(const float* a, int64_t m, const QuantTensor& q, fl
 #pragma omp parallel num_threads(threads)
   {
     std::vector<float> scratch(static_cast<size_t>(block * k));
+    quant::RowDecoder decoder(q);  // each thread's blocks come in increasing row order
 #pragma omp for schedule(static)
     for (int64_t b = 0; b < blocks; ++b) {
       const int64_t r0 = b * block, nb = std::min(block, n - r0);
-      quant::dequantize_rows(q, r0, r0 + nb, scratch.data());
+      decoder.decode(r0, r0 + nb, scratch.data());
       float_matmul(m, nb, k, row_major(a, k), transposed_view(scratch.data(), k), c + r0, n);
     }
   }
