@@ -1,6 +1,7 @@
 // Quantization schemes: bit packing, every scheme's layout and error, the
 // spec grammar and its errors, hostile parts, and the runtime's kernels on
 // quantized weights against "dequantize, then the float kernel".
+#include <algorithm>
 #include <cmath>
 #include <cstring>
 
@@ -8,6 +9,7 @@
 #include "quant/bitpack.hpp"
 #include "quant/quantize_weight.hpp"
 #include "quant/scheme_families.hpp"
+#include "quant/sparse.hpp"
 #include "quant/spec.hpp"
 #include "runtime/kernels/quantized.hpp"
 #include "runtime/session.hpp"
@@ -227,9 +229,10 @@ TEST_CASE("quantized weights in MatMul, Gemm and Gather equal dequantize-then-fl
   }
   // Gemm with transB (weight [N, K]) and a bias; Gather from a quantized table.
   const Tensor wt = gaussian({24, 40}, 7), a = gaussian({6, 40}, 8), bias = gaussian({24}, 9);
-  const Tensor qt = quantize(wt, "q5");
-  Tensor ids(DType::I64, {4});
-  for (int i = 0; i < 4; ++i) ids.mutable_data<int64_t>()[i] = (i * 7) % 24 - (i == 3 ? 24 : 0);
+  // Rows out of order, repeated and negative: a sparse table is still read in one pass.
+  Tensor ids(DType::I64, {6});
+  const int64_t id_values[] = {7, 0, -3, 7, 14, 20};
+  std::copy(std::begin(id_values), std::end(id_values), ids.mutable_data<int64_t>());
   auto run2 = [&](const Tensor& weight) {
     Model m;
     m.opsets = {{"", 21}};
@@ -248,13 +251,22 @@ TEST_CASE("quantized weights in MatMul, Gemm and Gather equal dequantize-then-fl
     runtime::Session s(m);
     return s.run({{"a", a}, {"ids", ids}});
   };
-  auto rq = run2(qt), rf = run2(quant::dequantize(qt));
-  for (const char* name : {"y", "e"}) {
-    INFO(name);
-    REQUIRE(rq.at(name).shape() == rf.at(name).shape());
-    for (int64_t i = 0; i < rq.at(name).numel(); ++i)
-      CHECK(rq.at(name).data<float>()[i] == Approx(rf.at(name).data<float>()[i]).margin(1e-5).epsilon(1e-5));
+  // Dense, and a third of the weights pruned and stored sparse (decoded in place).
+  Tensor pruned = wt;
+  for (int64_t i = 0; i < pruned.numel(); i += 3) pruned.mutable_data<float>()[i] = 0.0f;
+  int64_t kept = 0;
+  for (const Tensor& qt : {quantize(wt, "q5"), quant::with_sparse_mask(quantize(pruned, "q5"),
+                                                                       quant::nonzero_mask(pruned.data<float>(),
+                                                                                           pruned.numel(), kept))}) {
+    INFO("sparse " << quant::is_sparse(*qt.quant()));
+    auto rq = run2(qt), rf = run2(quant::dequantize(qt));
+    for (const char* name : {"y", "e"}) {
+      INFO(name);
+      REQUIRE(rq.at(name).shape() == rf.at(name).shape());
+      for (int64_t i = 0; i < rq.at(name).numel(); ++i)
+        CHECK(rq.at(name).data<float>()[i] == Approx(rf.at(name).data<float>()[i]).margin(1e-5).epsilon(1e-5));
+    }
+    // Gather copies rows exactly.
+    CHECK(rq.at("e").bit_equal(rf.at("e")));
   }
-  // Gather copies rows exactly.
-  CHECK(rq.at("e").bit_equal(rf.at("e")));
 }

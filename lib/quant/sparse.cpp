@@ -22,6 +22,14 @@ QuantPart& codes_of(QuantTensor& q) {
   throw_internal("quantized tensor of scheme " + q.scheme + " has no codes");
 }
 
+// Set bits of a 64-bit word, SWAR: std::popcount without -mpopcnt is a call per word.
+int popcount64(uint64_t x) {
+  x -= (x >> 1) & 0x5555555555555555u;
+  x = (x & 0x3333333333333333u) + ((x >> 2) & 0x3333333333333333u);
+  x = (x + (x >> 4)) & 0x0f0f0f0f0f0f0f0fu;
+  return static_cast<int>((x * 0x0101010101010101u) >> 56);
+}
+
 }  // namespace
 
 bool is_sparse(const QuantTensor& q) { return !q.parts.empty() && q.parts.back().name == kMaskPart; }
@@ -34,7 +42,13 @@ bool is_expanded(const QuantTensor& q) {
 int64_t count_kept(const uint8_t* mask, int64_t n) {
   int64_t kept = 0;
   const int64_t whole = n / 8;
-  for (int64_t i = 0; i < whole; ++i) kept += std::popcount(mask[i]);
+  int64_t byte = 0;
+  for (; byte + 8 <= whole; byte += 8) {
+    uint64_t word;
+    std::memcpy(&word, mask + byte, 8);
+    kept += popcount64(word);
+  }
+  for (; byte < whole; ++byte) kept += popcount64(mask[byte]);
   for (int64_t i = whole * 8; i < n; ++i) kept += mask_bit(mask, i);
   return kept;
 }

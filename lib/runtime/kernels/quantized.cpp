@@ -60,12 +60,17 @@ bool gather_quantized(OpContext& c) {
   shape.insert(shape.end(), table.shape().begin() + 1, table.shape().end());
   Tensor out(DType::F32, shape);
   float* dst = out.mutable_data<float>();
+  std::vector<std::pair<int64_t, size_t>> rows;  // (row, output position), read in row order
+  rows.reserve(indices.size());
   for (size_t i = 0; i < indices.size(); ++i) {
     int64_t v = indices[i];
     if (v < -dim || v >= dim) c.fail("index " + std::to_string(v) + " is out of range for a dim of " + std::to_string(dim));
-    if (v < 0) v += dim;
-    quant::dequantize_rows(q, v, v + 1, dst + static_cast<int64_t>(i) * q.cols);
+    rows.emplace_back(v < 0 ? v + dim : v, i);
   }
+  // In increasing row order one decoder passes a sparse table's mask once.
+  std::sort(rows.begin(), rows.end());
+  quant::RowDecoder decoder(q);
+  for (const auto& [row, i] : rows) decoder.decode(row, row + 1, dst + static_cast<int64_t>(i) * q.cols);
   c.output(0) = std::move(out);
   return true;
 }
