@@ -12,11 +12,11 @@
 #include <algorithm>
 #include <cmath>
 #include <map>
-#include <numeric>
 #include <optional>
 #include <set>
 
 #include "core/error.hpp"
+#include "passes/graph_edit.hpp"
 #include "passes/layer_weight.hpp"
 #include "passes/prune.hpp"
 #include "passes/sparsity.hpp"
@@ -174,21 +174,6 @@ double squared_norm(const float* v, int64_t n, int64_t stride) {
   return s;
 }
 
-// Gives input `index` of n a new value: in place when n is its only reader
-// (a layer's weights keep their names), else as a new initializer `name`
-// (the builder's shape constants are shared between layers).
-void set_input(Graph& g, Node& n, size_t index, const std::string& name, Tensor value) {
-  size_t readers = 0;
-  for (const Node& other : g.nodes) readers += static_cast<size_t>(std::count(other.inputs.begin(), other.inputs.end(), n.inputs[index]));
-  for (auto& init : g.initializers)
-    if (readers == 1 && init.name == n.inputs[index]) {
-      init.tensor = std::move(value);
-      return;
-    }
-  g.initializers.push_back({name, std::move(value), {}});
-  n.inputs[index] = name;
-}
-
 // One score per key/value group: magnitude sums the squared weights of every
 // row and column the group owns; wanda the energy its query heads' context
 // feeds into o_proj on the calibration inputs: E||W_o[:, g] x_g||^2 from the
@@ -254,24 +239,6 @@ void compensate_means(Graph& g, const AttentionLayer& a, const Tensor& wo, const
   }
 }
 
-Tensor take_rows(const Tensor& t, const std::vector<int64_t>& rows) {
-  const int64_t width = t.rank() > 1 ? t.numel() / t.shape()[0] : 1;
-  std::vector<int64_t> shape = t.shape();
-  shape[0] = static_cast<int64_t>(rows.size());
-  Tensor out(DType::F32, shape);
-  for (size_t i = 0; i < rows.size(); ++i)
-    std::copy_n(t.data<float>() + rows[i] * width, width, out.mutable_data<float>() + static_cast<int64_t>(i) * width);
-  return out;
-}
-
-Tensor take_cols(const Tensor& t, const std::vector<int64_t>& cols) {
-  const int64_t rows = t.shape()[0], width = t.shape()[1], n = static_cast<int64_t>(cols.size());
-  Tensor out(DType::F32, {rows, n});
-  for (int64_t r = 0; r < rows; ++r)
-    for (int64_t i = 0; i < n; ++i) out.mutable_data<float>()[r * n + i] = t.data<float>()[r * width + cols[static_cast<size_t>(i)]];
-  return out;
-}
-
 // Columns `cols` of each third of a fused [in, 3 * width] weight (or [3 * width] bias).
 Tensor take_thirds(const Tensor& t, const std::vector<int64_t>& q_cols, const std::vector<int64_t>& kv_cols) {
   const int64_t width = t.shape().back() / 3;
@@ -333,14 +300,6 @@ int64_t params_of(const Graph& g, const AttentionLayer& a) {
   return n;
 }
 
-// The replaced weights and shapes that no node reads any more.
-void drop_unread(Graph& g, const std::set<std::string>& replaced) {
-  std::set<std::string> read;
-  for (const Node& n : g.nodes) read.insert(n.inputs.begin(), n.inputs.end());
-  for (const auto& v : g.outputs) read.insert(v.name);
-  std::erase_if(g.initializers, [&](const NamedTensor& t) { return replaced.count(t.name) && !read.count(t.name); });
-}
-
 }  // namespace
 
 Model prune_heads(const Model& model, const PruneConfig& config, PruneReport& report) {
@@ -354,9 +313,11 @@ Model prune_heads(const Model& model, const PruneConfig& config, PruneReport& re
     if (!layer) break;
     layers.push_back(*layer);
   }
-  if (layers.empty())
-    throw_usage("--structured heads found no attention layer (model.layers.N.self_attn or h.N.attn); heads are "
-                "pruned in decoders built from Llama, Mistral, Qwen2 or GPT-2 checkpoints");
+  if (layers.empty()) {
+    if (prune_exported_heads(out, config, report)) return out;
+    throw_usage("--structured heads found no attention layer: neither a decoder built from a Llama, Mistral, Qwen2 or "
+                "GPT-2 checkpoint nor exported attention (MatMul projections, Reshape to heads, Softmax, output MatMul)");
+  }
   std::vector<int64_t> rule_hits(config.rules.rules.size(), 0);
   std::set<std::string> replaced;
   for (const AttentionLayer& a : layers) {
@@ -378,12 +339,7 @@ Model prune_heads(const Model& model, const PruneConfig& config, PruneReport& re
       }
       const bool centred = s && config.compensate_means && !s->sum.empty();
       const std::vector<double> score = group_scores(w, a, row.method, s, centred);
-      std::vector<int64_t> order(static_cast<size_t>(a.kv_heads));
-      std::iota(order.begin(), order.end(), 0);
-      std::stable_sort(order.begin(), order.end(),
-                       [&](int64_t x, int64_t y) { return score[static_cast<size_t>(x)] > score[static_cast<size_t>(y)]; });
-      std::vector<int64_t> keep(order.begin(), order.begin() + (a.kv_heads - remove));
-      std::sort(keep.begin(), keep.end());
+      const std::vector<int64_t> keep = keep_highest(score, remove);
       if (centred) {
         compensate_means(g, a, w.o, keep, *s);
         row.compensated = 1;

@@ -2,7 +2,6 @@
 // lose their least important channels and every tensor of the group shrinks.
 #include <algorithm>
 #include <cmath>
-#include <numeric>
 
 #include "core/error.hpp"
 #include "passes/channel_groups.hpp"
@@ -168,11 +167,7 @@ Model prune_structured(const Model& model, const PruneConfig& config, PruneRepor
     const int64_t remove = std::min(grp.channels - 1, zeros_before(fraction, grp.channels));
     const bool compensate = config.compensate_means && row.method == "wanda" && config.stats;
     const std::vector<double> score = importance(g, grp, row.method, config.stats, compensate);
-    std::vector<int64_t> order(static_cast<size_t>(grp.channels));
-    std::iota(order.begin(), order.end(), 0);
-    std::stable_sort(order.begin(), order.end(), [&](int64_t a, int64_t b) { return score[static_cast<size_t>(a)] > score[static_cast<size_t>(b)]; });
-    std::vector<int64_t> keep(order.begin(), order.begin() + (grp.channels - remove));
-    std::sort(keep.begin(), keep.end());
+    const std::vector<int64_t> keep = keep_highest(score, remove);
     if (compensate) row.compensated = grp.consumers.size() - static_cast<size_t>(compensate_means(g, grp, keep, *config.stats));
     shrink_group(g, grp, keep);
     row.kept = static_cast<int64_t>(keep.size());

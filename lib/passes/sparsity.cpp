@@ -43,6 +43,16 @@ int64_t zeros_before(double fraction, int64_t count) {
   return static_cast<int64_t>(std::llround(fraction * static_cast<double>(count)));
 }
 
+std::vector<int64_t> keep_highest(const std::vector<double>& score, int64_t remove) {
+  std::vector<int64_t> order(score.size());
+  std::iota(order.begin(), order.end(), 0);
+  std::stable_sort(order.begin(), order.end(),
+                   [&](int64_t x, int64_t y) { return score[static_cast<size_t>(x)] > score[static_cast<size_t>(y)]; });
+  std::vector<int64_t> keep(order.begin(), order.end() - std::clamp<int64_t>(remove, 0, static_cast<int64_t>(order.size())));
+  std::sort(keep.begin(), keep.end());
+  return keep;
+}
+
 std::vector<float> magnitude_scores(const std::vector<float>& w) {
   std::vector<float> s(w.size());
   for (size_t i = 0; i < w.size(); ++i) s[i] = std::fabs(w[i]);

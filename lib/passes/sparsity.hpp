@@ -30,6 +30,10 @@ std::string format_sparsity(const SparsityTarget& t);
 // Pieces cut at these prefixes add up to exactly the total.
 int64_t zeros_before(double fraction, int64_t count);
 
+// The indices of the units with the highest scores, all but `remove` of
+// them, in increasing order (ties keep the earlier unit).
+std::vector<int64_t> keep_highest(const std::vector<double>& score, int64_t remove);
+
 // |w|: plain magnitude.
 std::vector<float> magnitude_scores(const std::vector<float>& w);
 

@@ -1,0 +1,339 @@
+// Attention heads in ONNX graphs as exporters write them (torch.onnx of
+// BERT, ViT or GPT-style eager attention): per head-split Reshape to
+// [batch, seq, heads, head_dim] behind a MatMul (+ bias Add) projection,
+// Transposes, MatMul(Q, K^T), scaling / masking, Softmax, MatMul(., V), a
+// Transpose and a Reshape merging the heads, and the output MatMul. The
+// pattern is found from each Softmax, every piece checked before anything
+// changes; removing a head takes its columns of the q/k/v weights and biases,
+// its rows of the output weight, and the head count out of the Reshape
+// shapes (constants, or constant elements of the Concat that builds them).
+#include <algorithm>
+#include <map>
+#include <optional>
+#include <set>
+
+#include "core/error.hpp"
+#include "passes/graph_edit.hpp"
+#include "passes/layer_weight.hpp"
+#include "passes/prune.hpp"
+#include "passes/sparsity.hpp"
+
+namespace slmopt::passes {
+namespace {
+
+// One element of a Reshape shape that holds a head count: a constant shape
+// input of the Reshape, or one constant input of the Concat building it.
+struct ShapeElement {
+  Node* node = nullptr;  // Reshape or Concat
+  size_t input = 0;
+  size_t index = 0;  // element within that constant
+};
+
+struct Projection {
+  Node* matmul = nullptr;  // MatMul(x, W [in, heads * head_dim])
+  Node* bias = nullptr;    // Add(b, projection) or null
+  ShapeElement heads;      // heads at index 2 of [batch, seq, heads, head_dim]
+};
+
+struct ExportedAttention {
+  Projection q, k, v;
+  Node* o = nullptr;  // MatMul(merged, W [heads * head_dim, out])
+  std::optional<ShapeElement> merged;  // heads * head_dim at index 2 of the merge Reshape, when constant
+  int64_t heads = 0, head_dim = 0;
+};
+
+class Finder {
+ public:
+  explicit Finder(Graph& g) : g_(g) {
+    for (Node& n : g.nodes)
+      for (const auto& out : n.outputs) producer_[out] = &n;
+    for (Node& n : g.nodes)
+      for (const auto& in : n.inputs) readers_[in].push_back(&n);
+  }
+
+  // The constant a value holds (an initializer or a Constant node's tensor).
+  const Tensor* constant(const std::string& name) const {
+    if (const NamedTensor* t = g_.find_initializer(name)) return &t->tensor;
+    const Node* n = producer(name);
+    if (!n || n->op_type != "Constant") return nullptr;
+    for (const auto& a : n->attributes)
+      if (a.name == "value" && a.tensors.size() == 1) return &a.tensors[0].tensor;
+    return nullptr;
+  }
+
+  Node* producer(const std::string& name) const {
+    auto it = producer_.find(name);
+    return it == producer_.end() ? nullptr : it->second;
+  }
+
+  // The one reader of `name` that is an `op`, when every other reader only takes its Shape.
+  Node* only_reader(const std::string& name, const char* op) const {
+    auto it = readers_.find(name);
+    if (it == readers_.end()) return nullptr;
+    Node* found = nullptr;
+    for (Node* r : it->second) {
+      if (r->op_type == "Shape") continue;
+      if (r->op_type != op || found) return nullptr;
+      found = r;
+    }
+    return found;
+  }
+
+  // Element `index` of a Reshape's shape when it is a constant.
+  std::optional<ShapeElement> shape_element(Node& reshape, size_t index, int64_t& value) const {
+    if (reshape.inputs.size() < 2) return std::nullopt;
+    if (const Tensor* t = constant(reshape.inputs[1])) {
+      if (t->dtype() != DType::I64 || t->rank() != 1 || t->numel() <= static_cast<int64_t>(index)) return std::nullopt;
+      value = t->data<int64_t>()[index];
+      return ShapeElement{&reshape, 1, index};
+    }
+    Node* cat = producer(reshape.inputs[1]);
+    if (!cat || cat->op_type != "Concat") return std::nullopt;
+    size_t at = 0;  // Concat of 1-D pieces: find the piece holding `index`
+    for (size_t i = 0; i < cat->inputs.size(); ++i) {
+      const Tensor* t = constant(cat->inputs[i]);
+      const int64_t len = t ? t->numel() : 1;  // a dynamic piece is one Unsqueezed dimension
+      if (t && (t->dtype() != DType::I64 || t->rank() != 1)) return std::nullopt;
+      if (index < at + static_cast<size_t>(len)) {
+        if (!t) return std::nullopt;
+        value = t->data<int64_t>()[index - at];
+        return ShapeElement{cat, i, index - at};
+      }
+      at += static_cast<size_t>(len);
+    }
+    return std::nullopt;
+  }
+
+  // From a head-major operand of the score or context MatMul back through
+  // Transposes to the Reshape that split the heads and the projection.
+  std::optional<Projection> projection(const std::string& value, int64_t& heads, int64_t& head_dim) const {
+    std::string cur = value;
+    Node* n = producer(cur);
+    bool head_axis_moved = false;
+    while (n && n->op_type == "Transpose") {
+      std::vector<int64_t> perm;
+      for (const auto& a : n->attributes)
+        if (a.name == "perm") perm = a.ints;
+      // The Transpose next to the Reshape must bring axis 2 (heads) to axis 1.
+      head_axis_moved = perm.size() == 4 && perm[0] == 0 && perm[1] == 2;
+      cur = n->inputs.at(0);
+      n = producer(cur);
+    }
+    if (!n || n->op_type != "Reshape" || !head_axis_moved) return std::nullopt;
+    Projection p;
+    auto h = shape_element(*n, 2, heads);
+    auto d = shape_element(*n, 3, head_dim);
+    if (!h || !d) return std::nullopt;
+    p.heads = *h;
+    Node* src = producer(n->inputs.at(0));
+    if (src && src->op_type == "Add" && src->inputs.size() == 2) {
+      const int other = constant(src->inputs[0]) ? 1 : 0;
+      if (!constant(src->inputs[1 - other])) return std::nullopt;
+      p.bias = src;
+      src = producer(src->inputs[static_cast<size_t>(other)]);
+    }
+    if (!src || src->op_type != "MatMul" || src->inputs.size() != 2 || !constant(src->inputs[1])) return std::nullopt;
+    p.matmul = src;
+    return p;
+  }
+
+  std::optional<ExportedAttention> attention(Node& softmax) const {
+    for (const auto& attr : softmax.attributes)
+      if (attr.name == "axis" && attr.i != -1 && attr.i != 3) return std::nullopt;
+    // Back from the Softmax through scaling and masking to MatMul(Q, K^T).
+    Node* scores = producer(softmax.inputs.at(0));
+    for (int depth = 0; scores && scores->op_type != "MatMul" && depth < 4; ++depth) {
+      if (scores->op_type == "Where" && scores->inputs.size() == 3) {
+        scores = producer(scores->inputs[1]);
+      } else if ((scores->op_type == "Div" || scores->op_type == "Mul" || scores->op_type == "Add" ||
+                  scores->op_type == "Sub") && scores->inputs.size() == 2) {
+        Node* a = producer(scores->inputs[0]);
+        scores = a && !constant(scores->inputs[0]) && a->op_type != "Constant" ? a : producer(scores->inputs[1]);
+      } else {
+        return std::nullopt;
+      }
+    }
+    Node* context = only_reader(softmax.outputs.at(0), "MatMul");
+    if (!scores || scores->op_type != "MatMul" || !context || context->inputs.at(0) != softmax.outputs[0])
+      return std::nullopt;
+    ExportedAttention a;
+    int64_t hk = 0, dk = 0, hv = 0, dv = 0;
+    auto q = projection(scores->inputs.at(0), a.heads, a.head_dim);
+    auto k = projection(scores->inputs.at(1), hk, dk);
+    auto v = projection(context->inputs.at(1), hv, dv);
+    if (!q || !k || !v || hk != a.heads || hv != a.heads || dk != a.head_dim || dv != a.head_dim || a.heads <= 0 ||
+        a.head_dim <= 0)
+      return std::nullopt;
+    a.q = *q;
+    a.k = *k;
+    a.v = *v;
+    // Forward: Transpose back to [batch, seq, heads, head_dim], Reshape merging the heads, output MatMul.
+    Node* back = only_reader(context->outputs.at(0), "Transpose");
+    Node* merge = back ? only_reader(back->outputs.at(0), "Reshape") : nullptr;
+    a.o = merge ? only_reader(merge->outputs.at(0), "MatMul") : nullptr;
+    if (!a.o || a.o->inputs.at(0) != merge->outputs[0] || !constant(a.o->inputs.at(1))) return std::nullopt;
+    int64_t width = 0;
+    if (auto m = shape_element(*merge, 2, width)) {
+      if (width == a.heads * a.head_dim) a.merged = *m;
+      else if (width != -1) return std::nullopt;
+    }
+    return a;
+  }
+
+ private:
+  Graph& g_;
+  std::map<std::string, Node*> producer_;
+  std::map<std::string, std::vector<Node*>> readers_;
+};
+
+const Tensor& checked_weight(const Finder& f, const Node& n, size_t input, const char* role) {
+  const Tensor* t = f.constant(n.inputs.at(input));
+  if (!t || t->is_quantized() || t->dtype() != DType::F32)
+    throw_usage("--structured heads: the " + std::string(role) + " weight '" + n.inputs.at(input) +
+                "' is not an f32 constant (prune before quantizing)");
+  return *t;
+}
+
+void check_shapes(const Finder& f, const ExportedAttention& a) {
+  const int64_t width = a.heads * a.head_dim;
+  for (const Projection* p : {&a.q, &a.k, &a.v}) {
+    const Tensor& w = checked_weight(f, *p->matmul, 1, "projection");
+    if (w.rank() != 2 || w.shape()[1] != width)
+      throw_usage("--structured heads: projection '" + p->matmul->inputs[1] + "' has shape " + shape_to_string(w.shape()) +
+                  ", not [in, " + std::to_string(width) + "] for " + std::to_string(a.heads) + " heads");
+    if (p->bias) {
+      const int side = f.constant(p->bias->inputs[0]) ? 0 : 1;
+      const Tensor& b = checked_weight(f, *p->bias, static_cast<size_t>(side), "bias");
+      if (b.numel() != width || b.shape().back() != width)
+        throw_usage("--structured heads: bias '" + p->bias->inputs[static_cast<size_t>(side)] + "' does not match its projection");
+    }
+  }
+  const Tensor& wo = checked_weight(f, *a.o, 1, "output");
+  if (wo.rank() != 2 || wo.shape()[0] != width)
+    throw_usage("--structured heads: output weight '" + a.o->inputs[1] + "' has shape " + shape_to_string(wo.shape()) +
+                ", not [" + std::to_string(width) + ", out]");
+}
+
+// One score per head: magnitude sums the squared weights the head owns in
+// the four matrices; wanda the energy its context feeds into the output
+// MatMul on calibration inputs, sum_c E[x_c^2] ||W_o[c, :]||^2.
+std::vector<double> head_scores(const Finder& f, const ExportedAttention& a, const std::string& method,
+                                const calib::InputStats* s) {
+  const Tensor& wo = checked_weight(f, *a.o, 1, "output");
+  const int64_t out = wo.shape()[1], hd = a.head_dim;
+  const std::vector<float> energy = method == "wanda" ? importance_of(*s) : std::vector<float>{};
+  std::vector<double> score(static_cast<size_t>(a.heads), 0.0);
+  for (int64_t h = 0; h < a.heads; ++h)
+    for (int64_t c = h * hd; c < (h + 1) * hd; ++c) {
+      double row = 0;
+      for (int64_t j = 0; j < out; ++j) row += static_cast<double>(wo.data<float>()[c * out + j]) * wo.data<float>()[c * out + j];
+      if (method == "wanda") {
+        score[static_cast<size_t>(h)] += energy[static_cast<size_t>(c)] * row;
+        continue;
+      }
+      score[static_cast<size_t>(h)] += row;
+      for (const Projection* p : {&a.q, &a.k, &a.v}) {
+        const Tensor& w = checked_weight(f, *p->matmul, 1, "projection");
+        const int64_t in = w.shape()[0], width = w.shape()[1];
+        for (int64_t r = 0; r < in; ++r) score[static_cast<size_t>(h)] += static_cast<double>(w.data<float>()[r * width + c]) * w.data<float>()[r * width + c];
+      }
+    }
+  return score;
+}
+
+void set_shape_element(Graph& g, const Finder& f, const ShapeElement& e, int64_t value, const std::string& name) {
+  const Tensor* old = f.constant(e.node->inputs.at(e.input));
+  std::vector<int64_t> values(old->data<int64_t>(), old->data<int64_t>() + old->numel());
+  values[e.index] = value;
+  // Always a new constant: exporters share shape constants between layers.
+  g.initializers.push_back({name, Tensor::from_values<int64_t>(DType::I64, {static_cast<int64_t>(values.size())}, values), {}});
+  e.node->inputs[e.input] = name;
+}
+
+void shrink(Graph& g, const Finder& f, const ExportedAttention& a, const std::vector<int64_t>& keep, const std::string& prefix,
+            std::set<std::string>& replaced) {
+  std::vector<int64_t> cols;
+  for (int64_t h : keep)
+    for (int64_t c = h * a.head_dim; c < (h + 1) * a.head_dim; ++c) cols.push_back(c);
+  const int64_t kept = static_cast<int64_t>(keep.size());
+  for (const Projection* p : {&a.q, &a.k, &a.v}) {
+    replaced.insert(p->matmul->inputs[1]);
+    set_input(g, *p->matmul, 1, prefix + p->matmul->inputs[1], take_cols(checked_weight(f, *p->matmul, 1, "projection"), cols));
+    if (p->bias) {
+      const size_t side = f.constant(p->bias->inputs[0]) ? 0 : 1;
+      replaced.insert(p->bias->inputs[side]);
+      const Tensor& b = checked_weight(f, *p->bias, side, "bias");
+      Tensor cut(DType::F32, {static_cast<int64_t>(cols.size())});
+      for (size_t i = 0; i < cols.size(); ++i) cut.mutable_data<float>()[i] = b.data<float>()[cols[i]];
+      set_input(g, *p->bias, side, prefix + p->bias->inputs[side], cut);
+    }
+    set_shape_element(g, f, p->heads, kept, prefix + p->matmul->inputs[1] + "/heads_shape");
+  }
+  replaced.insert(a.o->inputs[1]);
+  set_input(g, *a.o, 1, prefix + a.o->inputs[1], take_rows(checked_weight(f, *a.o, 1, "output"), cols));
+  if (a.merged) set_shape_element(g, f, *a.merged, kept * a.head_dim, prefix + a.o->inputs[1] + "/merged_shape");
+}
+
+int64_t params_of(const Finder& f, const ExportedAttention& a) {
+  int64_t n = f.constant(a.o->inputs[1])->numel();
+  for (const Projection* p : {&a.q, &a.k, &a.v}) {
+    n += f.constant(p->matmul->inputs[1])->numel();
+    if (p->bias) n += f.constant(p->bias->inputs[f.constant(p->bias->inputs[0]) ? 0 : 1])->numel();
+  }
+  return n;
+}
+
+}  // namespace
+
+bool prune_exported_heads(Model& model, const PruneConfig& config, PruneReport& report) {
+  Graph& g = model.graph;
+  std::vector<ExportedAttention> layers;
+  {
+    const Finder f(g);
+    for (Node& n : g.nodes)
+      if (n.op_type == "Softmax" && n.domain.empty())
+        if (auto a = f.attention(n)) {
+          check_shapes(f, *a);
+          layers.push_back(*a);
+        }
+  }
+  if (layers.empty()) return false;
+  std::vector<int64_t> rule_hits(config.rules.rules.size(), 0);
+  std::set<std::string> replaced;
+  for (size_t li = 0; li < layers.size(); ++li) {
+    const Finder f(g);  // the graph changed with the layer before
+    const ExportedAttention& a = layers[li];
+    PrunedGroup row;
+    row.producers = {a.q.matmul->inputs[1], a.k.matmul->inputs[1], a.v.matmul->inputs[1]};
+    row.consumers = {a.o->inputs[1]};
+    row.channels = row.kept = a.heads;
+    const double fraction =
+        structured_fraction(config, a.q.matmul->inputs[1], a.q.matmul->name, a.q.matmul->op_type, "heads", row, rule_hits);
+    row.params_before = row.params_after = params_of(f, a);
+    const int64_t remove = std::min(a.heads - 1, zeros_before(fraction, a.heads));
+    if (remove > 0) {
+      const calib::InputStats* s = nullptr;
+      if (row.method == "wanda") {
+        s = layer_stats(config.stats, a.o->inputs[1], a.heads * a.head_dim);
+        if (!s) throw_usage("weight '" + a.o->inputs[1] + "': structured wanda needs calibration statistics of its layer");
+      }
+      const std::vector<double> score = head_scores(f, a, row.method, s);
+      const std::vector<int64_t> keep = keep_highest(score, remove);
+      shrink(g, f, a, keep, "attention" + std::to_string(li) + "/pruned_heads/", replaced);
+      row.kept = static_cast<int64_t>(keep.size());
+      row.params_after = params_of(Finder(g), a);
+    }
+    report.groups.push_back(row);
+  }
+  drop_unread(g, replaced);
+  // The Constant nodes whose shapes were replaced (other runtimes warn about them).
+  std::set<std::string> read;
+  for (const Node& n : g.nodes) read.insert(n.inputs.begin(), n.inputs.end());
+  for (const auto& v : g.outputs) read.insert(v.name);
+  std::erase_if(g.nodes, [&](const Node& n) { return n.op_type == "Constant" && n.outputs.size() == 1 && !read.count(n.outputs[0]); });
+  for (size_t i = 0; i < rule_hits.size(); ++i)
+    if (rule_hits[i] == 0) report.warnings.push_back(config.rules.rules[i].label + " matched no attention layer");
+  return true;
+}
+
+}  // namespace slmopt::passes

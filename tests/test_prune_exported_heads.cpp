@@ -1,0 +1,105 @@
+// Attention heads in a graph as torch.onnx exports it (tests/data/exported_attention.onnx,
+// written by tests/fixtures/export_attention.py): the pruned encoder runs at
+// other batch and sequence sizes than it was exported with, and equals the
+// original whose output projection reads nothing from the removed heads.
+#include <algorithm>
+#include <cmath>
+
+#include "calib/collector.hpp"
+#include "model_io.hpp"
+#include "passes/prune.hpp"
+#include "runtime/session.hpp"
+#include "test_util.hpp"
+
+using namespace slmopt;
+
+namespace {
+
+constexpr int64_t kHeads = 4, kHeadDim = 8, kWidth = 32;
+
+calib::Sample inputs(uint32_t seed) {
+  Tensor mask = test::gaussian_tensor({3, 1, 1, 7}, seed + 1);  // an additive mask, batch 3, sequence 7
+  return {{"x", test::gaussian_tensor({3, 7, kWidth}, seed)}, {"mask", mask}};
+}
+
+Tensor run(const Model& m, const calib::Sample& feeds) { return runtime::Session(m).run(feeds).at("y"); }
+
+Tensor& weight(Model& m, const std::string& name) {
+  return const_cast<NamedTensor*>(m.graph.find_initializer(name))->tensor;
+}
+
+int64_t parameters_of(const Model& m) {  // weights, not the shape constants
+  int64_t n = 0;
+  for (const auto& t : m.graph.initializers) n += t.tensor.dtype() == DType::F32 ? t.tensor.numel() : 0;
+  return n;
+}
+
+}  // namespace
+
+TEST_CASE("attention heads in a torch.onnx export: q/k/v columns, output rows and the Reshape head counts go together") {
+  const Model m = load_model(test::test_data("exported_attention.onnx"));
+  const calib::Sample feeds = inputs(3);
+  passes::PruneConfig config;
+  config.structured = "heads";
+  config.sparsity = "0";
+  passes::PruneReport report;
+  CHECK(run(passes::prune_model(m, config, report), feeds).bit_equal(run(m, feeds)));  // 0 %: the same model
+  REQUIRE(report.groups.size() == 2);
+  CHECK(report.groups[0].channels == kHeads);
+
+  for (const char* method : {"magnitude", "wanda"}) {
+    INFO(method);
+    config.sparsity = "0.5";  // two heads of four in each layer
+    config.method = method;
+    calib::CalibStats stats;
+    if (std::string(method) == "wanda") {
+      stats = calib::collect_stats(m, {inputs(5), inputs(6)}, {});
+      config.stats = &stats;
+    }
+    report = {};
+    const Model p = passes::prune_model(m, config, report);
+    REQUIRE(report.groups.size() == 2);
+    Model reference = m;
+    for (const auto& group : report.groups) {
+      CHECK(group.kept == 2);
+      REQUIRE(group.producers.size() == 3);
+      for (const auto& name : group.producers)
+        CHECK(p.graph.find_initializer(name)->tensor.shape() == std::vector<int64_t>{kWidth, 2 * kHeadDim});
+      // The kept heads are those whose output rows came over; the reference zeroes the others'.
+      const std::string& o = group.consumers.at(0);
+      const Tensor& before = m.graph.find_initializer(o)->tensor;
+      const Tensor& after = p.graph.find_initializer(o)->tensor;
+      REQUIRE(after.shape() == std::vector<int64_t>{2 * kHeadDim, kWidth});
+      std::vector<int64_t> kept;
+      for (int64_t head = 0; head < kHeads; ++head)
+        for (int64_t slot = 0; slot < 2; ++slot)
+          if (std::equal(after.data<float>() + slot * kHeadDim * kWidth, after.data<float>() + (slot + 1) * kHeadDim * kWidth,
+                         before.data<float>() + head * kHeadDim * kWidth))
+            kept.push_back(head);
+      REQUIRE(kept.size() == 2);
+      float* wo = weight(reference, o).mutable_data<float>();
+      for (int64_t head = 0; head < kHeads; ++head)
+        if (std::find(kept.begin(), kept.end(), head) == kept.end())
+          std::fill(wo + head * kHeadDim * kWidth, wo + (head + 1) * kHeadDim * kWidth, 0.0f);
+    }
+    // Per layer: q/k/v lose 2 heads' columns and biases, the output projection their rows.
+    CHECK(parameters_of(p) == parameters_of(m) - 2 * 2 * (3 * (kWidth * kHeadDim + kHeadDim) + kHeadDim * kWidth));
+    const Tensor y = run(p, feeds), want = run(reference, feeds);
+    REQUIRE(y.shape() == want.shape());
+    double err = 0, norm = 0;
+    for (int64_t i = 0; i < y.numel(); ++i) {
+      err += std::pow(static_cast<double>(y.data<float>()[i]) - want.data<float>()[i], 2);
+      norm += std::pow(static_cast<double>(want.data<float>()[i]), 2);
+    }
+    CHECK(std::sqrt(err / norm) < 1e-5);
+  }
+}
+
+TEST_CASE("heads are refused where there is no attention to find") {
+  const Model m = test::single_node_model("MatMul", test::gaussian_tensor({8, 4}, 1), {2, 8});
+  passes::PruneConfig config;
+  config.structured = "heads";
+  config.sparsity = "0.5";
+  passes::PruneReport report;
+  CHECK_THROWS_WITH(passes::prune_model(m, config, report), Catch::Contains("found no attention layer"));
+}
