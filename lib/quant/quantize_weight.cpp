@@ -72,12 +72,13 @@ Tensor with_sparse_mask(const Tensor& q, std::vector<uint8_t> mask) {
 }
 
 void RowDecoder::decode(int64_t row_begin, int64_t row_end, float* out) {
+  if (row_begin == row_end) return;
   const Scheme& scheme = scheme_or_throw(q_.scheme);
   if (!is_sparse(q_)) {
     scheme.dequantize(q_, row_begin, row_end, out);
     return;
   }
-  if (is_expanded(q_) || row_begin == row_end) {
+  if (is_expanded(q_)) {
     scheme.dequantize(q_, row_begin, row_end, out);
     zero_pruned(q_, row_begin, row_end, out);
     return;
