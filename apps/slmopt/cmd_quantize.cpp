@@ -5,13 +5,17 @@
 
 #include <cstdio>
 #include <memory>
+#include <optional>
 
 #include "pass_cli.hpp"
 #include "cli_common.hpp"
 #include "config/rule_file.hpp"
+#include "lm/decoder_runner.hpp"
+#include "lm_text.hpp"
 #include "model_io.hpp"
 #include "passes/int8_activations.hpp"
 #include "passes/quantize.hpp"
+#include "train/fake_quantize.hpp"
 
 namespace slmopt::cli {
 namespace {
@@ -22,6 +26,8 @@ struct QuantizeCliOptions {
   std::string observer = "mse";
   int64_t min_elements = -1;
   bool dense = false;
+  int64_t finetune = 0;  // steps of quantization-aware distillation (train/distill.hpp)
+  double finetune_lr = 1e-4;
 };
 
 passes::QuantizeConfig build_config(const QuantizeCliOptions& o) {
@@ -50,7 +56,8 @@ passes::QuantizeConfig build_config(const QuantizeCliOptions& o) {
   return c;
 }
 
-nlohmann::ordered_json report_json(const QuantizeCliOptions& o, const passes::QuantizeReport& r) {
+nlohmann::ordered_json report_json(const QuantizeCliOptions& o, const passes::QuantizeReport& r,
+                                   const train::DistillReport* finetune) {
   nlohmann::ordered_json tensors = nlohmann::ordered_json::array();
   for (const auto& t : r.tensors)
     tensors.push_back({{"name", t.name},
@@ -63,8 +70,13 @@ nlohmann::ordered_json report_json(const QuantizeCliOptions& o, const passes::Qu
                        {"bits_per_weight", t.bits_per_weight},
                        {"relative_error", t.relative_error},
                        {"output_error", t.output_error < 0 ? nlohmann::ordered_json() : nlohmann::ordered_json(t.output_error)}});
-  return {{"input", o.input},         {"output", o.output},        {"weight_bytes_before", r.bytes_before},
-          {"weight_bytes_after", r.bytes_after}, {"warnings", r.warnings}, {"tensors", tensors}};
+  nlohmann::ordered_json doc = {{"input", o.input},         {"output", o.output},        {"weight_bytes_before", r.bytes_before},
+                                 {"weight_bytes_after", r.bytes_after}, {"warnings", r.warnings}};
+  if (finetune)
+    doc["finetune"] = {{"steps", finetune->steps}, {"learning_rate", o.finetune_lr},
+                       {"first_kl", finetune->first_loss}, {"last_kl", finetune->last_loss}};
+  doc["tensors"] = tensors;
+  return doc;
 }
 
 void run_int8(const QuantizeCliOptions& o, const GlobalOptions& global, const Model& model, const calib::CalibStats& stats) {
@@ -95,6 +107,25 @@ void run_int8(const QuantizeCliOptions& o, const GlobalOptions& global, const Mo
   std::printf("%zu layers in int8 (QLinearConv/QLinearMatMul); wrote %s\n", report.layers.size(), o.output.c_str());
 }
 
+// Quantization-aware distillation: trains `model`'s weights for the plan
+// `config` gives them, on windows of the calibration text.
+train::DistillReport finetune(const QuantizeCliOptions& o, Model& model, const passes::QuantizeConfig& config, bool show) {
+  train::LlamaWeights w = train::llama_weights(model);
+  const train::FakeQuantize fake = train::plan_fake_quantize(model, w, config);
+  const lm::DecoderRunner probe(model);
+  const auto windows = text_windows(model, o.input, o.calib.dir, o.calib.tokenizer, o.calib.context, 0, probe.vocab());
+  train::DistillOptions options;
+  options.steps = o.finetune;
+  options.learning_rate = o.finetune_lr;
+  options.window = std::min<int64_t>(128, o.calib.context);
+  const train::DistillReport r = train::distill(w, windows, fake, options, [&](int64_t step, int64_t steps, double kl) {
+    if (show) std::fprintf(stderr, "\rfinetune %lld/%lld  KL %.4f", static_cast<long long>(step), static_cast<long long>(steps), kl);
+  });
+  if (show) std::fprintf(stderr, "\r%-50s\r", "");
+  train::write_llama_weights(model, w);
+  return r;
+}
+
 void run_quantize(const QuantizeCliOptions& o, const GlobalOptions& global) {
   if (!o.output.ends_with(".slm") && !o.output.ends_with(".onnx"))
     throw_usage("quantized models are written as .slm, or as .onnx with DequantizeLinear where exact (got '" + o.output + "')");
@@ -108,12 +139,19 @@ void run_quantize(const QuantizeCliOptions& o, const GlobalOptions& global) {
     if (!o.calib.given()) throw_usage("--activations int8 needs calibration data (--calib or --calib-stats)");
   }
   passes::QuantizeConfig config = build_config(o);
-  config.expect_stats = o.calib.given();
+  config.expect_stats = o.calib.given() && o.finetune == 0;
   config.sparse = !o.dense;
+  if (o.finetune < 0) throw_usage("--finetune takes a number of steps, got " + std::to_string(o.finetune));
+  if (o.finetune > 0 && (!o.activations.empty() || !(o.calib.dir.ends_with(".txt") || o.calib.dir.ends_with(".npy"))))
+    throw_usage("--finetune distills on a language model's text: it needs --calib FILE.txt (or .npy token ids)");
+  if (o.finetune > 0 && (config.algorithm == "gptq" || config.algorithm == "awq"))
+    throw_usage("--finetune trains the weights for rtn or mse rounding; it does not combine with " + config.algorithm);
   passes::check_quantize_config(config);  // a bad rule fails before the model is read
-  const Model model = load_model(o.input);
+  Model model = load_model(o.input);
   const bool show = !global.quiet && !global.json && isatty(2);
-  const calib::CalibStats stats = load_calibration(o.calib, model, o.input, show);
+  std::optional<train::DistillReport> distilled;
+  if (o.finetune > 0) distilled = finetune(o, model, config, show);
+  const calib::CalibStats stats = o.finetune > 0 ? calib::CalibStats{} : load_calibration(o.calib, model, o.input, show);
   if (config.expect_stats) config.stats = &stats;
   if (!o.activations.empty()) {
     run_int8(o, global, model, stats);
@@ -125,10 +163,11 @@ void run_quantize(const QuantizeCliOptions& o, const GlobalOptions& global) {
   out.provenance.push_back({"quantize", "default=" + config.default_spec + " algorithm=" + config.algorithm +
                                             (o.config.empty() ? "" : " config=" + o.config) +
                                             (o.bits.empty() ? "" : " bits=" + o.bits) +
+                                            (o.finetune > 0 ? " finetune=" + std::to_string(o.finetune) : "") +
                                             o.calib.describe(),
                             ""});
   save_model(out, o.output);
-  const auto doc = report_json(o, report);
+  const auto doc = report_json(o, report, distilled ? &*distilled : nullptr);
   if (!emit_pass_result(global, o.report, doc, report.warnings)) return;
   std::printf("%-40s %-8s %-22s %7s %10s %10s  %s\n", "tensor", "op", "scheme", "bits/w", "rel.error", "out.error",
               "rule");
@@ -162,6 +201,9 @@ void setup_quantize(CLI::App& app, const GlobalOptions& global) {
   cmd->add_option("--observer", o->observer, "Activation ranges for --activations int8: minmax, percentile, mse (default) or kl");
   cmd->add_option("--min-elements", o->min_elements, "Weights smaller than this stay float unless a rule matches (1024)");
   cmd->add_option("--report", o->report, "Write the per-tensor report as JSON");
+  cmd->add_option("--finetune", o->finetune,
+                  "Steps of quantization-aware distillation on the --calib text before quantizing (Llama decoders; rtn or mse)");
+  cmd->add_option("--finetune-lr", o->finetune_lr, "Peak learning rate of --finetune (1e-4)");
   cmd->add_flag("--dense", o->dense, "Store pruned weights dense (default: sparse, codes of the kept weights and a bitmap, where smaller)");
   cmd->callback([o, &global] { run_quantize(*o, global); });
 }

@@ -1,0 +1,64 @@
+#include "train/fake_quantize.hpp"
+
+#include <map>
+
+#include "core/error.hpp"
+#include "core/half.hpp"
+#include "quant/quantize_weight.hpp"
+#include "quant/spec.hpp"
+
+namespace slmopt::train {
+
+FakeQuantize plan_fake_quantize(const Model& model, const LlamaWeights& w, const passes::QuantizeConfig& config) {
+  if (config.stats || config.algorithm == "gptq" || config.algorithm == "awq")
+    throw_usage("--finetune trains for rtn or mse rounding without calibration weights, not " + config.algorithm);
+  passes::QuantizeReport plan;
+  passes::quantize_model(model, config, plan);
+  std::map<std::string, const passes::QuantizedTensor*> planned;
+  for (const auto& t : plan.tensors) {
+    if (t.algorithm == "gptq" || t.algorithm == "awq")
+      throw_usage("--finetune: a rule gives '" + t.name + "' algorithm " + t.algorithm + "; it trains for rtn or mse");
+    planned[t.name] = &t;
+  }
+  struct Plan {
+    enum Kind { Keep, Half, Quantize } kind = Keep;
+    quant::QuantSpec spec;
+    bool search = false;
+  };
+  std::vector<Plan> plans(w.names.size());
+  for (size_t i = 0; i < w.names.size(); ++i) {
+    auto it = planned.find(w.names[i]);
+    if (it == planned.end() || it->second->action == "keep f32") continue;
+    if (it->second->action == "keep f16") {
+      plans[i].kind = Plan::Half;
+      continue;
+    }
+    plans[i].kind = Plan::Quantize;
+    plans[i].spec = quant::parse_spec(it->second->action);
+    plans[i].search = it->second->algorithm != "rtn";  // as the quantize pass decides
+  }
+  return [plans, sparse = config.sparse](size_t index, const Matrix& latent, Matrix& effective) {
+    const Plan& p = plans.at(index);
+    if (p.kind == Plan::Keep) {
+      effective = latent;
+      return;
+    }
+    if (p.kind == Plan::Half) {
+      effective = latent.unaryExpr([](float x) { return half_to_float(float_to_half(x)); });
+      return;
+    }
+    // Weights are [out, in] (Gemm with transB, or a Gather table): rows along the input axis.
+    Tensor t(DType::F32, {latent.rows(), latent.cols()});
+    std::copy_n(latent.data(), latent.size(), t.mutable_data<float>());
+    quant::QuantizeOptions options;
+    options.search = p.search;
+    // A pruned weight the pass stores sparse reads back as exactly 0, as it will.
+    std::vector<uint8_t> mask =
+        sparse ? quant::sparse_mask_if_smaller(t, quant::InputAxis::Rest, p.spec.params.bits) : std::vector<uint8_t>{};
+    const Tensor q = quant::quantize_weight(t, quant::InputAxis::Rest, *p.spec.scheme, p.spec.params, options);
+    const Tensor back = quant::dequantize(quant::with_sparse_mask(q, std::move(mask)));
+    effective = Eigen::Map<const Matrix>(back.data<float>(), latent.rows(), latent.cols());
+  };
+}
+
+}  // namespace slmopt::train

@@ -1,0 +1,181 @@
+// Quantization-aware distillation (lib/train): the trainer's forward pass is
+// the runtime's, its gradient is the loss's (finite differences), and
+// training for the quantizer lowers the quantized model's KL from the
+// original on text it did not train on, deterministically.
+#include <algorithm>
+#include <cmath>
+#include <filesystem>
+#include <nlohmann/json.hpp>
+#include <omp.h>
+
+#include "lm/decoder_runner.hpp"
+#include "lm/sampler.hpp"
+#include "model_io.hpp"
+#include "passes/quantize.hpp"
+#include "test_util.hpp"
+#include "train/distill.hpp"
+#include "train/fake_quantize.hpp"
+#include "train/llama_backprop.hpp"
+
+using namespace slmopt;
+
+namespace {
+
+// Sequences of `length` tokens the model samples itself from BOS (temperature 1).
+std::vector<std::vector<int64_t>> sampled(const Model& m, int count, int64_t length, uint64_t seed) {
+  std::vector<std::vector<int64_t>> out;
+  for (int i = 0; i < count; ++i) {
+    lm::DecoderRunner runner(m);
+    lm::Sampler sampler({1.0f, 0, 1.0f, seed + static_cast<uint64_t>(i)});
+    std::vector<int64_t> seq = {1};
+    std::vector<float> logits = runner.feed(seq);
+    while (static_cast<int64_t>(seq.size()) < length) {
+      seq.push_back(sampler.next(std::span<const float>(logits).last(static_cast<size_t>(runner.vocab()))));
+      logits = runner.feed(std::span<const int64_t>(&seq.back(), 1));
+    }
+    out.push_back(seq);
+  }
+  return out;
+}
+
+// Mean KL of the fake-quantized model from the original over the sequences.
+double quantized_kl(const train::LlamaWeights& original, const train::LlamaWeights& trained, const train::FakeQuantize& fake,
+                    const std::vector<std::vector<int64_t>>& sequences) {
+  std::vector<train::Matrix> effective(trained.values.size());
+  for (size_t i = 0; i < effective.size(); ++i) fake(i, trained.values[i], effective[i]);
+  std::vector<train::Matrix> unused(effective.size());
+  for (size_t i = 0; i < effective.size(); ++i) unused[i] = train::Matrix::Zero(effective[i].rows(), effective[i].cols());
+  double kl = 0;
+  for (const auto& seq : sequences) {
+    const train::Matrix teacher = train::log_softmax_rows(train::llama_logits(original.layout, original.values, seq));
+    kl += train::llama_distill_step(original.layout, effective, seq, teacher, 0.0f, unused) / static_cast<double>(sequences.size());
+  }
+  return kl;
+}
+
+}  // namespace
+
+TEST_CASE("the trainer's Llama forward pass equals the runtime's, from safetensors and from llama2.c") {
+  const std::vector<int64_t> tokens = {1, 403, 407, 261, 378, 300, 330, 418, 275, 270, 267, 352, 29, 401, 396, 267};
+  for (const std::string file : {"stories260K", "stories260K/stories260K.bin"}) {
+    INFO(file);
+    const Model m = load_model(test::test_data(file));
+    const train::LlamaWeights w = train::llama_weights(m);
+    CHECK(w.layout.heads == 8);
+    CHECK(w.layout.kv_heads == 4);
+    const train::Matrix ours = train::llama_logits(w.layout, w.values, tokens);
+    lm::DecoderRunner runner(m);
+    const std::vector<float> want = runner.feed(tokens);
+    REQUIRE(static_cast<size_t>(ours.size()) == want.size());
+    double err = 0, norm = 0;
+    for (size_t i = 0; i < want.size(); ++i) {
+      err += std::pow(static_cast<double>(ours.data()[i]) - want[i], 2);
+      norm += std::pow(static_cast<double>(want[i]), 2);
+    }
+    CHECK(std::sqrt(err / norm) < 1e-5);
+  }
+}
+
+TEST_CASE("the distillation gradient matches finite differences in every kind of weight") {
+  const Model m = load_model(test::test_data("stories260K"));
+  const train::LlamaWeights w = train::llama_weights(m);
+  const std::vector<int64_t> tokens = {1, 403, 407, 261, 378, 300, 330, 418, 275, 270};
+  // A teacher the model does not already match: its own distribution at temperature 2.
+  const train::Matrix teacher = train::log_softmax_rows(train::llama_logits(w.layout, w.values, tokens) / 2.0f);
+  std::vector<train::Matrix> grads(w.values.size());
+  for (size_t i = 0; i < grads.size(); ++i) grads[i] = train::Matrix::Zero(w.values[i].rows(), w.values[i].cols());
+  const double loss = train::llama_distill_step(w.layout, w.values, tokens, teacher, 1.0f, grads);
+  CHECK(loss > 0.01);
+  const auto& ly = w.layout.layers[2];
+  for (size_t index : {w.layout.embed, w.layout.final_norm, ly.attn_norm, ly.q, ly.k, ly.v, ly.o, ly.ffn_norm, ly.gate, ly.up,
+                       ly.down, w.layout.layers[0].q, w.layout.layers[4].down}) {
+    INFO(w.names[index]);
+    // The coordinate with the largest gradient: far above float32's rounding of the loss.
+    Eigen::Index r = 0, c = 0;
+    grads[index].cwiseAbs().maxCoeff(&r, &c);
+    std::vector<train::Matrix> moved = w.values;
+    const float h = 1e-2f * std::max(1.0f, std::fabs(w.values[index](r, c)));
+    std::vector<train::Matrix> unused = grads;
+    moved[index](r, c) = w.values[index](r, c) + h;
+    const double up = train::llama_distill_step(w.layout, moved, tokens, teacher, 0.0f, unused);
+    moved[index](r, c) = w.values[index](r, c) - h;
+    const double down = train::llama_distill_step(w.layout, moved, tokens, teacher, 0.0f, unused);
+    const double numeric = (up - down) / (2.0 * h);
+    CHECK(grads[index](r, c) == Approx(numeric).epsilon(0.03));
+  }
+}
+
+TEST_CASE("distilling for q4 lowers the quantized model's KL on text it did not see, the same with any thread count") {
+  const Model m = load_model(test::test_data("stories260K"));
+  const train::LlamaWeights original = train::llama_weights(m);
+  passes::QuantizeConfig config;
+  config.default_spec = "q4";
+  config.algorithm = "rtn";
+  const train::FakeQuantize fake = train::plan_fake_quantize(m, original, config);
+  const auto train_text = sampled(m, 48, 96, 100), held_out = sampled(m, 6, 128, 900);
+  train::DistillOptions options;
+  options.steps = 50;
+  options.learning_rate = 1e-4;
+  options.batch = 4;
+  options.window = 64;
+  const double before = quantized_kl(original, original, fake, held_out);
+
+  train::LlamaWeights a = original, b = original;
+  const int threads = omp_get_max_threads();
+  omp_set_num_threads(1);
+  const train::DistillReport ra = train::distill(a, train_text, fake, options);
+  omp_set_num_threads(std::max(2, threads));
+  train::distill(b, train_text, fake, options);
+  omp_set_num_threads(threads);
+  for (size_t i = 0; i < a.values.size(); ++i) CHECK(a.values[i] == b.values[i]);
+
+  const double after = quantized_kl(original, a, fake, held_out);
+  INFO("KL " << before << " -> " << after << "; training KL " << ra.first_loss << " -> " << ra.last_loss);
+  CHECK(after < 0.8 * before);
+  CHECK(ra.last_loss < ra.first_loss);
+
+  // The trained weights, written back, are what the quantize pass then quantizes.
+  Model trained = m;
+  train::write_llama_weights(trained, a);
+  CHECK(train::llama_weights(trained).values[a.layout.layers[1].q] == a.values[a.layout.layers[1].q]);
+  config.algorithm = "gptq";
+  CHECK_THROWS_WITH(train::plan_fake_quantize(m, original, config), Catch::Contains("rtn or mse"));
+
+  // Pruned weights stay pruned.
+  train::LlamaWeights pruned = original;
+  train::Matrix& up = pruned.values[pruned.layout.layers[3].up];
+  for (Eigen::Index e = 0; e < up.size(); e += 2) up.data()[e] = 0.0f;
+  options.steps = 3;
+  train::distill(pruned, train_text, fake, options);
+  for (Eigen::Index e = 0; e < up.size(); ++e)
+    if ((e % 2 == 0) != (up.data()[e] == 0.0f)) FAIL_CHECK("weight " << e);
+}
+
+TEST_CASE("quantize --finetune: trains on --calib text, reports it, and refuses what it cannot train") {
+  test::TempDir tmp;
+  test::write_bytes(tmp.file("calib.txt"),
+                    "Once upon a time, there was a little girl named Lily. She loved to play outside in the park. One day, "
+                    "she saw a big red ball. She wanted to play with it, but it was too high. Her mom said, \"Let's ask "
+                    "the man for help.\" The man smiled and gave Lily the ball. Lily was very happy.\n");
+  const std::string model = test::test_data("stories260K");
+  auto ok = test::run_slmopt("quantize " + model + " -o " + tmp.file("q.slm") + " --default q4 --algorithm rtn --calib " +
+                             tmp.file("calib.txt") + " --calib-ctx 32 --finetune 3 --json");
+  REQUIRE(ok.exit_code == 0);
+  const auto doc = nlohmann::json::parse(ok.out);
+  CHECK(doc.at("finetune").at("steps") == 3);
+  CHECK(doc.at("finetune").at("first_kl").get<double>() > 0);
+  CHECK(std::filesystem::exists(tmp.file("q.slm")));
+
+  auto no_text = test::run_slmopt("quantize " + model + " -o " + tmp.file("n.slm") + " --finetune 3");
+  CHECK(no_text.exit_code == 2);
+  CHECK(no_text.err.find("needs --calib FILE.txt") != std::string::npos);
+  auto gptq = test::run_slmopt("quantize " + model + " -o " + tmp.file("g.slm") + " --algorithm gptq --calib " +
+                               tmp.file("calib.txt") + " --finetune 3");
+  CHECK(gptq.exit_code == 2);
+  CHECK(gptq.err.find("rtn or mse") != std::string::npos);
+  auto not_llama = test::run_slmopt("quantize " + test::test_data("exported_attention.onnx") + " -o " + tmp.file("e.slm") +
+                                    " --calib " + tmp.file("calib.txt") + " --finetune 3");
+  CHECK(not_llama.exit_code == 2);
+  CHECK(not_llama.err.find("decoder") != std::string::npos);
+  for (const char* f : {"n.slm", "g.slm", "e.slm"}) CHECK_FALSE(std::filesystem::exists(tmp.file(f)));
+}
