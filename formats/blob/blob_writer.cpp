@@ -121,14 +121,13 @@ uint64_t count_zeros(const Tensor& t) {
     return zeros;
   }
   // A block of rows at a time: a large quantized weight is never held as floats.
-  const QuantTensor& rows = *q;
-  quant::RowDecoder decoder(rows);
-  const int64_t block = std::max<int64_t>(1, (int64_t{1} << 16) / std::max<int64_t>(1, rows.cols));
-  std::vector<float> values(static_cast<size_t>(block * rows.cols));
-  for (int64_t r0 = 0; r0 < rows.rows; r0 += block) {
-    const int64_t r1 = std::min(rows.rows, r0 + block);
+  quant::RowDecoder decoder(*q);
+  const int64_t block = std::max<int64_t>(1, (int64_t{1} << 16) / std::max<int64_t>(1, q->cols));
+  std::vector<float> values(static_cast<size_t>(block * q->cols));
+  for (int64_t r0 = 0; r0 < q->rows; r0 += block) {
+    const int64_t r1 = std::min(q->rows, r0 + block);
     decoder.decode(r0, r1, values.data());
-    count(values.data(), (r1 - r0) * rows.cols);
+    count(values.data(), (r1 - r0) * q->cols);
   }
   return zeros;
 }

@@ -38,7 +38,10 @@ void drop_unread(Graph& g, const std::set<std::string>& replaced) {
   std::set<std::string> read;
   for (const Node& n : g.nodes) read.insert(n.inputs.begin(), n.inputs.end());
   for (const auto& v : g.outputs) read.insert(v.name);
-  std::erase_if(g.initializers, [&](const NamedTensor& t) { return replaced.count(t.name) && !read.count(t.name); });
+  const auto dead = [&](const std::string& name) { return replaced.count(name) && !read.count(name); };
+  std::erase_if(g.initializers, [&](const NamedTensor& t) { return dead(t.name); });
+  // Exporters write shapes as Constant nodes; other runtimes warn about unread ones.
+  std::erase_if(g.nodes, [&](const Node& n) { return n.op_type == "Constant" && n.outputs.size() == 1 && dead(n.outputs[0]); });
 }
 
 }  // namespace slmopt::passes

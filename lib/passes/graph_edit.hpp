@@ -21,7 +21,8 @@ Tensor take_rows(const Tensor& t, const std::vector<int64_t>& rows);
 // Columns `cols` of a 2-D f32 tensor.
 Tensor take_cols(const Tensor& t, const std::vector<int64_t>& cols);
 
-// The `replaced` constants that no node reads any more, removed.
+// The `replaced` constants (initializers or Constant nodes) that no node
+// reads any more, removed.
 void drop_unread(Graph& g, const std::set<std::string>& replaced);
 
 }  // namespace slmopt::passes

@@ -32,6 +32,7 @@ struct ShapeElement {
 struct Projection {
   Node* matmul = nullptr;  // MatMul(x, W [in, heads * head_dim])
   Node* bias = nullptr;    // Add(b, projection) or null
+  size_t bias_input = 0;   // which input of `bias` is b
   ShapeElement heads;      // heads at index 2 of [batch, seq, heads, head_dim]
 };
 
@@ -130,6 +131,7 @@ class Finder {
       const int other = constant(src->inputs[0]) ? 1 : 0;
       if (!constant(src->inputs[1 - other])) return std::nullopt;
       p.bias = src;
+      p.bias_input = static_cast<size_t>(1 - other);
       src = producer(src->inputs[static_cast<size_t>(other)]);
     }
     if (!src || src->op_type != "MatMul" || src->inputs.size() != 2 || !constant(src->inputs[1])) return std::nullopt;
@@ -202,10 +204,9 @@ void check_shapes(const Finder& f, const ExportedAttention& a) {
       throw_usage("--structured heads: projection '" + p->matmul->inputs[1] + "' has shape " + shape_to_string(w.shape()) +
                   ", not [in, " + std::to_string(width) + "] for " + std::to_string(a.heads) + " heads");
     if (p->bias) {
-      const int side = f.constant(p->bias->inputs[0]) ? 0 : 1;
-      const Tensor& b = checked_weight(f, *p->bias, static_cast<size_t>(side), "bias");
+      const Tensor& b = checked_weight(f, *p->bias, p->bias_input, "bias");
       if (b.numel() != width || b.shape().back() != width)
-        throw_usage("--structured heads: bias '" + p->bias->inputs[static_cast<size_t>(side)] + "' does not match its projection");
+        throw_usage("--structured heads: bias '" + p->bias->inputs[p->bias_input] + "' does not match its projection");
     }
   }
   const Tensor& wo = checked_weight(f, *a.o, 1, "output");
@@ -241,7 +242,9 @@ std::vector<double> head_scores(const Finder& f, const ExportedAttention& a, con
   return score;
 }
 
-void set_shape_element(Graph& g, const Finder& f, const ShapeElement& e, int64_t value, const std::string& name) {
+void set_shape_element(Graph& g, const Finder& f, const ShapeElement& e, int64_t value, const std::string& name,
+                       std::set<std::string>& replaced) {
+  replaced.insert(e.node->inputs.at(e.input));
   const Tensor* old = f.constant(e.node->inputs.at(e.input));
   std::vector<int64_t> values(old->data<int64_t>(), old->data<int64_t>() + old->numel());
   values[e.index] = value;
@@ -260,25 +263,25 @@ void shrink(Graph& g, const Finder& f, const ExportedAttention& a, const std::ve
     replaced.insert(p->matmul->inputs[1]);
     set_input(g, *p->matmul, 1, prefix + p->matmul->inputs[1], take_cols(checked_weight(f, *p->matmul, 1, "projection"), cols));
     if (p->bias) {
-      const size_t side = f.constant(p->bias->inputs[0]) ? 0 : 1;
-      replaced.insert(p->bias->inputs[side]);
-      const Tensor& b = checked_weight(f, *p->bias, side, "bias");
+      const std::string& name = p->bias->inputs[p->bias_input];
+      replaced.insert(name);
+      const Tensor& b = checked_weight(f, *p->bias, p->bias_input, "bias");
       Tensor cut(DType::F32, {static_cast<int64_t>(cols.size())});
       for (size_t i = 0; i < cols.size(); ++i) cut.mutable_data<float>()[i] = b.data<float>()[cols[i]];
-      set_input(g, *p->bias, side, prefix + p->bias->inputs[side], cut);
+      set_input(g, *p->bias, p->bias_input, prefix + name, cut);
     }
-    set_shape_element(g, f, p->heads, kept, prefix + p->matmul->inputs[1] + "/heads_shape");
+    set_shape_element(g, f, p->heads, kept, prefix + p->matmul->inputs[1] + "/heads_shape", replaced);
   }
   replaced.insert(a.o->inputs[1]);
   set_input(g, *a.o, 1, prefix + a.o->inputs[1], take_rows(checked_weight(f, *a.o, 1, "output"), cols));
-  if (a.merged) set_shape_element(g, f, *a.merged, kept * a.head_dim, prefix + a.o->inputs[1] + "/merged_shape");
+  if (a.merged) set_shape_element(g, f, *a.merged, kept * a.head_dim, prefix + a.o->inputs[1] + "/merged_shape", replaced);
 }
 
 int64_t params_of(const Finder& f, const ExportedAttention& a) {
   int64_t n = f.constant(a.o->inputs[1])->numel();
   for (const Projection* p : {&a.q, &a.k, &a.v}) {
     n += f.constant(p->matmul->inputs[1])->numel();
-    if (p->bias) n += f.constant(p->bias->inputs[f.constant(p->bias->inputs[0]) ? 0 : 1])->numel();
+    if (p->bias) n += f.constant(p->bias->inputs[p->bias_input])->numel();
   }
   return n;
 }
@@ -326,11 +329,6 @@ bool prune_exported_heads(Model& model, const PruneConfig& config, PruneReport& 
     report.groups.push_back(row);
   }
   drop_unread(g, replaced);
-  // The Constant nodes whose shapes were replaced (other runtimes warn about them).
-  std::set<std::string> read;
-  for (const Node& n : g.nodes) read.insert(n.inputs.begin(), n.inputs.end());
-  for (const auto& v : g.outputs) read.insert(v.name);
-  std::erase_if(g.nodes, [&](const Node& n) { return n.op_type == "Constant" && n.outputs.size() == 1 && !read.count(n.outputs[0]); });
   for (size_t i = 0; i < rule_hits.size(); ++i)
     if (rule_hits[i] == 0) report.warnings.push_back(config.rules.rules[i].label + " matched no attention layer");
   return true;
