@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <cmath>
 #include <filesystem>
+#include <set>
 #include <nlohmann/json.hpp>
 #include <omp.h>
 
@@ -165,6 +166,26 @@ TEST_CASE("quantize --finetune: trains on --calib text, reports it, and refuses 
   CHECK(doc.at("finetune").at("steps") == 3);
   CHECK(doc.at("finetune").at("first_kl").get<double>() > 0);
   CHECK(std::filesystem::exists(tmp.file("q.slm")));
+
+  // examples/stories260K-4bit.yaml (docs/llm.md's best 4-bit recipe) trains and stays under 4.5 bits per weight.
+  auto recipe = test::run_slmopt("quantize " + model + " -o " + tmp.file("r.slm") + " --config " + SLMOPT_SOURCE_DIR +
+                                 "/examples/stories260K-4bit.yaml --calib " + tmp.file("calib.txt") +
+                                 " --calib-ctx 32 --finetune 2 --json");
+  REQUIRE(recipe.exit_code == 0);
+  double bits = 0, weights = 0;
+  std::set<std::string> schemes;
+  const auto report = nlohmann::json::parse(recipe.out);
+  for (const auto& t : report.at("tensors")) {
+    if (t.at("action") == "keep f32") continue;
+    double n = 1;
+    for (const auto& d : t.at("shape")) n *= d.get<double>();
+    bits += t.at("bits_per_weight").get<double>() * n;
+    weights += n;
+    schemes.insert(t.at("action").get<std::string>());
+  }
+  CHECK(weights > 250000);  // every matrix, the embedding included
+  CHECK(bits / weights <= 4.5);
+  CHECK(schemes == std::set<std::string>{"int5-ch", "nf4-ch"});
 
   auto no_text = test::run_slmopt("quantize " + model + " -o " + tmp.file("n.slm") + " --finetune 3");
   CHECK(no_text.exit_code == 2);
