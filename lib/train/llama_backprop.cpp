@@ -167,9 +167,9 @@ void layer_backward(const LlamaLayout& l, const LlamaLayout::Layer& ly, const st
   acc(ly.attn_norm, dgain);
 }
 
-const Matrix& output_weight(const LlamaLayout& l, const std::vector<Matrix>& w) {
-  return l.head < 0 ? w[l.embed] : w[static_cast<size_t>(l.head)];
-}
+size_t output_index(const LlamaLayout& l) { return l.head < 0 ? l.embed : static_cast<size_t>(l.head); }
+
+const Matrix& output_weight(const LlamaLayout& l, const std::vector<Matrix>& w) { return w[output_index(l)]; }
 
 Matrix embed(const LlamaLayout& l, const std::vector<Matrix>& w, const std::vector<int64_t>& tokens) {
   Matrix x(static_cast<Eigen::Index>(tokens.size()), l.dim);
@@ -281,7 +281,7 @@ double llama_distill_step(const LlamaLayout& l, const std::vector<Matrix>& w, co
   const double loss = (p.array() * (teacher_log_probs - log_q).array()).cast<double>().sum() / static_cast<double>(T);
   // d(mean KL)/d(logits) = (softmax(logits) - p) / T.
   const Matrix dlogits = (log_q.array().exp().matrix() - p) / static_cast<float>(T);
-  grads[l.head < 0 ? l.embed : static_cast<size_t>(l.head)] += scale * (dlogits.transpose() * hf);
+  grads[output_index(l)] += scale * (dlogits.transpose() * hf);
   const Matrix dhf = dlogits * head;
   Matrix dx = Matrix::Zero(x.rows(), x.cols()), dgain = Matrix::Zero(1, l.dim);
   rms_norm_backward(x, w[l.final_norm], inv, dhf, dx, dgain);
