@@ -16,6 +16,8 @@ std::map<std::string, WeightUse> find_weight_uses(const Graph& g) {
     if (it == uses.end() || better) uses[n.inputs[input]] = u;
   };
   for (const Node& n : g.nodes) {
+    // ONNX Runtime's fused self-attention reads its packed q|k|v weights as MatMul reads B.
+    if (n.domain == "com.microsoft" && n.op_type == "Attention") note(n, 1, true, 0);
     if (!n.domain.empty() && n.domain != "ai.onnx") continue;
     if (n.op_type == "MatMul") note(n, 1, true, 0);
     if (n.op_type == "Gemm") {

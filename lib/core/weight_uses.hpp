@@ -1,5 +1,5 @@
-// Which initializers are weights of a matrix-like op (MatMul, Gemm, Conv, or
-// a Gather table), how the op reads them, and which activation meets them.
+// Which initializers are weights of a matrix-like op (MatMul, Gemm, Conv,
+// com.microsoft Attention's packed projection, or a Gather table), how the op reads them, and which activation meets them.
 // The quantize pass and the calibration collector both work from this list,
 // so a weight's statistics are gathered exactly where it is used.
 #pragma once

@@ -1,0 +1,227 @@
+// com.microsoft Attention: the kernel against a plain loop for every mask form
+// it reads, and head pruning on the two-layer encoder of
+// tests/data/contrib_attention.onnx (written by
+// tests/fixtures/write_contrib_attention.py). test_ort_oracle.cpp checks both
+// models against ONNX Runtime.
+#include <algorithm>
+#include <cmath>
+#include <functional>
+#include <nlohmann/json.hpp>
+
+#include "calib/collector.hpp"
+#include "model_io.hpp"
+#include "passes/prune.hpp"
+#include "runtime/session.hpp"
+#include "test_util.hpp"
+
+using namespace slmopt;
+
+namespace {
+
+constexpr int64_t kBatch = 2, kSeq = 5, kIn = 6, kHeads = 2, kDq = 3, kDv = 4;
+constexpr int64_t kWidth = 2 * kHeads * kDq + kHeads * kDv;
+
+Model attention_model(const Tensor& mask, bool causal) {
+  Model m = test::single_node_model("Attention", test::gaussian_tensor({kIn, kWidth}, 11), {kBatch, kSeq, kIn});
+  m.opsets.push_back({"com.microsoft", 1});
+  Node& n = m.graph.nodes[0];
+  n.domain = "com.microsoft";
+  m.graph.initializers.push_back({"b", test::gaussian_tensor({kWidth}, 12, 0.3f), ""});
+  m.graph.initializers.push_back({"mask", mask, ""});
+  n.inputs = {"x", "w", "b", "mask"};
+  n.attributes = {Attribute::integer("num_heads", kHeads),
+                  Attribute::integers("qkv_hidden_sizes", {kHeads * kDq, kHeads * kDq, kHeads * kDv}),
+                  Attribute::integer("unidirectional", causal ? 1 : 0)};
+  return m;
+}
+
+// The definition, one score at a time in double; `masked(b, i, t)` says which keys a query may not see.
+template <class Masked>
+std::vector<double> reference(const Model& m, const Tensor& x, Masked masked) {
+  const float* w = m.graph.find_initializer("w")->tensor.data<float>();
+  const float* bias = m.graph.find_initializer("b")->tensor.data<float>();
+  std::vector<double> qkv(static_cast<size_t>(kBatch * kSeq * kWidth));
+  for (int64_t r = 0; r < kBatch * kSeq; ++r)
+    for (int64_t j = 0; j < kWidth; ++j) {
+      double acc = bias[j];
+      for (int64_t p = 0; p < kIn; ++p) acc += static_cast<double>(x.data<float>()[r * kIn + p]) * w[p * kWidth + j];
+      qkv[static_cast<size_t>(r * kWidth + j)] = acc;
+    }
+  auto at = [&](int64_t b, int64_t t, int64_t col) { return qkv[static_cast<size_t>((b * kSeq + t) * kWidth + col)]; };
+  std::vector<double> out(static_cast<size_t>(kBatch * kSeq * kHeads * kDv), 0.0);
+  for (int64_t b = 0; b < kBatch; ++b)
+    for (int64_t h = 0; h < kHeads; ++h)
+      for (int64_t i = 0; i < kSeq; ++i) {
+        std::vector<double> p(static_cast<size_t>(kSeq));
+        double top = -1e300, sum = 0;
+        for (int64_t t = 0; t < kSeq; ++t) {
+          double s = 0;
+          for (int64_t d = 0; d < kDq; ++d) s += at(b, i, h * kDq + d) * at(b, t, kHeads * kDq + h * kDq + d);
+          p[static_cast<size_t>(t)] = s / std::sqrt(static_cast<double>(kDq)) + (masked(b, i, t) ? -10000.0 : 0.0);
+          top = std::max(top, p[static_cast<size_t>(t)]);
+        }
+        for (double& v : p) sum += (v = std::exp(v - top));
+        for (int64_t t = 0; t < kSeq; ++t)
+          for (int64_t d = 0; d < kDv; ++d)
+            out[static_cast<size_t>(((b * kSeq + i) * kHeads + h) * kDv + d)] +=
+                p[static_cast<size_t>(t)] / sum * at(b, t, 2 * kHeads * kDq + h * kDv + d);
+      }
+  return out;
+}
+
+double rel_error(const Tensor& y, const std::vector<double>& want) {
+  double err = 0, norm = 0;
+  for (size_t i = 0; i < want.size(); ++i) {
+    err += std::pow(y.data<float>()[i] - want[i], 2);
+    norm += want[i] * want[i];
+  }
+  return std::sqrt(err / norm);
+}
+
+Tensor int32s(std::vector<int64_t> shape, const std::vector<int32_t>& values) {
+  return Tensor::from_values<int32_t>(DType::I32, std::move(shape), values);
+}
+
+Tensor run(const Model& m, const calib::Sample& feeds) { return runtime::Session(m).run(feeds).at("y"); }
+
+int64_t parameters_of(const Model& m) {
+  int64_t n = 0;
+  for (const auto& t : m.graph.initializers) n += t.tensor.dtype() == DType::F32 ? t.tensor.numel() : 0;
+  return n;
+}
+
+calib::Sample encoder_inputs(uint32_t seed) {  // batch 3, sequence 7; the second and third padded
+  std::vector<int64_t> mask(21, 1);
+  std::fill(mask.begin() + 7 + 4, mask.begin() + 14, 0);
+  std::fill(mask.begin() + 14 + 2, mask.end(), 0);
+  return {{"x", test::gaussian_tensor({3, 7, 32}, seed)}, {"mask", Tensor::from_values<int64_t>(DType::I64, {3, 7}, mask)}};
+}
+
+}  // namespace
+
+TEST_CASE("com.microsoft Attention equals the plain loop for every mask form ONNX Runtime reads") {
+  const Tensor x = test::gaussian_tensor({kBatch, kSeq, kIn}, 13);
+  const std::vector<int32_t> raw = {1, 1, 0, 1, 0, 1, 1, 1, 1, 1};
+  struct Case {
+    const char* what;
+    Tensor mask;
+    bool causal;
+    std::function<bool(int64_t, int64_t, int64_t)> masked;
+  };
+  const std::vector<Case> cases = {
+      {"end positions", int32s({2}, {3, 5}), false, [](int64_t b, int64_t, int64_t t) { return t >= (b == 0 ? 3 : 5); }},
+      {"end and start positions", int32s({4}, {4, 5, 1, 2}), false,
+       [](int64_t b, int64_t, int64_t t) { return t >= (b == 0 ? 4 : 5) || t < (b == 0 ? 1 : 2); }},
+      {"raw [batch, keys], causal", int32s({2, 5}, raw), true,
+       [&](int64_t b, int64_t i, int64_t t) { return raw[static_cast<size_t>(b * 5 + t)] == 0 || t > i; }},
+      {"raw [batch, seq, keys]", int32s({2, 5, 5}, std::vector<int32_t>(50, 1)), false,
+       [](int64_t, int64_t, int64_t) { return false; }},
+  };
+  for (const Case& c : cases) {
+    INFO(c.what);
+    const Model m = attention_model(c.mask, c.causal);
+    const Tensor y = test::run1(m, x);
+    REQUIRE(y.shape() == std::vector<int64_t>{kBatch, kSeq, kHeads * kDv});
+    CHECK(rel_error(y, reference(m, x, c.masked)) < 1e-6);
+  }
+  Model bad = attention_model(int32s({3}, {1, 2, 3}), false);
+  CHECK_THROWS_WITH(test::run1(bad, x), Catch::Contains("mask_index of shape [3] is not supported"));
+  bad.graph.nodes[0].attributes[0] = Attribute::integer("num_heads", 3);
+  CHECK_THROWS_WITH(test::run1(bad, x), Catch::Contains("into 3 heads"));
+}
+
+TEST_CASE("heads of com.microsoft Attention: packed q/k/v columns, output rows and num_heads go together") {
+  const Model m = load_model(test::test_data("contrib_attention.onnx"));
+  const calib::Sample feeds = encoder_inputs(3);
+  passes::PruneConfig config;
+  config.structured = "heads";
+  config.sparsity = "0";
+  passes::PruneReport report;
+  CHECK(run(passes::prune_model(m, config, report), feeds).bit_equal(run(m, feeds)));  // 0 %: the same model
+  REQUIRE(report.groups.size() == 2);
+  CHECK(report.groups[0].channels == 4);
+
+  constexpr int64_t kHeadDim = 8, kModel = 32;
+  for (const char* method : {"magnitude", "wanda"}) {
+    INFO(method);
+    config.sparsity = "0.5";  // two heads of four in each layer
+    config.method = method;
+    calib::CalibStats stats;
+    if (std::string(method) == "wanda") {
+      stats = calib::collect_stats(m, {encoder_inputs(5), encoder_inputs(6)}, {});
+      config.stats = &stats;
+    }
+    report = {};
+    const Model p = passes::prune_model(m, config, report);
+    REQUIRE(report.groups.size() == 2);
+    Model reference = m;
+    for (const auto& group : report.groups) {
+      CHECK(group.kept == 2);
+      CHECK(p.graph.find_initializer(group.producers.at(0))->tensor.shape() == std::vector<int64_t>{kModel, 3 * 2 * kHeadDim});
+      // The kept heads are those whose output rows came over; the reference zeroes the others'.
+      const std::string& o = group.consumers.at(0);
+      const Tensor& before = m.graph.find_initializer(o)->tensor;
+      const Tensor& after = p.graph.find_initializer(o)->tensor;
+      REQUIRE(after.shape() == std::vector<int64_t>{2 * kHeadDim, kModel});
+      std::vector<int64_t> kept;
+      for (int64_t head = 0; head < 4; ++head)
+        for (int64_t slot = 0; slot < 2; ++slot)
+          if (std::equal(after.data<float>() + slot * kHeadDim * kModel, after.data<float>() + (slot + 1) * kHeadDim * kModel,
+                         before.data<float>() + head * kHeadDim * kModel))
+            kept.push_back(head);
+      REQUIRE(kept.size() == 2);
+      float* wo = const_cast<NamedTensor*>(reference.graph.find_initializer(o))->tensor.mutable_data<float>();
+      for (int64_t head = 0; head < 4; ++head)
+        if (std::find(kept.begin(), kept.end(), head) == kept.end())
+          std::fill(wo + head * kHeadDim * kModel, wo + (head + 1) * kHeadDim * kModel, 0.0f);
+    }
+    for (const Node& n : p.graph.nodes)
+      if (n.op_type == "Attention") {
+        CHECK(n.find_attribute("num_heads")->i == 2);
+        if (const Attribute* sizes = n.find_attribute("qkv_hidden_sizes"))
+          CHECK(sizes->ints == std::vector<int64_t>{16, 16, 16});
+      }
+    // Per layer: 2 heads' q, k, v columns and biases, and their output rows.
+    CHECK(parameters_of(p) == parameters_of(m) - 2 * 2 * (3 * (kModel * kHeadDim + kHeadDim) + kHeadDim * kModel));
+    const Tensor y = run(p, feeds), want = run(reference, feeds);
+    REQUIRE(y.shape() == want.shape());
+    std::vector<double> wanted(want.data<float>(), want.data<float>() + want.numel());
+    CHECK(rel_error(y, wanted) < 1e-5);
+  }
+}
+
+TEST_CASE("head pruning refuses com.microsoft Attention it cannot shrink whole") {
+  Model m = load_model(test::test_data("contrib_attention.onnx"));
+  for (Node& n : m.graph.nodes)
+    if (n.op_type == "Attention") {
+      n.inputs.resize(6);
+      n.inputs[5] = "x";  // an attention bias: [batch, heads, seq, keys], whose head axis would need cutting too
+      break;
+    }
+  passes::PruneConfig config;
+  config.structured = "heads";
+  config.sparsity = "0.5";
+  passes::PruneReport report;
+  CHECK_THROWS_WITH(passes::prune_model(m, config, report), Catch::Contains("layer0/Attention' has past state or an attention bias"));
+}
+
+TEST_CASE("quantize takes com.microsoft Attention's packed projection as a weight") {
+  test::TempDir tmp;
+  const std::string model = test::test_data("contrib_attention.onnx");
+  auto q = test::run_slmopt("quantize '" + model + "' -o '" + tmp.file("q.slm") + "' --bits '*=int4-g32' --json -q");
+  INFO(q.err);
+  REQUIRE(q.exit_code == 0);
+  const auto doc = nlohmann::json::parse(q.out);
+  int attention_weights = 0;
+  for (const auto& t : doc.at("tensors"))
+    if (t.at("op") == "Attention") {
+      ++attention_weights;
+      CHECK(t.at("action") == "int4-g32");
+      CHECK(t.at("shape") == nlohmann::json::array({32, 96}));
+    }
+  CHECK(attention_weights == 2);
+  auto e = test::run_slmopt("eval --reference '" + model + "' --candidate '" + tmp.file("q.slm") +
+                            "' --random 2 --gate 'cosine>=0.99'");
+  INFO(e.out << e.err);
+  CHECK(e.exit_code == 0);
+}
