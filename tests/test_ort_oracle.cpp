@@ -474,3 +474,23 @@ TEST_CASE("com.microsoft Attention (tests/data/contrib_attention.onnx) matches O
     CHECK(eval::compare_tensors(theirs, ours)["rel_l2"] < kMaxRelL2);
   }
 }
+
+TEST_CASE("exported attention (BERT-style, GPT-2 with packed q/k/v) with half its heads pruned runs in ONNX Runtime as in ours") {
+  auto modules = ort_modules();
+  if (!modules) return;
+  test::TempDir tmp;
+  for (const char* file : {"exported_attention.onnx", "exported_gpt2_attention.onnx"}) {
+    INFO(file);
+    const Model m = load_model(test::test_data(file));
+    std::map<std::string, Tensor> feeds = {{"x", test::gaussian_tensor({3, 7, 32}, 22)}};
+    if (m.graph.inputs.size() > 1) feeds["mask"] = test::gaussian_tensor({3, 1, 1, 7}, 23);
+    passes::PruneConfig config;
+    config.structured = "heads";
+    config.sparsity = "0.5";
+    passes::PruneReport report;
+    save_model(passes::prune_model(m, config, report), tmp.file("pruned.onnx"));
+    const Tensor ours = runtime::Session(load_model(tmp.file("pruned.onnx"))).run(feeds).at("y");
+    const Tensor theirs = run_ort_all(*modules, tmp.file("pruned.onnx"), feeds, 1, tmp).at(0);
+    CHECK(eval::compare_tensors(theirs, ours)["rel_l2"] < kMaxRelL2);
+  }
+}

@@ -1,7 +1,10 @@
-// Attention heads in a graph as torch.onnx exports it (tests/data/exported_attention.onnx,
-// written by tests/fixtures/export_attention.py): the pruned encoder runs at
-// other batch and sequence sizes than it was exported with, and equals the
-// original whose output projection reads nothing from the removed heads.
+// Attention heads in graphs as torch.onnx exports them: a BERT-style encoder
+// (tests/data/exported_attention.onnx, written by tests/fixtures/export_attention.py)
+// and GPT-2 blocks with packed q/k/v Conv1D layers and a Split
+// (tests/data/exported_gpt2_attention.onnx, tests/fixtures/export_gpt2_attention.py).
+// The pruned models run at other batch and sequence sizes than they were
+// exported with, and equal the originals whose output projections read
+// nothing from the removed heads.
 #include <algorithm>
 #include <cmath>
 
@@ -17,10 +20,12 @@ namespace {
 
 constexpr int64_t kHeads = 4, kHeadDim = 8, kWidth = 32;
 
-calib::Sample inputs(uint32_t seed) {
+calib::Sample encoder_inputs(uint32_t seed) {
   Tensor mask = test::gaussian_tensor({3, 1, 1, 7}, seed + 1);  // an additive mask, batch 3, sequence 7
   return {{"x", test::gaussian_tensor({3, 7, kWidth}, seed)}, {"mask", mask}};
 }
+
+calib::Sample decoder_inputs(uint32_t seed) { return {{"x", test::gaussian_tensor({3, 7, kWidth}, seed)}}; }
 
 Tensor run(const Model& m, const calib::Sample& feeds) { return runtime::Session(m).run(feeds).at("y"); }
 
@@ -34,10 +39,9 @@ int64_t parameters_of(const Model& m) {  // weights, not the shape constants
   return n;
 }
 
-}  // namespace
-
-TEST_CASE("attention heads in a torch.onnx export: q/k/v columns, output rows and the Reshape head counts go together") {
-  const Model m = load_model(test::test_data("exported_attention.onnx"));
+// Two layers of four heads each; `packed`: one q|k|v weight per layer, not three.
+void check_heads_pruned(const std::string& file, calib::Sample (*inputs)(uint32_t), bool packed) {
+  const Model m = load_model(test::test_data(file));
   const calib::Sample feeds = inputs(3);
   passes::PruneConfig config;
   config.structured = "heads";
@@ -62,9 +66,9 @@ TEST_CASE("attention heads in a torch.onnx export: q/k/v columns, output rows an
     Model reference = m;
     for (const auto& group : report.groups) {
       CHECK(group.kept == 2);
-      REQUIRE(group.producers.size() == 3);
+      REQUIRE(group.producers.size() == (packed ? 1 : 3));
       for (const auto& name : group.producers)
-        CHECK(p.graph.find_initializer(name)->tensor.shape() == std::vector<int64_t>{kWidth, 2 * kHeadDim});
+        CHECK(p.graph.find_initializer(name)->tensor.shape() == std::vector<int64_t>{kWidth, (packed ? 3 : 1) * 2 * kHeadDim});
       // The kept heads are those whose output rows came over; the reference zeroes the others'.
       const std::string& o = group.consumers.at(0);
       const Tensor& before = m.graph.find_initializer(o)->tensor;
@@ -93,6 +97,16 @@ TEST_CASE("attention heads in a torch.onnx export: q/k/v columns, output rows an
     }
     CHECK(std::sqrt(err / norm) < 1e-5);
   }
+}
+
+}  // namespace
+
+TEST_CASE("attention heads in a torch.onnx export: q/k/v columns, output rows and the Reshape head counts go together") {
+  check_heads_pruned("exported_attention.onnx", encoder_inputs, false);
+}
+
+TEST_CASE("GPT-2 attention exported by torch.onnx: packed Conv1D q/k/v sections, the Split sizes and the Gemm output rows") {
+  check_heads_pruned("exported_gpt2_attention.onnx", decoder_inputs, true);
 }
 
 TEST_CASE("heads are refused where there is no attention to find") {

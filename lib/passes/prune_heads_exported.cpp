@@ -2,11 +2,14 @@
 // BERT, ViT or GPT-style eager attention): per head-split Reshape to
 // [batch, seq, heads, head_dim] behind a MatMul (+ bias Add) projection,
 // Transposes, MatMul(Q, K^T), scaling / masking, Softmax, MatMul(., V), a
-// Transpose and a Reshape merging the heads, and the output MatMul. The
-// pattern is found from each Softmax, every piece checked before anything
-// changes; removing a head takes its columns of the q/k/v weights and biases,
-// its rows of the output weight, and the head count out of the Reshape
-// shapes (constants, or constant elements of the Concat that builds them).
+// Transpose and a Reshape merging the heads, and the output MatMul. GPT-2's
+// Conv1D layers export as Gemm on a flattened input, and its c_attn computes
+// q, k and v in one product that a Split takes apart: those are matched too.
+// The pattern is found from each Softmax, every piece checked before anything
+// changes; removing a head takes its columns of the q/k/v weights and biases
+// (of each section of a packed one), its rows of the output weight, and the
+// head count out of the Reshape shapes (constants, or constant elements of
+// the Concat that builds them) and the Split sizes.
 #include <algorithm>
 #include <map>
 #include <optional>
@@ -30,16 +33,22 @@ struct ShapeElement {
 };
 
 struct Projection {
-  Node* matmul = nullptr;  // MatMul(x, W [in, heads * head_dim])
-  Node* bias = nullptr;    // Add(b, projection) or null
+  Node* matmul = nullptr;  // MatMul(x, W [in, heads * head_dim]), or Gemm without transposes
+  Node* bias = nullptr;    // Add(b, projection), the Gemm itself (its C), or null
   size_t bias_input = 0;   // which input of `bias` is b
   ShapeElement heads;      // heads at index 2 of [batch, seq, heads, head_dim]
+  // A packed q|k|v product a Split takes apart: the Split, this section's
+  // first column, and the packed width in a Reshape before the Split.
+  Node* split = nullptr;
+  int64_t offset = 0;
+  std::optional<ShapeElement> packed;
 };
 
 struct ExportedAttention {
   Projection q, k, v;
   Node* o = nullptr;  // MatMul(merged, W [heads * head_dim, out])
   std::optional<ShapeElement> merged;  // heads * head_dim at index 2 of the merge Reshape, when constant
+  std::optional<ShapeElement> flat;    // heads * head_dim in a Reshape flattening the context for a Gemm
   int64_t heads = 0, head_dim = 0;
 };
 
@@ -127,6 +136,27 @@ class Finder {
     if (!h || !d) return std::nullopt;
     p.heads = *h;
     Node* src = producer(n->inputs.at(0));
+    if (src && src->op_type == "Split") {
+      if (!packed_section(*src, n->inputs[0], heads * head_dim, p)) return std::nullopt;
+      src = producer(src->inputs.at(0));
+      if (src && src->op_type == "Reshape") {  // Conv1D's view back to [batch, seq, 3 * width]
+        int64_t width = 0;
+        if (auto e = shape_element(*src, 2, width)) {
+          if (width != 3 * heads * head_dim) return std::nullopt;
+          p.packed = *e;
+        }
+        src = producer(src->inputs.at(0));
+      }
+    }
+    if (src && src->op_type == "Gemm" && plain_gemm(*src)) {
+      p.matmul = src;
+      if (src->inputs.size() > 2 && !src->inputs[2].empty()) {
+        if (!constant(src->inputs[2])) return std::nullopt;
+        p.bias = src;
+        p.bias_input = 2;
+      }
+      return p;
+    }
     if (src && src->op_type == "Add" && src->inputs.size() == 2) {
       const int other = constant(src->inputs[0]) ? 1 : 0;
       if (!constant(src->inputs[1 - other])) return std::nullopt;
@@ -139,6 +169,36 @@ class Finder {
     return p;
   }
 
+  // Gemm(A, B, C) as Conv1D exports it: no transposes, B a constant [in, out].
+  bool plain_gemm(const Node& n) const {
+    for (const auto& a : n.attributes)
+      if ((a.name == "transA" || a.name == "transB") && a.i != 0) return false;
+    return n.inputs.size() >= 2 && constant(n.inputs[1]);
+  }
+
+  // `value` is output i of a Split into three equal sections of `width` along
+  // the last axis of [batch, seq, 3 * width]: section i starts at i * width.
+  bool packed_section(Node& split, const std::string& value, int64_t width, Projection& p) const {
+    if (split.outputs.size() != 3) return false;
+    int64_t axis = 0;
+    std::vector<int64_t> sizes;
+    for (const auto& a : split.attributes) {
+      if (a.name == "axis") axis = a.i;
+      if (a.name == "split") sizes = a.ints;
+    }
+    if (axis != 2 && axis != -1) return false;
+    if (split.inputs.size() > 1 && !split.inputs[1].empty()) {
+      const Tensor* t = constant(split.inputs[1]);
+      if (!t || t->dtype() != DType::I64) return false;
+      sizes.assign(t->data<int64_t>(), t->data<int64_t>() + t->numel());
+    }
+    if (!sizes.empty() && sizes != std::vector<int64_t>(3, width)) return false;
+    const auto at = std::find(split.outputs.begin(), split.outputs.end(), value);
+    p.split = &split;
+    p.offset = (at - split.outputs.begin()) * width;
+    return true;
+  }
+
   std::optional<ExportedAttention> attention(Node& softmax) const {
     for (const auto& attr : softmax.attributes)
       if (attr.name == "axis" && attr.i != -1 && attr.i != 3) return std::nullopt;
@@ -147,6 +207,8 @@ class Finder {
     for (int depth = 0; scores && scores->op_type != "MatMul" && depth < 4; ++depth) {
       if (scores->op_type == "Where" && scores->inputs.size() == 3) {
         scores = producer(scores->inputs[1]);
+      } else if (scores->op_type == "Cast") {
+        scores = producer(scores->inputs.at(0));
       } else if ((scores->op_type == "Div" || scores->op_type == "Mul" || scores->op_type == "Add" ||
                   scores->op_type == "Sub") && scores->inputs.size() == 2) {
         Node* a = producer(scores->inputs[0]);
@@ -172,8 +234,20 @@ class Finder {
     // Forward: Transpose back to [batch, seq, heads, head_dim], Reshape merging the heads, output MatMul.
     Node* back = only_reader(context->outputs.at(0), "Transpose");
     Node* merge = back ? only_reader(back->outputs.at(0), "Reshape") : nullptr;
-    a.o = merge ? only_reader(merge->outputs.at(0), "MatMul") : nullptr;
-    if (!a.o || a.o->inputs.at(0) != merge->outputs[0] || !constant(a.o->inputs.at(1))) return std::nullopt;
+    if (!merge) return std::nullopt;
+    std::string context_in = merge->outputs.at(0);
+    a.o = only_reader(context_in, "MatMul");
+    if (Node* flat = a.o ? nullptr : only_reader(context_in, "Reshape")) {  // Conv1D: view(-1, width), Gemm
+      a.o = only_reader(flat->outputs.at(0), "Gemm");
+      if (!a.o || !plain_gemm(*a.o)) return std::nullopt;
+      context_in = flat->outputs[0];
+      int64_t width = 0;
+      if (auto e = shape_element(*flat, 1, width)) {
+        if (width == a.heads * a.head_dim) a.flat = *e;
+        else if (width != -1) return std::nullopt;
+      }
+    }
+    if (!a.o || a.o->inputs.at(0) != context_in || !constant(a.o->inputs.at(1))) return std::nullopt;
     int64_t width = 0;
     if (auto m = shape_element(*merge, 2, width)) {
       if (width == a.heads * a.head_dim) a.merged = *m;
@@ -200,12 +274,13 @@ void check_shapes(const Finder& f, const ExportedAttention& a) {
   const int64_t width = a.heads * a.head_dim;
   for (const Projection* p : {&a.q, &a.k, &a.v}) {
     const Tensor& w = checked_weight(f, *p->matmul, 1, "projection");
-    if (w.rank() != 2 || w.shape()[1] != width)
+    const int64_t cols = p->split ? 3 * width : width;
+    if (w.rank() != 2 || w.shape()[1] != cols)
       throw_usage("--structured heads: projection '" + p->matmul->inputs[1] + "' has shape " + shape_to_string(w.shape()) +
-                  ", not [in, " + std::to_string(width) + "] for " + std::to_string(a.heads) + " heads");
+                  ", not [in, " + std::to_string(cols) + "] for " + std::to_string(a.heads) + " heads");
     if (p->bias) {
       const Tensor& b = checked_weight(f, *p->bias, p->bias_input, "bias");
-      if (b.numel() != width || b.shape().back() != width)
+      if (b.numel() != cols || b.shape().back() != cols)
         throw_usage("--structured heads: bias '" + p->bias->inputs[p->bias_input] + "' does not match its projection");
     }
   }
@@ -236,7 +311,8 @@ std::vector<double> head_scores(const Finder& f, const ExportedAttention& a, con
       for (const Projection* p : {&a.q, &a.k, &a.v}) {
         const Tensor& w = checked_weight(f, *p->matmul, 1, "projection");
         const int64_t in = w.shape()[0], width = w.shape()[1];
-        for (int64_t r = 0; r < in; ++r) score[static_cast<size_t>(h)] += static_cast<double>(w.data<float>()[r * width + c]) * w.data<float>()[r * width + c];
+        const int64_t col = p->offset + c;
+        for (int64_t r = 0; r < in; ++r) score[static_cast<size_t>(h)] += static_cast<double>(w.data<float>()[r * width + col]) * w.data<float>()[r * width + col];
       }
     }
   return score;
@@ -253,35 +329,70 @@ void set_shape_element(Graph& g, const Finder& f, const ShapeElement& e, int64_t
   e.node->inputs[e.input] = name;
 }
 
+// The distinct weights of the q/k/v projections (one when packed), each with
+// its projections in column order.
+std::map<Node*, std::vector<const Projection*>> by_product(const ExportedAttention& a) {
+  std::map<Node*, std::vector<const Projection*>> products;
+  for (const Projection* p : {&a.q, &a.k, &a.v}) products[p->matmul].push_back(p);
+  for (auto& [product, group] : products)
+    std::sort(group.begin(), group.end(), [](const Projection* x, const Projection* y) { return x->offset < y->offset; });
+  return products;
+}
+
 void shrink(Graph& g, const Finder& f, const ExportedAttention& a, const std::vector<int64_t>& keep, const std::string& prefix,
             std::set<std::string>& replaced) {
   std::vector<int64_t> cols;
   for (int64_t h : keep)
     for (int64_t c = h * a.head_dim; c < (h + 1) * a.head_dim; ++c) cols.push_back(c);
   const int64_t kept = static_cast<int64_t>(keep.size());
-  for (const Projection* p : {&a.q, &a.k, &a.v}) {
-    replaced.insert(p->matmul->inputs[1]);
-    set_input(g, *p->matmul, 1, prefix + p->matmul->inputs[1], take_cols(checked_weight(f, *p->matmul, 1, "projection"), cols));
-    if (p->bias) {
-      const std::string& name = p->bias->inputs[p->bias_input];
-      replaced.insert(name);
-      const Tensor& b = checked_weight(f, *p->bias, p->bias_input, "bias");
-      Tensor cut(DType::F32, {static_cast<int64_t>(cols.size())});
-      for (size_t i = 0; i < cols.size(); ++i) cut.mutable_data<float>()[i] = b.data<float>()[cols[i]];
-      set_input(g, *p->bias, p->bias_input, prefix + name, cut);
+  for (const auto& [product, group] : by_product(a)) {
+    std::vector<int64_t> product_cols;  // the kept columns of every section the product holds
+    for (const Projection* p : group)
+      for (int64_t c : cols) product_cols.push_back(p->offset + c);
+    const std::string name = product->inputs[1];
+    replaced.insert(name);
+    set_input(g, *product, 1, prefix + name, take_cols(checked_weight(f, *product, 1, "projection"), product_cols));
+    const Projection& p = *group[0];
+    if (p.bias) {
+      const std::string& bias_name = p.bias->inputs[p.bias_input];
+      replaced.insert(bias_name);
+      const Tensor& b = checked_weight(f, *p.bias, p.bias_input, "bias");
+      Tensor cut(DType::F32, {static_cast<int64_t>(product_cols.size())});
+      for (size_t i = 0; i < product_cols.size(); ++i) cut.mutable_data<float>()[i] = b.data<float>()[product_cols[i]];
+      set_input(g, *p.bias, p.bias_input, prefix + bias_name, cut);
     }
-    set_shape_element(g, f, p->heads, kept, prefix + p->matmul->inputs[1] + "/heads_shape", replaced);
+    if (p.split) {
+      const int64_t section = kept * a.head_dim;
+      if (p.split->inputs.size() > 1 && !p.split->inputs[1].empty()) {
+        replaced.insert(p.split->inputs[1]);
+        set_input(g, *p.split, 1, prefix + name + "/split_sizes",
+                  Tensor::from_values<int64_t>(DType::I64, {3}, {section, section, section}));
+      }
+      for (auto& attr : p.split->attributes)
+        if (attr.name == "split") attr.ints.assign(3, section);
+      if (p.packed) set_shape_element(g, f, *p.packed, 3 * section, prefix + name + "/packed_shape", replaced);
+    }
+    for (const Projection* q : group)
+      set_shape_element(g, f, q->heads, kept, prefix + name + "/heads_shape" + (q->split ? std::to_string(q->offset) : ""),
+                        replaced);
   }
   replaced.insert(a.o->inputs[1]);
   set_input(g, *a.o, 1, prefix + a.o->inputs[1], take_rows(checked_weight(f, *a.o, 1, "output"), cols));
   if (a.merged) set_shape_element(g, f, *a.merged, kept * a.head_dim, prefix + a.o->inputs[1] + "/merged_shape", replaced);
+  if (a.flat) set_shape_element(g, f, *a.flat, kept * a.head_dim, prefix + a.o->inputs[1] + "/flat_shape", replaced);
+}
+
+std::vector<std::string> projection_weights(const ExportedAttention& a) {
+  std::vector<std::string> names;
+  for (const auto& [product, group] : by_product(a)) names.push_back(product->inputs[1]);
+  return names;
 }
 
 int64_t params_of(const Finder& f, const ExportedAttention& a) {
   int64_t n = f.constant(a.o->inputs[1])->numel();
-  for (const Projection* p : {&a.q, &a.k, &a.v}) {
-    n += f.constant(p->matmul->inputs[1])->numel();
-    if (p->bias) n += f.constant(p->bias->inputs[p->bias_input])->numel();
+  for (const auto& [product, group] : by_product(a)) {
+    n += f.constant(product->inputs[1])->numel();
+    if (const Projection& p = *group[0]; p.bias) n += f.constant(p.bias->inputs[p.bias_input])->numel();
   }
   return n;
 }
@@ -307,7 +418,7 @@ bool prune_exported_heads(Model& model, const PruneConfig& config, PruneReport& 
     const Finder f(g);  // the graph changed with the layer before
     const ExportedAttention& a = layers[li];
     PrunedGroup row;
-    row.producers = {a.q.matmul->inputs[1], a.k.matmul->inputs[1], a.v.matmul->inputs[1]};
+    row.producers = projection_weights(a);
     row.consumers = {a.o->inputs[1]};
     row.channels = row.kept = a.heads;
     const double fraction =
