@@ -1,8 +1,9 @@
-// com.microsoft Attention: the kernel against a plain loop for every mask form
-// it reads, and head pruning on the two-layer encoder of
-// tests/data/contrib_attention.onnx (written by
-// tests/fixtures/write_contrib_attention.py). test_ort_oracle.cpp checks both
-// models against ONNX Runtime.
+// com.microsoft Attention and MultiHeadAttention: the kernels against a plain
+// loop for every mask form they read, and head pruning on the two-layer
+// encoders of tests/data/contrib_attention.onnx and
+// contrib_multi_head_attention.onnx (written by
+// tests/fixtures/write_contrib_attention.py). test_ort_oracle.cpp checks the
+// models, original and pruned, against ONNX Runtime.
 #include <algorithm>
 #include <cmath>
 #include <functional>
@@ -130,63 +131,125 @@ TEST_CASE("com.microsoft Attention equals the plain loop for every mask form ONN
   CHECK_THROWS_WITH(test::run1(bad, x), Catch::Contains("into 3 heads"));
 }
 
-TEST_CASE("heads of com.microsoft Attention: packed q/k/v columns, output rows and num_heads go together") {
-  const Model m = load_model(test::test_data("contrib_attention.onnx"));
-  const calib::Sample feeds = encoder_inputs(3);
-  passes::PruneConfig config;
-  config.structured = "heads";
-  config.sparsity = "0";
-  passes::PruneReport report;
-  CHECK(run(passes::prune_model(m, config, report), feeds).bit_equal(run(m, feeds)));  // 0 %: the same model
-  REQUIRE(report.groups.size() == 2);
-  CHECK(report.groups[0].channels == 4);
-
-  constexpr int64_t kHeadDim = 8, kModel = 32;
-  for (const char* method : {"magnitude", "wanda"}) {
-    INFO(method);
-    config.sparsity = "0.5";  // two heads of four in each layer
-    config.method = method;
-    calib::CalibStats stats;
-    if (std::string(method) == "wanda") {
-      stats = calib::collect_stats(m, {encoder_inputs(5), encoder_inputs(6)}, {});
-      config.stats = &stats;
-    }
-    report = {};
-    const Model p = passes::prune_model(m, config, report);
-    REQUIRE(report.groups.size() == 2);
-    Model reference = m;
-    for (const auto& group : report.groups) {
-      CHECK(group.kept == 2);
-      CHECK(p.graph.find_initializer(group.producers.at(0))->tensor.shape() == std::vector<int64_t>{kModel, 3 * 2 * kHeadDim});
-      // The kept heads are those whose output rows came over; the reference zeroes the others'.
-      const std::string& o = group.consumers.at(0);
-      const Tensor& before = m.graph.find_initializer(o)->tensor;
-      const Tensor& after = p.graph.find_initializer(o)->tensor;
-      REQUIRE(after.shape() == std::vector<int64_t>{2 * kHeadDim, kModel});
-      std::vector<int64_t> kept;
-      for (int64_t head = 0; head < 4; ++head)
-        for (int64_t slot = 0; slot < 2; ++slot)
-          if (std::equal(after.data<float>() + slot * kHeadDim * kModel, after.data<float>() + (slot + 1) * kHeadDim * kModel,
-                         before.data<float>() + head * kHeadDim * kModel))
-            kept.push_back(head);
-      REQUIRE(kept.size() == 2);
-      float* wo = const_cast<NamedTensor*>(reference.graph.find_initializer(o))->tensor.mutable_data<float>();
-      for (int64_t head = 0; head < 4; ++head)
-        if (std::find(kept.begin(), kept.end(), head) == kept.end())
-          std::fill(wo + head * kHeadDim * kModel, wo + (head + 1) * kHeadDim * kModel, 0.0f);
-    }
-    for (const Node& n : p.graph.nodes)
-      if (n.op_type == "Attention") {
-        CHECK(n.find_attribute("num_heads")->i == 2);
-        if (const Attribute* sizes = n.find_attribute("qkv_hidden_sizes"))
-          CHECK(sizes->ints == std::vector<int64_t>{16, 16, 16});
+TEST_CASE("com.microsoft MultiHeadAttention equals the plain loop: cross attention, bias, key padding") {
+  constexpr int64_t B = 2, S = 3, L = 5, N = 2, Dq = 4, Dv = 6;
+  Model m;
+  m.opsets = {{"", 17}, {"com.microsoft", 1}};
+  const std::vector<int32_t> keep = {1, 1, 1, 0, 0, 1, 0, 1, 1, 1};
+  m.graph.initializers = {{"k", test::gaussian_tensor({B, L, Dq}, 31), ""},
+                          {"v", test::gaussian_tensor({B, L, Dv}, 32), ""},
+                          {"bias", test::gaussian_tensor({2 * Dq + Dv}, 33, 0.3f), ""},
+                          {"mask", int32s({B, L}, keep), ""}};
+  ValueInfo x, y;
+  x.name = "x";
+  y.name = "y";
+  x.dtype = y.dtype = DType::F32;
+  m.graph.inputs = {x};
+  m.graph.outputs = {y};
+  Node n;
+  n.name = "mha";
+  n.op_type = "MultiHeadAttention";
+  n.domain = "com.microsoft";
+  n.inputs = {"x", "k", "v", "bias", "mask"};
+  n.outputs = {"y"};
+  n.attributes = {Attribute::integer("num_heads", N)};
+  m.graph.nodes = {n};
+  const Tensor q = test::gaussian_tensor({B, S, Dq}, 34);
+  const Tensor out = test::run1(m, q);
+  REQUIRE(out.shape() == std::vector<int64_t>{B, S, Dv});
+  const float* k = m.graph.find_initializer("k")->tensor.data<float>();
+  const float* v = m.graph.find_initializer("v")->tensor.data<float>();
+  const float* bias = m.graph.find_initializer("bias")->tensor.data<float>();
+  std::vector<double> want(static_cast<size_t>(B * S * Dv), 0.0);
+  const int64_t dq = Dq / N, dv = Dv / N;
+  for (int64_t b = 0; b < B; ++b)
+    for (int64_t h = 0; h < N; ++h)
+      for (int64_t i = 0; i < S; ++i) {
+        std::vector<double> p(static_cast<size_t>(L));
+        double top = -1e300, sum = 0;
+        for (int64_t t = 0; t < L; ++t) {
+          double dot = 0;
+          for (int64_t d = 0; d < dq; ++d)
+            dot += (static_cast<double>(q.data<float>()[(b * S + i) * Dq + h * dq + d]) + bias[h * dq + d]) *
+                   (static_cast<double>(k[(b * L + t) * Dq + h * dq + d]) + bias[Dq + h * dq + d]);
+          p[static_cast<size_t>(t)] = dot / std::sqrt(static_cast<double>(dq)) + (keep[static_cast<size_t>(b * L + t)] ? 0.0 : -10000.0);
+          top = std::max(top, p[static_cast<size_t>(t)]);
+        }
+        for (double& e : p) sum += (e = std::exp(e - top));
+        for (int64_t t = 0; t < L; ++t)
+          for (int64_t d = 0; d < dv; ++d)
+            want[static_cast<size_t>((b * S + i) * Dv + h * dv + d)] +=
+                p[static_cast<size_t>(t)] / sum * (static_cast<double>(v[(b * L + t) * Dv + h * dv + d]) + bias[2 * Dq + h * dv + d]);
       }
-    // Per layer: 2 heads' q, k, v columns and biases, and their output rows.
-    CHECK(parameters_of(p) == parameters_of(m) - 2 * 2 * (3 * (kModel * kHeadDim + kHeadDim) + kHeadDim * kModel));
-    const Tensor y = run(p, feeds), want = run(reference, feeds);
-    REQUIRE(y.shape() == want.shape());
-    std::vector<double> wanted(want.data<float>(), want.data<float>() + want.numel());
-    CHECK(rel_error(y, wanted) < 1e-5);
+  CHECK(rel_error(out, want) < 1e-6);
+  m.graph.nodes[0].inputs.resize(6);
+  m.graph.nodes[0].inputs[5] = "bias";
+  CHECK_THROWS_WITH(test::run1(m, q), Catch::Contains("MultiHeadAttention with attention_bias is not supported"));
+}
+
+TEST_CASE("heads of com.microsoft Attention and MultiHeadAttention: q/k/v columns, output rows and num_heads go together") {
+  for (const char* file : {"contrib_attention.onnx", "contrib_multi_head_attention.onnx"}) {
+    INFO(file);
+    const bool packed = std::string(file) == "contrib_attention.onnx";
+    const Model m = load_model(test::test_data(file));
+    const calib::Sample feeds = encoder_inputs(3);
+    passes::PruneConfig config;
+    config.structured = "heads";
+    config.sparsity = "0";
+    passes::PruneReport report;
+    CHECK(run(passes::prune_model(m, config, report), feeds).bit_equal(run(m, feeds)));  // 0 %: the same model
+    REQUIRE(report.groups.size() == 2);
+    CHECK(report.groups[0].channels == 4);
+
+    constexpr int64_t kHeadDim = 8, kModel = 32;
+    for (const char* method : {"magnitude", "wanda"}) {
+      INFO(method);
+      config.sparsity = "0.5";  // two heads of four in each layer
+      config.method = method;
+      calib::CalibStats stats;
+      if (std::string(method) == "wanda") {
+        stats = calib::collect_stats(m, {encoder_inputs(5), encoder_inputs(6)}, {});
+        config.stats = &stats;
+      }
+      report = {};
+      const Model p = passes::prune_model(m, config, report);
+      REQUIRE(report.groups.size() == 2);
+      Model reference = m;
+      for (const auto& group : report.groups) {
+        CHECK(group.kept == 2);
+        REQUIRE(group.producers.size() == (packed ? 1 : 3));  // one packed weight, or the three MatMuls'
+        for (const auto& name : group.producers)
+          CHECK(p.graph.find_initializer(name)->tensor.shape() == std::vector<int64_t>{kModel, (packed ? 3 : 1) * 2 * kHeadDim});
+        // The kept heads are those whose output rows came over; the reference zeroes the others'.
+        const std::string& o = group.consumers.at(0);
+        const Tensor& before = m.graph.find_initializer(o)->tensor;
+        const Tensor& after = p.graph.find_initializer(o)->tensor;
+        REQUIRE(after.shape() == std::vector<int64_t>{2 * kHeadDim, kModel});
+        std::vector<int64_t> kept;
+        for (int64_t head = 0; head < 4; ++head)
+          for (int64_t slot = 0; slot < 2; ++slot)
+            if (std::equal(after.data<float>() + slot * kHeadDim * kModel, after.data<float>() + (slot + 1) * kHeadDim * kModel,
+                           before.data<float>() + head * kHeadDim * kModel))
+              kept.push_back(head);
+        REQUIRE(kept.size() == 2);
+        float* wo = const_cast<NamedTensor*>(reference.graph.find_initializer(o))->tensor.mutable_data<float>();
+        for (int64_t head = 0; head < 4; ++head)
+          if (std::find(kept.begin(), kept.end(), head) == kept.end())
+            std::fill(wo + head * kHeadDim * kModel, wo + (head + 1) * kHeadDim * kModel, 0.0f);
+      }
+      for (const Node& n : p.graph.nodes)
+        if (n.domain == "com.microsoft") {
+          CHECK(n.find_attribute("num_heads")->i == 2);
+          if (const Attribute* sizes = n.find_attribute("qkv_hidden_sizes"))
+            CHECK(sizes->ints == std::vector<int64_t>{16, 16, 16});
+        }
+      // Per layer: 2 heads' q, k, v columns and biases, and their output rows.
+      CHECK(parameters_of(p) == parameters_of(m) - 2 * 2 * (3 * (kModel * kHeadDim + kHeadDim) + kHeadDim * kModel));
+      const Tensor y = run(p, feeds), want = run(reference, feeds);
+      REQUIRE(y.shape() == want.shape());
+      std::vector<double> wanted(want.data<float>(), want.data<float>() + want.numel());
+      CHECK(rel_error(y, wanted) < 1e-5);
+    }
   }
 }
 

@@ -451,27 +451,29 @@ TEST_CASE("the stories260K decoder graph runs in ONNX Runtime: same logits, prom
   CHECK(eval::compare_tensors(second.at("logits"), theirs_second[0])["rel_l2"] < kMaxRelL2);
 }
 
-TEST_CASE("com.microsoft Attention (tests/data/contrib_attention.onnx) matches ONNX Runtime, before and after head pruning") {
+TEST_CASE("com.microsoft Attention and MultiHeadAttention (tests/data/contrib_*.onnx) match ONNX Runtime, before and after head pruning") {
   auto modules = ort_modules();
   if (!modules) return;
   test::TempDir tmp;
-  const Model m = load_model(test::test_data("contrib_attention.onnx"));
-  // Batch 3, sequence 7: the first entry unpadded, the others padded after 4 and after 1 token.
-  std::vector<int64_t> mask(21, 1);
-  std::fill(mask.begin() + 11, mask.begin() + 14, 0);
-  std::fill(mask.begin() + 15, mask.end(), 0);
-  const std::map<std::string, Tensor> feeds = {{"x", test::gaussian_tensor({3, 7, 32}, 21)},
-                                               {"mask", Tensor::from_values<int64_t>(DType::I64, {3, 7}, mask)}};
-  passes::PruneConfig config;
-  config.structured = "heads";
-  config.sparsity = "0.5";
-  passes::PruneReport report;
-  save_model(passes::prune_model(m, config, report), tmp.file("pruned.onnx"));
-  for (const std::string& file : {test::test_data("contrib_attention.onnx"), tmp.file("pruned.onnx")}) {
-    INFO(file);
-    const Tensor ours = runtime::Session(load_model(file)).run(feeds).at("y");
-    const Tensor theirs = run_ort_all(*modules, file, feeds, 1, tmp).at(0);
-    CHECK(eval::compare_tensors(theirs, ours)["rel_l2"] < kMaxRelL2);
+  for (const char* name : {"contrib_attention.onnx", "contrib_multi_head_attention.onnx"}) {
+    const Model m = load_model(test::test_data(name));
+    // Batch 3, sequence 7: the first entry unpadded, the others padded after 4 and after 1 token.
+    std::vector<int64_t> mask(21, 1);
+    std::fill(mask.begin() + 11, mask.begin() + 14, 0);
+    std::fill(mask.begin() + 15, mask.end(), 0);
+    const std::map<std::string, Tensor> feeds = {{"x", test::gaussian_tensor({3, 7, 32}, 21)},
+                                                 {"mask", Tensor::from_values<int64_t>(DType::I64, {3, 7}, mask)}};
+    passes::PruneConfig config;
+    config.structured = "heads";
+    config.sparsity = "0.5";
+    passes::PruneReport report;
+    save_model(passes::prune_model(m, config, report), tmp.file("pruned.onnx"));
+    for (const std::string& file : {test::test_data(name), tmp.file("pruned.onnx")}) {
+      INFO(file);
+      const Tensor ours = runtime::Session(load_model(file)).run(feeds).at("y");
+      const Tensor theirs = run_ort_all(*modules, file, feeds, 1, tmp).at(0);
+      CHECK(eval::compare_tensors(theirs, ours)["rel_l2"] < kMaxRelL2);
+    }
   }
 }
 

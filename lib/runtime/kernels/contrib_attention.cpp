@@ -1,4 +1,4 @@
-// com.microsoft Attention, the fused self-attention ONNX Runtime's transformer
+// com.microsoft Attention and MultiHeadAttention. Attention is the fused self-attention ONNX Runtime's transformer
 // optimizer writes for BERT- and GPT-2-style models: one packed q|k|v
 // projection (weights [in, q + k + v], optional bias), `num_heads` heads,
 // scaled dot products with an optional key mask and causal mask
@@ -61,80 +61,138 @@ AttentionShape check_attention(const OpContext& c) {
   return s;
 }
 
-// The additive mask of each batch entry, [batch][seq * seq].
-std::vector<std::vector<float>> mask_bias(const OpContext& c, const AttentionShape& s) {
+// The additive mask of each batch entry, [batch][seq * keys], from the mask
+// at input `index` (when given) and `unidirectional`.
+std::vector<std::vector<float>> mask_bias(const OpContext& c, size_t index, const std::string& what, int64_t batch, int64_t seq,
+                                          int64_t keys) {
   const float filter = c.attr_float("mask_filter_value", -10000.0f);
   const bool causal = c.attr_int("unidirectional", 0) != 0;
-  const int64_t T = s.seq;
-  std::vector<std::vector<float>> bias(static_cast<size_t>(s.batch), std::vector<float>(static_cast<size_t>(s.seq * T), 0.0f));
-  if (c.has_input(3)) {
-    const Tensor& m = c.input(3);
-    if (m.dtype() != DType::I32 && m.dtype() != DType::I64) c.fail("Attention mask_index must be int32");
+  std::vector<std::vector<float>> bias(static_cast<size_t>(batch), std::vector<float>(static_cast<size_t>(seq * keys), 0.0f));
+  if (c.has_input(index)) {
+    const Tensor& m = c.input(index);
+    if (m.dtype() != DType::I32 && m.dtype() != DType::I64) c.fail(c.node.op_type + " " + what + " must be int32");
     const std::vector<int64_t> v = int_values(m);
     const auto& d = m.shape();
-    const bool ends = d.size() == 1 && (d[0] == s.batch || d[0] == 2 * s.batch);
-    const bool raw2 = d.size() == 2 && d[0] == s.batch && d[1] == T;
-    const bool raw3 = d.size() == 3 && d[0] == s.batch && d[1] == s.seq && d[2] == T;
-    if (!ends && !raw2 && !raw3) c.fail("Attention mask_index of shape " + shape_to_string(d) + " is not supported");
-    for (int64_t b = 0; b < s.batch; ++b)
-      for (int64_t i = 0; i < s.seq; ++i)
-        for (int64_t t = 0; t < T; ++t) {
+    const bool ends = d.size() == 1 && (d[0] == batch || d[0] == 2 * batch);
+    const bool raw2 = d.size() == 2 && d[0] == batch && d[1] == keys;
+    const bool raw3 = d.size() == 3 && d[0] == batch && d[1] == seq && d[2] == keys;
+    if (!ends && !raw2 && !raw3) c.fail(c.node.op_type + " " + what + " of shape " + shape_to_string(d) + " is not supported");
+    for (int64_t b = 0; b < batch; ++b)
+      for (int64_t i = 0; i < seq; ++i)
+        for (int64_t t = 0; t < keys; ++t) {
           bool masked;
-          if (ends) masked = t >= v[static_cast<size_t>(b)] || (d[0] == 2 * s.batch && t < v[static_cast<size_t>(s.batch + b)]);
-          else masked = v[static_cast<size_t>(raw2 ? b * T + t : (b * s.seq + i) * T + t)] <= 0;
-          if (masked) bias[static_cast<size_t>(b)][static_cast<size_t>(i * T + t)] = filter;
+          if (ends) masked = t >= v[static_cast<size_t>(b)] || (d[0] == 2 * batch && t < v[static_cast<size_t>(batch + b)]);
+          else masked = v[static_cast<size_t>(raw2 ? b * keys + t : (b * seq + i) * keys + t)] <= 0;
+          if (masked) bias[static_cast<size_t>(b)][static_cast<size_t>(i * keys + t)] = filter;
         }
   }
-  if (causal)
+  if (causal)  // query i sees keys up to i + (keys - seq): the newest query is aligned with the newest key
     for (auto& rows : bias)
-      for (int64_t i = 0; i < s.seq; ++i)
-        for (int64_t t = i + 1; t < T; ++t) rows[static_cast<size_t>(i * T + t)] = filter;
+      for (int64_t i = 0; i < seq; ++i)
+        for (int64_t t = i + keys - seq + 1; t < keys; ++t) rows[static_cast<size_t>(i * keys + t)] = filter;
   return bias;
+}
+
+// Where a head's query, key and value rows live: row r of batch b is at
+// base + (b * rows + r) * stride, the head's values from column h * width.
+struct HeadOperand {
+  const float* base;
+  int64_t rows, stride, width;
+  const float* at(int64_t b, int64_t h) const { return base + b * rows * stride + h * width; }
+};
+
+// softmax(q k^T * scale + mask) v for every batch entry and head, each head's
+// context written side by side into out [batch, q.rows, heads * v.width].
+void attend(int64_t batch, int64_t heads, const HeadOperand& q, const HeadOperand& k, const HeadOperand& v, float scale,
+            const std::vector<std::vector<float>>& mask, float* out) {
+  const int64_t seq = q.rows, keys = k.rows, width = heads * v.width;
+  std::vector<float> scores(static_cast<size_t>(seq * keys));
+  for (int64_t b = 0; b < batch; ++b)
+    for (int64_t h = 0; h < heads; ++h) {
+      const MatrixView kt{k.at(b, h), 1, k.stride};  // K transposed: element (p, t) is key t's p-th value
+      sgemm(seq, keys, q.width, MatrixView{q.at(b, h), q.stride, 1}, kt, scores.data(), keys);
+      const std::vector<float>& add = mask[static_cast<size_t>(b)];
+      for (int64_t i = 0; i < seq; ++i) {
+        float* row = scores.data() + i * keys;
+        float top = -INFINITY;
+        for (int64_t t = 0; t < keys; ++t) {
+          row[t] = row[t] * scale + add[static_cast<size_t>(i * keys + t)];
+          top = std::max(top, row[t]);
+        }
+        double sum = 0;
+        for (int64_t t = 0; t < keys; ++t) sum += (row[t] = std::exp(row[t] - top));
+        for (int64_t t = 0; t < keys; ++t) row[t] = static_cast<float>(row[t] / sum);
+      }
+      sgemm(seq, v.width, keys, row_major(scores.data(), keys), MatrixView{v.at(b, h), v.stride, 1},
+            out + b * seq * width + h * v.width, width);
+    }
+}
+
+float attention_scale(const OpContext& c, int64_t head_width) {
+  const float given = c.attr_float("scale", 0.0f);
+  return given != 0.0f ? given : static_cast<float>(1.0 / std::sqrt(static_cast<double>(head_width)));
 }
 
 void attention_op(OpContext& c) {
   const AttentionShape s = check_attention(c);
   const int64_t rows = s.batch * s.seq, W = s.width();
   const int64_t dq = s.q / s.heads, dv = s.v / s.heads;
-  const float scale = c.attr_float("scale", 0.0f) != 0.0f ? c.attr_float("scale", 0.0f)
-                                                          : static_cast<float>(1.0 / std::sqrt(static_cast<double>(dq)));
-  const std::vector<std::vector<float>> bias = mask_bias(c, s);
-
+  const std::vector<std::vector<float>> mask = mask_bias(c, 3, "mask_index", s.batch, s.seq, s.seq);
   std::vector<float> qkv(static_cast<size_t>(rows * W));
   sgemm(rows, W, s.in, row_major(c.input(0).data<float>(), s.in), row_major(c.input(1).data<float>(), W), qkv.data(), W);
   if (c.has_input(2))
     for (int64_t r = 0; r < rows; ++r)
       for (int64_t j = 0; j < W; ++j) qkv[static_cast<size_t>(r * W + j)] += c.input(2).data<float>()[j];
-
   Tensor out(DType::F32, {s.batch, s.seq, s.v});
-  std::vector<float> scores(static_cast<size_t>(s.seq * s.seq));
-  for (int64_t b = 0; b < s.batch; ++b)
-    for (int64_t h = 0; h < s.heads; ++h) {
-      const float* base = qkv.data() + b * s.seq * W;
-      const MatrixView q{base + h * dq, W, 1};
-      const MatrixView kt{base + s.q + h * dq, 1, W};  // K transposed: element (p, t) is key t's p-th value
-      sgemm(s.seq, s.seq, dq, q, kt, scores.data(), s.seq);
-      const std::vector<float>& add = bias[static_cast<size_t>(b)];
-      for (int64_t i = 0; i < s.seq; ++i) {
-        float* row = scores.data() + i * s.seq;
-        float top = -INFINITY;
-        for (int64_t t = 0; t < s.seq; ++t) {
-          row[t] = row[t] * scale + add[static_cast<size_t>(i * s.seq + t)];
-          top = std::max(top, row[t]);
-        }
-        double sum = 0;
-        for (int64_t t = 0; t < s.seq; ++t) sum += (row[t] = std::exp(row[t] - top));
-        for (int64_t t = 0; t < s.seq; ++t) row[t] = static_cast<float>(row[t] / sum);
-      }
-      const MatrixView values{base + s.q + s.k + h * dv, W, 1};
-      sgemm(s.seq, dv, s.seq, row_major(scores.data(), s.seq), values,
-            out.mutable_data<float>() + b * s.seq * s.v + h * dv, s.v);
-    }
+  attend(s.batch, s.heads, {qkv.data(), s.seq, W, dq}, {qkv.data() + s.q, s.seq, W, dq}, {qkv.data() + 2 * s.q, s.seq, W, dv},
+         attention_scale(c, dq), mask, out.mutable_data<float>());
+  c.output(0) = std::move(out);
+}
+
+// MultiHeadAttention: query [batch, seq, q], key [batch, keys, q] and value
+// [batch, keys, v] already projected, an optional bias [q + q + v] added to
+// them, key_padding_mask as Attention's mask_index. Packed q/k/v layouts,
+// attention_bias, past and present state are refused by name.
+void multi_head_attention_op(OpContext& c) {
+  static const char* const kRefused[] = {"", "", "", "", "", "attention_bias", "past_key", "past_value"};
+  for (size_t i = 5; i < c.input_count(); ++i)
+    if (c.has_input(i)) c.fail(std::string("MultiHeadAttention with ") + (i < 8 ? kRefused[i] : "that input") + " is not supported");
+  if (c.wants_output(1) || c.wants_output(2)) c.fail("MultiHeadAttention's present outputs are not supported");
+  if (!c.has_input(1) || !c.has_input(2)) c.fail("MultiHeadAttention with packed query/key/value is not supported");
+  const Tensor& q = c.input(0);
+  const Tensor& k = c.input(1);
+  const Tensor& v = c.input(2);
+  for (const Tensor* t : {&q, &k, &v})
+    if (t->dtype() != DType::F32 || t->rank() != 3) c.fail("MultiHeadAttention takes f32 query, key and value of rank 3");
+  const int64_t batch = q.shape()[0], seq = q.shape()[1], keys = k.shape()[1], heads = c.attr_int("num_heads", 0);
+  const int64_t dq = q.shape()[2], dv = v.shape()[2];
+  if (k.shape()[0] != batch || v.shape()[0] != batch || v.shape()[1] != keys || k.shape()[2] != dq || heads <= 0 ||
+      dq % heads != 0 || dv % heads != 0)
+    c.fail("MultiHeadAttention query " + shape_to_string(q.shape()) + ", key " + shape_to_string(k.shape()) + " and value " +
+           shape_to_string(v.shape()) + " do not make " + std::to_string(heads) + " heads");
+  std::vector<float> qb(q.data<float>(), q.data<float>() + q.numel()), kb(k.data<float>(), k.data<float>() + k.numel()),
+      vb(v.data<float>(), v.data<float>() + v.numel());
+  if (c.has_input(3)) {
+    const Tensor& b = c.input(3);
+    if (b.dtype() != DType::F32 || b.rank() != 1 || b.shape()[0] != 2 * dq + dv)
+      c.fail("MultiHeadAttention bias must be f32 [" + std::to_string(2 * dq + dv) + "], got " + shape_to_string(b.shape()));
+    const float* bias = b.data<float>();
+    for (size_t i = 0; i < qb.size(); ++i) qb[i] += bias[i % static_cast<size_t>(dq)];
+    for (size_t i = 0; i < kb.size(); ++i) kb[i] += bias[dq + static_cast<int64_t>(i % static_cast<size_t>(dq))];
+    for (size_t i = 0; i < vb.size(); ++i) vb[i] += bias[2 * dq + static_cast<int64_t>(i % static_cast<size_t>(dv))];
+  }
+  const std::vector<std::vector<float>> mask = mask_bias(c, 4, "key_padding_mask", batch, seq, keys);
+  Tensor out(DType::F32, {batch, seq, dv});
+  attend(batch, heads, {qb.data(), seq, dq, dq / heads}, {kb.data(), keys, dq, dq / heads}, {vb.data(), keys, dv, dv / heads},
+         attention_scale(c, dq / heads), mask, out.mutable_data<float>());
   c.output(0) = std::move(out);
 }
 
 }  // namespace
 
-void register_contrib_attention(KernelRegistry& r) { r.add("com.microsoft", "Attention", attention_op); }
+void register_contrib_attention(KernelRegistry& r) {
+  r.add("com.microsoft", "Attention", attention_op);
+  r.add("com.microsoft", "MultiHeadAttention", multi_head_attention_op);
+}
 
 }  // namespace slmopt::runtime
