@@ -84,15 +84,16 @@ double structured_fraction(const PruneConfig& config, const std::string& weight,
 // Attention heads (lib/passes/prune_heads.cpp): in each layer of a decoder
 // that formats/llm built, the rule matching its q_proj (GPT-2: c_attn) weight
 // sets the share of key/value heads removed, each with the query heads that share it.
-// Graphs formats/llm did not build go to prune_contrib_heads, then prune_exported_heads.
+// Graphs formats/llm did not build go to prune_fused_heads, then prune_exported_heads.
 Model prune_heads(const Model& model, const PruneConfig& config, PruneReport& report);
 
 // Attention heads in graphs as ONNX exporters write them
 // (lib/passes/prune_heads_exported.cpp): false when no such attention is found.
 bool prune_exported_heads(Model& model, const PruneConfig& config, PruneReport& report);
 
-// Heads of com.microsoft Attention nodes, the fused attention ONNX Runtime's
-// optimizer writes (lib/passes/prune_heads_contrib.cpp): false when there is none.
-bool prune_contrib_heads(Model& model, const PruneConfig& config, PruneReport& report);
+// Heads of fused attention nodes with head-count attributes: com.microsoft
+// Attention and MultiHeadAttention, ONNX Attention (opset 23) on 3-D inputs
+// (lib/passes/prune_heads_fused.cpp): false when there is none.
+bool prune_fused_heads(Model& model, const PruneConfig& config, PruneReport& report);
 
 }  // namespace slmopt::passes

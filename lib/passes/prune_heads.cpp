@@ -314,9 +314,9 @@ Model prune_heads(const Model& model, const PruneConfig& config, PruneReport& re
     layers.push_back(*layer);
   }
   if (layers.empty()) {
-    if (prune_contrib_heads(out, config, report) || prune_exported_heads(out, config, report)) return out;
+    if (prune_fused_heads(out, config, report) || prune_exported_heads(out, config, report)) return out;
     throw_usage("--structured heads found no attention layer: neither a decoder built from a Llama, Mistral, Qwen2 or "
-                "GPT-2 checkpoint, nor com.microsoft Attention, nor exported attention (MatMul projections, Reshape to "
+                "GPT-2 checkpoint, nor an Attention / MultiHeadAttention node, nor exported attention (MatMul projections, Reshape to "
                 "heads, Softmax, output MatMul)");
   }
   std::vector<int64_t> rule_hits(config.rules.rules.size(), 0);

@@ -25,6 +25,7 @@ const KernelRegistry& KernelRegistry::instance() {
     register_resize(r);
     register_indexing(r);
     register_recurrent(r);
+    register_attention(r);
     register_contrib_attention(r);
     return r;
   }();

@@ -16,6 +16,7 @@
 #include <string>
 #include <vector>
 
+#include "runtime/kernels/attention_core.hpp"
 #include "runtime/kernels/kernel_util.hpp"
 #include "runtime/kernels/sgemm.hpp"
 
@@ -93,41 +94,6 @@ std::vector<std::vector<float>> mask_bias(const OpContext& c, size_t index, cons
   return bias;
 }
 
-// Where a head's query, key and value rows live: row r of batch b is at
-// base + (b * rows + r) * stride, the head's values from column h * width.
-struct HeadOperand {
-  const float* base;
-  int64_t rows, stride, width;
-  const float* at(int64_t b, int64_t h) const { return base + b * rows * stride + h * width; }
-};
-
-// softmax(q k^T * scale + mask) v for every batch entry and head, each head's
-// context written side by side into out [batch, q.rows, heads * v.width].
-void attend(int64_t batch, int64_t heads, const HeadOperand& q, const HeadOperand& k, const HeadOperand& v, float scale,
-            const std::vector<std::vector<float>>& mask, float* out) {
-  const int64_t seq = q.rows, keys = k.rows, width = heads * v.width;
-  std::vector<float> scores(static_cast<size_t>(seq * keys));
-  for (int64_t b = 0; b < batch; ++b)
-    for (int64_t h = 0; h < heads; ++h) {
-      const MatrixView kt{k.at(b, h), 1, k.stride};  // K transposed: element (p, t) is key t's p-th value
-      sgemm(seq, keys, q.width, MatrixView{q.at(b, h), q.stride, 1}, kt, scores.data(), keys);
-      const std::vector<float>& add = mask[static_cast<size_t>(b)];
-      for (int64_t i = 0; i < seq; ++i) {
-        float* row = scores.data() + i * keys;
-        float top = -INFINITY;
-        for (int64_t t = 0; t < keys; ++t) {
-          row[t] = row[t] * scale + add[static_cast<size_t>(i * keys + t)];
-          top = std::max(top, row[t]);
-        }
-        double sum = 0;
-        for (int64_t t = 0; t < keys; ++t) sum += (row[t] = std::exp(row[t] - top));
-        for (int64_t t = 0; t < keys; ++t) row[t] = static_cast<float>(row[t] / sum);
-      }
-      sgemm(seq, v.width, keys, row_major(scores.data(), keys), MatrixView{v.at(b, h), v.stride, 1},
-            out + b * seq * width + h * v.width, width);
-    }
-}
-
 float attention_scale(const OpContext& c, int64_t head_width) {
   const float given = c.attr_float("scale", 0.0f);
   return given != 0.0f ? given : static_cast<float>(1.0 / std::sqrt(static_cast<double>(head_width)));
@@ -144,8 +110,11 @@ void attention_op(OpContext& c) {
     for (int64_t r = 0; r < rows; ++r)
       for (int64_t j = 0; j < W; ++j) qkv[static_cast<size_t>(r * W + j)] += c.input(2).data<float>()[j];
   Tensor out(DType::F32, {s.batch, s.seq, s.v});
-  attend(s.batch, s.heads, {qkv.data(), s.seq, W, dq}, {qkv.data() + s.q, s.seq, W, dq}, {qkv.data() + 2 * s.q, s.seq, W, dv},
-         attention_scale(c, dq), mask, out.mutable_data<float>());
+  AttentionParams p{s.batch, s.heads, s.heads, attention_scale(c, dq), 0.0f,
+                    [&](int64_t b, int64_t) { return mask[static_cast<size_t>(b)].data(); }};
+  const int64_t stride = s.seq * W;
+  attend(p, {qkv.data(), stride, dq, W, s.seq, dq}, {qkv.data() + s.q, stride, dq, W, s.seq, dq},
+         {qkv.data() + 2 * s.q, stride, dv, W, s.seq, dv}, out.mutable_data<float>(), s.seq * s.v, dv, s.v);
   c.output(0) = std::move(out);
 }
 
@@ -183,8 +152,10 @@ void multi_head_attention_op(OpContext& c) {
   }
   const std::vector<std::vector<float>> mask = mask_bias(c, 4, "key_padding_mask", batch, seq, keys);
   Tensor out(DType::F32, {batch, seq, dv});
-  attend(batch, heads, {qb.data(), seq, dq, dq / heads}, {kb.data(), keys, dq, dq / heads}, {vb.data(), keys, dv, dv / heads},
-         attention_scale(c, dq / heads), mask, out.mutable_data<float>());
+  AttentionParams p{batch, heads, heads, attention_scale(c, dq / heads), 0.0f,
+                    [&](int64_t b, int64_t) { return mask[static_cast<size_t>(b)].data(); }};
+  attend(p, {qb.data(), seq * dq, dq / heads, dq, seq, dq / heads}, {kb.data(), keys * dq, dq / heads, dq, keys, dq / heads},
+         {vb.data(), keys * dv, dv / heads, dv, keys, dv / heads}, out.mutable_data<float>(), seq * dv, dv / heads, dv);
   c.output(0) = std::move(out);
 }
 

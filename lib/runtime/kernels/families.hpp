@@ -23,6 +23,7 @@ void register_qlinear(KernelRegistry& r);
 void register_resize(KernelRegistry& r);
 void register_indexing(KernelRegistry& r);
 void register_recurrent(KernelRegistry& r);
+void register_attention(KernelRegistry& r);
 void register_contrib_attention(KernelRegistry& r);
 
 }  // namespace slmopt::runtime
