@@ -477,11 +477,11 @@ TEST_CASE("com.microsoft Attention and MultiHeadAttention (tests/data/contrib_*.
   }
 }
 
-TEST_CASE("exported attention (BERT-style, GPT-2 with packed q/k/v) with half its heads pruned runs in ONNX Runtime as in ours") {
+TEST_CASE("exported attention (BERT-style, GPT-2 with packed q/k/v, Llama with grouped-query heads) with half its heads pruned runs in ONNX Runtime as in ours") {
   auto modules = ort_modules();
   if (!modules) return;
   test::TempDir tmp;
-  for (const char* file : {"exported_attention.onnx", "exported_gpt2_attention.onnx"}) {
+  for (const char* file : {"exported_attention.onnx", "exported_gpt2_attention.onnx", "exported_llama_attention.onnx"}) {
     INFO(file);
     const Model m = load_model(test::test_data(file));
     std::map<std::string, Tensor> feeds = {{"x", test::gaussian_tensor({3, 7, 32}, 22)}};

@@ -1,7 +1,9 @@
 // Attention heads in graphs as torch.onnx exports them: a BERT-style encoder
 // (tests/data/exported_attention.onnx, written by tests/fixtures/export_attention.py)
-// and GPT-2 blocks with packed q/k/v Conv1D layers and a Split
-// (tests/data/exported_gpt2_attention.onnx, tests/fixtures/export_gpt2_attention.py).
+// GPT-2 blocks with packed q/k/v Conv1D layers and a Split
+// (tests/data/exported_gpt2_attention.onnx, tests/fixtures/export_gpt2_attention.py)
+// and Llama blocks with grouped-query heads, rotary embedding and repeat_kv
+// (tests/data/exported_llama_attention.onnx, tests/fixtures/export_llama_attention.py).
 // The pruned models run at other batch and sequence sizes than they were
 // exported with, and equal the originals whose output projections read
 // nothing from the removed heads.
@@ -39,8 +41,15 @@ int64_t parameters_of(const Model& m) {  // weights, not the shape constants
   return n;
 }
 
-// Two layers of four heads each; `packed`: one q|k|v weight per layer, not three.
-void check_heads_pruned(const std::string& file, calib::Sample (*inputs)(uint32_t), bool packed) {
+struct Layout {
+  bool packed = false;     // one q|k|v weight per layer, not three
+  int64_t kv_heads = 4;    // of the four query heads' keys and values
+  bool biases = true;
+};
+
+// Two layers of four query heads each; half the key/value heads go, each with its query heads.
+void check_heads_pruned(const std::string& file, calib::Sample (*inputs)(uint32_t), Layout layout) {
+  const int64_t per_kv = kHeads / layout.kv_heads, kept_kv = layout.kv_heads / 2;
   const Model m = load_model(test::test_data(file));
   const calib::Sample feeds = inputs(3);
   passes::PruneConfig config;
@@ -49,11 +58,11 @@ void check_heads_pruned(const std::string& file, calib::Sample (*inputs)(uint32_
   passes::PruneReport report;
   CHECK(run(passes::prune_model(m, config, report), feeds).bit_equal(run(m, feeds)));  // 0 %: the same model
   REQUIRE(report.groups.size() == 2);
-  CHECK(report.groups[0].channels == kHeads);
+  CHECK(report.groups[0].channels == layout.kv_heads);
 
   for (const char* method : {"magnitude", "wanda"}) {
     INFO(method);
-    config.sparsity = "0.5";  // two heads of four in each layer
+    config.sparsity = "0.5";
     config.method = method;
     calib::CalibStats stats;
     if (std::string(method) == "wanda") {
@@ -65,10 +74,16 @@ void check_heads_pruned(const std::string& file, calib::Sample (*inputs)(uint32_
     REQUIRE(report.groups.size() == 2);
     Model reference = m;
     for (const auto& group : report.groups) {
-      CHECK(group.kept == 2);
-      REQUIRE(group.producers.size() == (packed ? 1 : 3));
-      for (const auto& name : group.producers)
-        CHECK(p.graph.find_initializer(name)->tensor.shape() == std::vector<int64_t>{kWidth, (packed ? 3 : 1) * 2 * kHeadDim});
+      CHECK(group.kept == kept_kv);
+      REQUIRE(group.producers.size() == (layout.packed ? 1 : 3));
+      int64_t columns = 0;  // the kept query heads' and key/value heads' columns
+      for (const auto& name : group.producers) {
+        const Tensor& w = p.graph.find_initializer(name)->tensor;
+        REQUIRE(w.rank() == 2);
+        CHECK(w.shape()[0] == kWidth);
+        columns += w.shape()[1];
+      }
+      CHECK(columns == (kept_kv * per_kv + 2 * kept_kv) * kHeadDim);
       // The kept heads are those whose output rows came over; the reference zeroes the others'.
       const std::string& o = group.consumers.at(0);
       const Tensor& before = m.graph.find_initializer(o)->tensor;
@@ -86,8 +101,11 @@ void check_heads_pruned(const std::string& file, calib::Sample (*inputs)(uint32_
         if (std::find(kept.begin(), kept.end(), head) == kept.end())
           std::fill(wo + head * kHeadDim * kWidth, wo + (head + 1) * kHeadDim * kWidth, 0.0f);
     }
-    // Per layer: q/k/v lose 2 heads' columns and biases, the output projection their rows.
-    CHECK(parameters_of(p) == parameters_of(m) - 2 * 2 * (3 * (kWidth * kHeadDim + kHeadDim) + kHeadDim * kWidth));
+    // Per layer: 2 query heads' q columns (and biases) and output rows, and
+    // their key/value heads' k and v columns (and biases).
+    const int64_t removed_kv = layout.kv_heads - kept_kv, bias = layout.biases ? kHeadDim : 0;
+    CHECK(parameters_of(p) == parameters_of(m) - 2 * (2 * (kWidth * kHeadDim + bias + kHeadDim * kWidth) +
+                                                      2 * removed_kv * (kWidth * kHeadDim + bias)));
     const Tensor y = run(p, feeds), want = run(reference, feeds);
     REQUIRE(y.shape() == want.shape());
     double err = 0, norm = 0;
@@ -102,11 +120,16 @@ void check_heads_pruned(const std::string& file, calib::Sample (*inputs)(uint32_
 }  // namespace
 
 TEST_CASE("attention heads in a torch.onnx export: q/k/v columns, output rows and the Reshape head counts go together") {
-  check_heads_pruned("exported_attention.onnx", encoder_inputs, false);
+  check_heads_pruned("exported_attention.onnx", encoder_inputs, {});
 }
 
 TEST_CASE("GPT-2 attention exported by torch.onnx: packed Conv1D q/k/v sections, the Split sizes and the Gemm output rows") {
-  check_heads_pruned("exported_gpt2_attention.onnx", decoder_inputs, true);
+  check_heads_pruned("exported_gpt2_attention.onnx", decoder_inputs, {.packed = true});
+}
+
+TEST_CASE("Llama attention exported by torch.onnx: grouped-query heads through rotary embedding and repeat_kv") {
+  // 4 query heads over 2 key/value heads: one key/value head goes with its two query heads.
+  check_heads_pruned("exported_llama_attention.onnx", decoder_inputs, {.kv_heads = 2, .biases = false});
 }
 
 TEST_CASE("heads are refused where there is no attention to find") {

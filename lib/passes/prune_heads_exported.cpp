@@ -42,6 +42,9 @@ struct Projection {
   Node* split = nullptr;
   int64_t offset = 0;
   std::optional<ShapeElement> packed;
+  // Head counts in repeat_kv's Expand (key/value heads) and the Reshape
+  // merging its copies (query heads), where the exporter wrote them as constants.
+  std::vector<ShapeElement> kv_repeats, q_repeats;
 };
 
 struct ExportedAttention {
@@ -49,7 +52,8 @@ struct ExportedAttention {
   Node* o = nullptr;  // MatMul(merged, W [heads * head_dim, out])
   std::optional<ShapeElement> merged;  // heads * head_dim at index 2 of the merge Reshape, when constant
   std::optional<ShapeElement> flat;    // heads * head_dim in a Reshape flattening the context for a Gemm
-  int64_t heads = 0, head_dim = 0;
+  int64_t heads = 0, kv_heads = 0, head_dim = 0;  // grouped-query: each key/value head serves heads / kv_heads
+  int64_t group() const { return heads / kv_heads; }
 };
 
 class Finder {
@@ -116,21 +120,84 @@ class Finder {
 
   // From a head-major operand of the score or context MatMul back through
   // Transposes to the Reshape that split the heads and the projection.
-  std::optional<Projection> projection(const std::string& value, int64_t& heads, int64_t& head_dim) const {
-    std::string cur = value;
-    Node* n = producer(cur);
-    bool head_axis_moved = false;
-    while (n && n->op_type == "Transpose") {
-      std::vector<int64_t> perm;
-      for (const auto& a : n->attributes)
-        if (a.name == "perm") perm = a.ints;
-      // The Transpose next to the Reshape must bring axis 2 (heads) to axis 1.
-      head_axis_moved = perm.size() == 4 && perm[0] == 0 && perm[1] == 2;
-      cur = n->inputs.at(0);
-      n = producer(cur);
+  enum class Trace { None, Found, Bad };
+
+  static std::vector<int64_t> ints_attribute(const Node& n, const char* name) {
+    for (const auto& a : n.attributes)
+      if (a.name == name) return a.ints;
+    return {};
+  }
+
+  // Back from `value` (head axis 1 of [batch, heads, seq, head_dim]) to the
+  // Reshape that split the heads, through what keeps the head axis:
+  // Transposes (the one next to the Reshape brings the heads from axis 2 to
+  // 1, the rest keep them there), rotary embedding's Mul / Add / Neg and its
+  // Slice and Concat along other axes, Cast, and repeat_kv's Unsqueeze,
+  // Expand and merging Reshape, whose constant head counts are noted. A
+  // branch into anything else (rotary tables gathered by position) is
+  // taken to carry no heads; an operand whose heads come from two places is Bad.
+  Trace trace(const std::string& value, Node*& split, Projection& p, int depth = 0) const {
+    if (constant(value) || depth > 24) return Trace::None;
+    Node* n = producer(value);
+    if (!n || n->inputs.empty()) return Trace::None;
+    const std::string& op = n->op_type;
+    if (op == "Reshape") {
+      Node* src = producer(n->inputs.at(0));
+      const std::string from = src ? src->op_type : "";
+      if (from == "MatMul" || from == "Add" || from == "Gemm" || from == "Split") {  // the head split itself
+        if (split && split != n) return Trace::Bad;
+        split = n;
+        return Trace::Found;
+      }
+      if (from != "Expand") return Trace::None;
     }
-    if (!n || n->op_type != "Reshape" || !head_axis_moved) return std::nullopt;
+    const bool elementwise = op == "Mul" || op == "Add" || op == "Sub" || op == "Div" || op == "Concat";
+    const bool chain = op == "Reshape" || op == "Expand" || op == "Transpose" || op == "Unsqueeze" || op == "Slice" ||
+                       op == "Neg" || op == "Cast";
+    if (!elementwise && !chain) return Trace::None;
+    Trace result = Trace::None;
+    for (size_t i = 0; i < (chain ? 1 : n->inputs.size()); ++i) {
+      const Trace t = trace(n->inputs[i], split, p, depth + 1);
+      if (t == Trace::Bad) return Trace::Bad;
+      if (t == Trace::Found) result = Trace::Found;
+    }
+    if (result != Trace::Found) return result;
+    // This op carries the heads: it must keep them on axis 1 (axis 2 right after the split).
+    int64_t heads = 0;
+    if (op == "Reshape") {  // repeat_kv merging [batch, kv_heads, n_rep, seq, head_dim]
+      if (auto e = shape_element(*n, 1, heads)) p.q_repeats.push_back(*e);
+    } else if (op == "Expand") {
+      if (auto e = shape_element(*n, 1, heads)) p.kv_repeats.push_back(*e);
+    } else if (op == "Transpose") {
+      const std::vector<int64_t> perm = ints_attribute(*n, "perm");
+      const bool from_split = producer(n->inputs[0]) == split;
+      if (perm.size() != 4 || perm[0] != 0 || perm[1] != (from_split ? 2 : 1)) return Trace::Bad;
+    } else if (std::any_of(n->inputs.begin(), n->inputs.end(), [&](const std::string& in) { return producer(in) == split; })) {
+      return Trace::Bad;  // heads still on axis 2: only a Transpose may read the split
+    } else if (op == "Unsqueeze") {  // repeat_kv's new axis after the heads
+      const Tensor* axes = n->inputs.size() > 1 ? constant(n->inputs[1]) : nullptr;
+      const std::vector<int64_t> a = axes && axes->dtype() == DType::I64
+                                         ? std::vector<int64_t>(axes->data<int64_t>(), axes->data<int64_t>() + axes->numel())
+                                         : ints_attribute(*n, "axes");
+      if (a != std::vector<int64_t>{2}) return Trace::Bad;
+    } else if (op == "Slice") {
+      const Tensor* axes = n->inputs.size() > 3 ? constant(n->inputs[3]) : nullptr;
+      if (!axes || axes->dtype() != DType::I64) return Trace::Bad;
+      for (int64_t i = 0; i < axes->numel(); ++i)
+        if (axes->data<int64_t>()[i] == 1 || axes->data<int64_t>()[i] == -3) return Trace::Bad;
+    } else if (op == "Concat") {
+      for (const auto& a : n->attributes)
+        if (a.name == "axis" && (a.i == 1 || a.i == -3)) return Trace::Bad;
+    }
+    return Trace::Found;
+  }
+
+  // From a head-major operand of the score or context MatMul back to the
+  // Reshape that split the heads (trace), and on to the projection.
+  std::optional<Projection> projection(const std::string& value, int64_t& heads, int64_t& head_dim) const {
     Projection p;
+    Node* n = nullptr;
+    if (trace(value, n, p) != Trace::Found) return std::nullopt;
     auto h = shape_element(*n, 2, heads);
     auto d = shape_element(*n, 3, head_dim);
     if (!h || !d) return std::nullopt;
@@ -225,9 +292,10 @@ class Finder {
     auto q = projection(scores->inputs.at(0), a.heads, a.head_dim);
     auto k = projection(scores->inputs.at(1), hk, dk);
     auto v = projection(context->inputs.at(1), hv, dv);
-    if (!q || !k || !v || hk != a.heads || hv != a.heads || dk != a.head_dim || dv != a.head_dim || a.heads <= 0 ||
-        a.head_dim <= 0)
+    if (!q || !k || !v || hk != hv || hk <= 0 || a.heads % hk != 0 || dk != a.head_dim || dv != a.head_dim ||
+        a.heads <= 0 || a.head_dim <= 0 || (hk != a.heads && (q->split || k->split || v->split)))
       return std::nullopt;
+    a.kv_heads = hk;
     a.q = *q;
     a.k = *k;
     a.v = *v;
@@ -270,11 +338,14 @@ const Tensor& checked_weight(const Finder& f, const Node& n, size_t input, const
   return *t;
 }
 
+// The heads a projection holds: every query head, or the key/value heads.
+int64_t heads_of(const ExportedAttention& a, const Projection* p) { return p == &a.q ? a.heads : a.kv_heads; }
+
 void check_shapes(const Finder& f, const ExportedAttention& a) {
   const int64_t width = a.heads * a.head_dim;
   for (const Projection* p : {&a.q, &a.k, &a.v}) {
     const Tensor& w = checked_weight(f, *p->matmul, 1, "projection");
-    const int64_t cols = p->split ? 3 * width : width;
+    const int64_t cols = p->split ? 3 * width : heads_of(a, p) * a.head_dim;
     if (w.rank() != 2 || w.shape()[1] != cols)
       throw_usage("--structured heads: projection '" + p->matmul->inputs[1] + "' has shape " + shape_to_string(w.shape()) +
                   ", not [in, " + std::to_string(cols) + "] for " + std::to_string(a.heads) + " heads");
@@ -290,31 +361,53 @@ void check_shapes(const Finder& f, const ExportedAttention& a) {
                 ", not [" + std::to_string(width) + ", out]");
 }
 
-// One score per head: magnitude sums the squared weights the head owns in
-// the four matrices; wanda the energy its context feeds into the output
-// MatMul on calibration inputs, sum_c E[x_c^2] ||W_o[c, :]||^2.
+// The query heads that read key/value heads `keep`.
+std::vector<int64_t> query_heads(const ExportedAttention& a, const std::vector<int64_t>& keep) {
+  std::vector<int64_t> heads;
+  for (int64_t g : keep)
+    for (int64_t h = g * a.group(); h < (g + 1) * a.group(); ++h) heads.push_back(h);
+  return heads;
+}
+
+// The columns of heads `heads` in a [.., heads * head_dim] value.
+std::vector<int64_t> head_columns(const ExportedAttention& a, const std::vector<int64_t>& heads) {
+  std::vector<int64_t> cols;
+  for (int64_t h : heads)
+    for (int64_t c = h * a.head_dim; c < (h + 1) * a.head_dim; ++c) cols.push_back(c);
+  return cols;
+}
+
+// The columns of projection p that key/value heads `keep` own (with their query heads).
+std::vector<int64_t> owned_columns(const ExportedAttention& a, const Projection* p, const std::vector<int64_t>& keep) {
+  return head_columns(a, p == &a.q ? query_heads(a, keep) : keep);
+}
+
+// One score per key/value head with its query heads: magnitude sums the
+// squared weights they own in the four matrices; wanda the energy their
+// contexts feed into the output MatMul on calibration inputs,
+// sum_c E[x_c^2] ||W_o[c, :]||^2.
 std::vector<double> head_scores(const Finder& f, const ExportedAttention& a, const std::string& method,
                                 const calib::InputStats* s) {
   const Tensor& wo = checked_weight(f, *a.o, 1, "output");
-  const int64_t out = wo.shape()[1], hd = a.head_dim;
+  const int64_t out = wo.shape()[1];
   const std::vector<float> energy = method == "wanda" ? importance_of(*s) : std::vector<float>{};
-  std::vector<double> score(static_cast<size_t>(a.heads), 0.0);
-  for (int64_t h = 0; h < a.heads; ++h)
-    for (int64_t c = h * hd; c < (h + 1) * hd; ++c) {
+  std::vector<double> score(static_cast<size_t>(a.kv_heads), 0.0);
+  for (int64_t g = 0; g < a.kv_heads; ++g) {
+    double& sc = score[static_cast<size_t>(g)];
+    for (int64_t c : head_columns(a, query_heads(a, {g}))) {
       double row = 0;
       for (int64_t j = 0; j < out; ++j) row += static_cast<double>(wo.data<float>()[c * out + j]) * wo.data<float>()[c * out + j];
-      if (method == "wanda") {
-        score[static_cast<size_t>(h)] += energy[static_cast<size_t>(c)] * row;
-        continue;
-      }
-      score[static_cast<size_t>(h)] += row;
-      for (const Projection* p : {&a.q, &a.k, &a.v}) {
-        const Tensor& w = checked_weight(f, *p->matmul, 1, "projection");
-        const int64_t in = w.shape()[0], width = w.shape()[1];
-        const int64_t col = p->offset + c;
-        for (int64_t r = 0; r < in; ++r) score[static_cast<size_t>(h)] += static_cast<double>(w.data<float>()[r * width + col]) * w.data<float>()[r * width + col];
-      }
+      sc += method == "wanda" ? energy[static_cast<size_t>(c)] * row : row;
     }
+    if (method == "wanda") continue;
+    for (const Projection* p : {&a.q, &a.k, &a.v}) {
+      const Tensor& w = checked_weight(f, *p->matmul, 1, "projection");
+      const int64_t in = w.shape()[0], width = w.shape()[1];
+      for (int64_t c : owned_columns(a, p, {g}))
+        for (int64_t r = 0; r < in; ++r)
+          sc += static_cast<double>(w.data<float>()[r * width + p->offset + c]) * w.data<float>()[r * width + p->offset + c];
+    }
+  }
   return score;
 }
 
@@ -339,16 +432,14 @@ std::map<Node*, std::vector<const Projection*>> by_product(const ExportedAttenti
   return products;
 }
 
+// `keep`: the key/value heads kept, each with its query heads.
 void shrink(Graph& g, const Finder& f, const ExportedAttention& a, const std::vector<int64_t>& keep, const std::string& prefix,
             std::set<std::string>& replaced) {
-  std::vector<int64_t> cols;
-  for (int64_t h : keep)
-    for (int64_t c = h * a.head_dim; c < (h + 1) * a.head_dim; ++c) cols.push_back(c);
   const int64_t kept = static_cast<int64_t>(keep.size());
   for (const auto& [product, group] : by_product(a)) {
     std::vector<int64_t> product_cols;  // the kept columns of every section the product holds
     for (const Projection* p : group)
-      for (int64_t c : cols) product_cols.push_back(p->offset + c);
+      for (int64_t c : owned_columns(a, p, keep)) product_cols.push_back(p->offset + c);
     const std::string name = product->inputs[1];
     replaced.insert(name);
     set_input(g, *product, 1, prefix + name, take_cols(checked_weight(f, *product, 1, "projection"), product_cols));
@@ -372,14 +463,21 @@ void shrink(Graph& g, const Finder& f, const ExportedAttention& a, const std::ve
         if (attr.name == "split") attr.ints.assign(3, section);
       if (p.packed) set_shape_element(g, f, *p.packed, 3 * section, prefix + name + "/packed_shape", replaced);
     }
-    for (const Projection* q : group)
-      set_shape_element(g, f, q->heads, kept, prefix + name + "/heads_shape" + (q->split ? std::to_string(q->offset) : ""),
-                        replaced);
+    for (const Projection* q : group) {
+      const std::string tag = prefix + name + (q->split ? std::to_string(q->offset) : "");
+      set_shape_element(g, f, q->heads, q == &a.q ? kept * a.group() : kept, tag + "/heads_shape", replaced);
+      for (size_t i = 0; i < q->kv_repeats.size(); ++i)
+        set_shape_element(g, f, q->kv_repeats[i], kept, tag + "/repeat_shape" + std::to_string(i), replaced);
+      for (size_t i = 0; i < q->q_repeats.size(); ++i)
+        set_shape_element(g, f, q->q_repeats[i], kept * a.group(), tag + "/repeated_shape" + std::to_string(i), replaced);
+    }
   }
+  const std::vector<int64_t> rows = head_columns(a, query_heads(a, keep));
+  const int64_t width = static_cast<int64_t>(rows.size());
   replaced.insert(a.o->inputs[1]);
-  set_input(g, *a.o, 1, prefix + a.o->inputs[1], take_rows(checked_weight(f, *a.o, 1, "output"), cols));
-  if (a.merged) set_shape_element(g, f, *a.merged, kept * a.head_dim, prefix + a.o->inputs[1] + "/merged_shape", replaced);
-  if (a.flat) set_shape_element(g, f, *a.flat, kept * a.head_dim, prefix + a.o->inputs[1] + "/flat_shape", replaced);
+  set_input(g, *a.o, 1, prefix + a.o->inputs[1], take_rows(checked_weight(f, *a.o, 1, "output"), rows));
+  if (a.merged) set_shape_element(g, f, *a.merged, width, prefix + a.o->inputs[1] + "/merged_shape", replaced);
+  if (a.flat) set_shape_element(g, f, *a.flat, width, prefix + a.o->inputs[1] + "/flat_shape", replaced);
 }
 
 std::vector<std::string> projection_weights(const ExportedAttention& a) {
@@ -420,11 +518,11 @@ bool prune_exported_heads(Model& model, const PruneConfig& config, PruneReport& 
     PrunedGroup row;
     row.producers = projection_weights(a);
     row.consumers = {a.o->inputs[1]};
-    row.channels = row.kept = a.heads;
+    row.channels = row.kept = a.kv_heads;
     const double fraction =
         structured_fraction(config, a.q.matmul->inputs[1], a.q.matmul->name, a.q.matmul->op_type, "heads", row, rule_hits);
     row.params_before = row.params_after = params_of(f, a);
-    const int64_t remove = std::min(a.heads - 1, zeros_before(fraction, a.heads));
+    const int64_t remove = std::min(a.kv_heads - 1, zeros_before(fraction, a.kv_heads));
     if (remove > 0) {
       const calib::InputStats* s = nullptr;
       if (row.method == "wanda") {
