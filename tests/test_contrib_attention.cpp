@@ -9,7 +9,7 @@
 #include <functional>
 #include <nlohmann/json.hpp>
 
-#include "calib/collector.hpp"
+#include "heads_check.hpp"
 #include "model_io.hpp"
 #include "passes/prune.hpp"
 #include "runtime/session.hpp"
@@ -83,19 +83,14 @@ Tensor int32s(std::vector<int64_t> shape, const std::vector<int32_t>& values) {
   return Tensor::from_values<int32_t>(DType::I32, std::move(shape), values);
 }
 
-Tensor run(const Model& m, const calib::Sample& feeds) { return runtime::Session(m).run(feeds).at("y"); }
 
-int64_t parameters_of(const Model& m) {
-  int64_t n = 0;
-  for (const auto& t : m.graph.initializers) n += t.tensor.dtype() == DType::F32 ? t.tensor.numel() : 0;
-  return n;
-}
 
 calib::Sample encoder_inputs(uint32_t seed) {  // batch 3, sequence 7; the second and third padded
   std::vector<int64_t> mask(21, 1);
   std::fill(mask.begin() + 7 + 4, mask.begin() + 14, 0);
   std::fill(mask.begin() + 14 + 2, mask.end(), 0);
-  return {{"x", test::gaussian_tensor({3, 7, 32}, seed)}, {"mask", Tensor::from_values<int64_t>(DType::I64, {3, 7}, mask)}};
+  return {{"x", test::gaussian_tensor({3, 7, 32}, seed)},
+          {"mask", Tensor::from_values<int64_t>(DType::I64, {3, 7}, mask)}};
 }
 
 }  // namespace
@@ -110,7 +105,8 @@ TEST_CASE("com.microsoft Attention equals the plain loop for every mask form ONN
     std::function<bool(int64_t, int64_t, int64_t)> masked;
   };
   const std::vector<Case> cases = {
-      {"end positions", int32s({2}, {3, 5}), false, [](int64_t b, int64_t, int64_t t) { return t >= (b == 0 ? 3 : 5); }},
+      {"end positions", int32s({2}, {3, 5}), false,
+       [](int64_t b, int64_t, int64_t t) { return t >= (b == 0 ? 3 : 5); }},
       {"end and start positions", int32s({4}, {4, 5, 1, 2}), false,
        [](int64_t b, int64_t, int64_t t) { return t >= (b == 0 ? 4 : 5) || t < (b == 0 ? 1 : 2); }},
       {"raw [batch, keys], causal", int32s({2, 5}, raw), true,
@@ -172,14 +168,16 @@ TEST_CASE("com.microsoft MultiHeadAttention equals the plain loop: cross attenti
           for (int64_t d = 0; d < dq; ++d)
             dot += (static_cast<double>(q.data<float>()[(b * S + i) * Dq + h * dq + d]) + bias[h * dq + d]) *
                    (static_cast<double>(k[(b * L + t) * Dq + h * dq + d]) + bias[Dq + h * dq + d]);
-          p[static_cast<size_t>(t)] = dot / std::sqrt(static_cast<double>(dq)) + (keep[static_cast<size_t>(b * L + t)] ? 0.0 : -10000.0);
+          p[static_cast<size_t>(t)] =
+              dot / std::sqrt(static_cast<double>(dq)) + (keep[static_cast<size_t>(b * L + t)] ? 0.0 : -10000.0);
           top = std::max(top, p[static_cast<size_t>(t)]);
         }
         for (double& e : p) sum += (e = std::exp(e - top));
         for (int64_t t = 0; t < L; ++t)
           for (int64_t d = 0; d < dv; ++d)
             want[static_cast<size_t>((b * S + i) * Dv + h * dv + d)] +=
-                p[static_cast<size_t>(t)] / sum * (static_cast<double>(v[(b * L + t) * Dv + h * dv + d]) + bias[2 * Dq + h * dv + d]);
+                p[static_cast<size_t>(t)] / sum *
+                (static_cast<double>(v[(b * L + t) * Dv + h * dv + d]) + bias[2 * Dq + h * dv + d]);
       }
   CHECK(rel_error(out, want) < 1e-6);
   m.graph.nodes[0].inputs.resize(6);
@@ -191,65 +189,14 @@ TEST_CASE("heads of com.microsoft Attention and MultiHeadAttention: q/k/v column
   for (const char* file : {"contrib_attention.onnx", "contrib_multi_head_attention.onnx"}) {
     INFO(file);
     const bool packed = std::string(file) == "contrib_attention.onnx";
-    const Model m = load_model(test::test_data(file));
-    const calib::Sample feeds = encoder_inputs(3);
-    passes::PruneConfig config;
-    config.structured = "heads";
-    config.sparsity = "0";
-    passes::PruneReport report;
-    CHECK(run(passes::prune_model(m, config, report), feeds).bit_equal(run(m, feeds)));  // 0 %: the same model
-    REQUIRE(report.groups.size() == 2);
-    CHECK(report.groups[0].channels == 4);
-
-    constexpr int64_t kHeadDim = 8, kModel = 32;
-    for (const char* method : {"magnitude", "wanda"}) {
-      INFO(method);
-      config.sparsity = "0.5";  // two heads of four in each layer
-      config.method = method;
-      calib::CalibStats stats;
-      if (std::string(method) == "wanda") {
-        stats = calib::collect_stats(m, {encoder_inputs(5), encoder_inputs(6)}, {});
-        config.stats = &stats;
-      }
-      report = {};
-      const Model p = passes::prune_model(m, config, report);
-      REQUIRE(report.groups.size() == 2);
-      Model reference = m;
-      for (const auto& group : report.groups) {
-        CHECK(group.kept == 2);
-        REQUIRE(group.producers.size() == (packed ? 1 : 3));  // one packed weight, or the three MatMuls'
-        for (const auto& name : group.producers)
-          CHECK(p.graph.find_initializer(name)->tensor.shape() == std::vector<int64_t>{kModel, (packed ? 3 : 1) * 2 * kHeadDim});
-        // The kept heads are those whose output rows came over; the reference zeroes the others'.
-        const std::string& o = group.consumers.at(0);
-        const Tensor& before = m.graph.find_initializer(o)->tensor;
-        const Tensor& after = p.graph.find_initializer(o)->tensor;
-        REQUIRE(after.shape() == std::vector<int64_t>{2 * kHeadDim, kModel});
-        std::vector<int64_t> kept;
-        for (int64_t head = 0; head < 4; ++head)
-          for (int64_t slot = 0; slot < 2; ++slot)
-            if (std::equal(after.data<float>() + slot * kHeadDim * kModel, after.data<float>() + (slot + 1) * kHeadDim * kModel,
-                           before.data<float>() + head * kHeadDim * kModel))
-              kept.push_back(head);
-        REQUIRE(kept.size() == 2);
-        float* wo = const_cast<NamedTensor*>(reference.graph.find_initializer(o))->tensor.mutable_data<float>();
-        for (int64_t head = 0; head < 4; ++head)
-          if (std::find(kept.begin(), kept.end(), head) == kept.end())
-            std::fill(wo + head * kHeadDim * kModel, wo + (head + 1) * kHeadDim * kModel, 0.0f);
-      }
+    test::check_heads_pruned(load_model(test::test_data(file)), encoder_inputs, {.packed = packed}, [](const Model& p) {
       for (const Node& n : p.graph.nodes)
         if (n.domain == "com.microsoft") {
           CHECK(n.find_attribute("num_heads")->i == 2);
           if (const Attribute* sizes = n.find_attribute("qkv_hidden_sizes"))
             CHECK(sizes->ints == std::vector<int64_t>{16, 16, 16});
         }
-      // Per layer: 2 heads' q, k, v columns and biases, and their output rows.
-      CHECK(parameters_of(p) == parameters_of(m) - 2 * 2 * (3 * (kModel * kHeadDim + kHeadDim) + kHeadDim * kModel));
-      const Tensor y = run(p, feeds), want = run(reference, feeds);
-      REQUIRE(y.shape() == want.shape());
-      std::vector<double> wanted(want.data<float>(), want.data<float>() + want.numel());
-      CHECK(rel_error(y, wanted) < 1e-5);
-    }
+    });
   }
 }
 
@@ -265,7 +212,8 @@ TEST_CASE("head pruning refuses com.microsoft Attention it cannot shrink whole")
   config.structured = "heads";
   config.sparsity = "0.5";
   passes::PruneReport report;
-  CHECK_THROWS_WITH(passes::prune_model(m, config, report), Catch::Contains("layer0/Attention' has past state or an attention bias"));
+  CHECK_THROWS_WITH(passes::prune_model(m, config, report),
+                    Catch::Contains("layer0/Attention' has past state or an attention bias"));
 }
 
 TEST_CASE("quantize takes com.microsoft Attention's packed projection as a weight") {

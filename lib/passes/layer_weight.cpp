@@ -39,6 +39,12 @@ const calib::InputStats* layer_stats(const calib::CalibStats* stats, const std::
   return s && s->count > 0 ? s : nullptr;
 }
 
+const calib::InputStats& wanda_stats(const calib::CalibStats* stats, const std::string& weight, int64_t cols) {
+  const calib::InputStats* s = layer_stats(stats, weight, cols);
+  if (!s) throw_usage("weight '" + weight + "': structured wanda needs calibration statistics of its layer");
+  return *s;
+}
+
 std::vector<float> importance_of(const calib::InputStats& s) {
   std::vector<float> m(static_cast<size_t>(s.cols), 0.0f);
   for (int64_t g = 0; g < s.groups; ++g) {

@@ -26,6 +26,8 @@ Tensor weight_from_rows(const std::vector<float>& rows, const Tensor& like, quan
 // The statistics of the layer that reads `weight`, checked against its input
 // width (Error(BadInput) when they disagree); null without data.
 const calib::InputStats* layer_stats(const calib::CalibStats* stats, const std::string& weight, int64_t cols);
+// The same for structured wanda, which cannot rank without them (a usage error names the weight).
+const calib::InputStats& wanda_stats(const calib::CalibStats* stats, const std::string& weight, int64_t cols);
 
 // Mean x^2 per input column, summed over the layer's groups.
 std::vector<float> importance_of(const calib::InputStats& s);

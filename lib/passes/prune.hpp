@@ -6,6 +6,7 @@
 #pragma once
 
 #include <cstdint>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -95,5 +96,16 @@ bool prune_exported_heads(Model& model, const PruneConfig& config, PruneReport& 
 // Attention and MultiHeadAttention, ONNX Attention (opset 23) on 3-D inputs
 // (lib/passes/prune_heads_fused.cpp): false when there is none.
 bool prune_fused_heads(Model& model, const PruneConfig& config, PruneReport& report);
+
+// Head scores of the heads passes: sum over rows r of W [rows, out] of
+// ||W[r, :]||^2, times energy[r] when given (wanda's E[x_r^2]); and sum over
+// columns c of W [in, width] of ||W[:, offset + c]||^2.
+double rows_energy(const Tensor& w, const std::vector<int64_t>& rows, const std::vector<float>* energy);
+double columns_energy(const Tensor& w, const std::vector<int64_t>& cols, int64_t offset = 0);
+
+// The end of every heads pass: drop the constants it replaced that nothing
+// reads now, and warn of rules that matched no attention layer.
+void finish_heads(Graph& g, const std::set<std::string>& replaced, const PruneConfig& config,
+                  const std::vector<int64_t>& rule_hits, PruneReport& report);
 
 }  // namespace slmopt::passes

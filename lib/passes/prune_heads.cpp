@@ -333,11 +333,8 @@ Model prune_heads(const Model& model, const PruneConfig& config, PruneReport& re
     const int64_t remove = std::min(a.kv_heads - 1, zeros_before(fraction, a.kv_heads));
     if (remove > 0) {
       const Projections w = projections(g, a);
-      const calib::InputStats* s = nullptr;
-      if (row.method == "wanda") {
-        s = layer_stats(config.stats, a.o->inputs[1], w.o.shape()[1]);
-        if (!s) throw_usage("weight '" + a.o->inputs[1] + "': structured wanda needs calibration statistics of its layer");
-      }
+      const calib::InputStats* s =
+          row.method == "wanda" ? &wanda_stats(config.stats, a.o->inputs[1], w.o.shape()[1]) : nullptr;
       const bool centred = s && config.compensate_means && !s->sum.empty();
       const std::vector<double> score = group_scores(w, a, row.method, s, centred);
       const std::vector<int64_t> keep = keep_highest(score, remove);
@@ -351,10 +348,35 @@ Model prune_heads(const Model& model, const PruneConfig& config, PruneReport& re
     }
     report.groups.push_back(row);
   }
+  finish_heads(g, replaced, config, rule_hits, report);
+  return out;
+}
+
+double rows_energy(const Tensor& w, const std::vector<int64_t>& rows, const std::vector<float>* energy) {
+  const int64_t out = w.shape()[1];
+  double sum = 0;
+  for (int64_t r : rows) {
+    double row = 0;
+    for (int64_t j = 0; j < out; ++j) row += static_cast<double>(w.data<float>()[r * out + j]) * w.data<float>()[r * out + j];
+    sum += energy ? (*energy)[static_cast<size_t>(r)] * row : row;
+  }
+  return sum;
+}
+
+double columns_energy(const Tensor& w, const std::vector<int64_t>& cols, int64_t offset) {
+  const int64_t in = w.shape()[0], width = w.shape()[1];
+  double sum = 0;
+  for (int64_t c : cols)
+    for (int64_t r = 0; r < in; ++r)
+      sum += static_cast<double>(w.data<float>()[r * width + offset + c]) * w.data<float>()[r * width + offset + c];
+  return sum;
+}
+
+void finish_heads(Graph& g, const std::set<std::string>& replaced, const PruneConfig& config,
+                  const std::vector<int64_t>& rule_hits, PruneReport& report) {
   drop_unread(g, replaced);
   for (size_t i = 0; i < rule_hits.size(); ++i)
     if (rule_hits[i] == 0) report.warnings.push_back(config.rules.rules[i].label + " matched no attention layer");
-  return out;
 }
 
 }  // namespace slmopt::passes

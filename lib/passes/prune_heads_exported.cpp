@@ -389,24 +389,14 @@ std::vector<int64_t> owned_columns(const ExportedAttention& a, const Projection*
 std::vector<double> head_scores(const Finder& f, const ExportedAttention& a, const std::string& method,
                                 const calib::InputStats* s) {
   const Tensor& wo = checked_weight(f, *a.o, 1, "output");
-  const int64_t out = wo.shape()[1];
   const std::vector<float> energy = method == "wanda" ? importance_of(*s) : std::vector<float>{};
   std::vector<double> score(static_cast<size_t>(a.kv_heads), 0.0);
   for (int64_t g = 0; g < a.kv_heads; ++g) {
     double& sc = score[static_cast<size_t>(g)];
-    for (int64_t c : head_columns(a, query_heads(a, {g}))) {
-      double row = 0;
-      for (int64_t j = 0; j < out; ++j) row += static_cast<double>(wo.data<float>()[c * out + j]) * wo.data<float>()[c * out + j];
-      sc += method == "wanda" ? energy[static_cast<size_t>(c)] * row : row;
-    }
+    sc = rows_energy(wo, head_columns(a, query_heads(a, {g})), method == "wanda" ? &energy : nullptr);
     if (method == "wanda") continue;
-    for (const Projection* p : {&a.q, &a.k, &a.v}) {
-      const Tensor& w = checked_weight(f, *p->matmul, 1, "projection");
-      const int64_t in = w.shape()[0], width = w.shape()[1];
-      for (int64_t c : owned_columns(a, p, {g}))
-        for (int64_t r = 0; r < in; ++r)
-          sc += static_cast<double>(w.data<float>()[r * width + p->offset + c]) * w.data<float>()[r * width + p->offset + c];
-    }
+    for (const Projection* p : {&a.q, &a.k, &a.v})
+      sc += columns_energy(checked_weight(f, *p->matmul, 1, "projection"), owned_columns(a, p, {g}), p->offset);
   }
   return score;
 }
@@ -524,11 +514,8 @@ bool prune_exported_heads(Model& model, const PruneConfig& config, PruneReport& 
     row.params_before = row.params_after = params_of(f, a);
     const int64_t remove = std::min(a.kv_heads - 1, zeros_before(fraction, a.kv_heads));
     if (remove > 0) {
-      const calib::InputStats* s = nullptr;
-      if (row.method == "wanda") {
-        s = layer_stats(config.stats, a.o->inputs[1], a.heads * a.head_dim);
-        if (!s) throw_usage("weight '" + a.o->inputs[1] + "': structured wanda needs calibration statistics of its layer");
-      }
+      const calib::InputStats* s =
+          row.method == "wanda" ? &wanda_stats(config.stats, a.o->inputs[1], a.heads * a.head_dim) : nullptr;
       const std::vector<double> score = head_scores(f, a, row.method, s);
       const std::vector<int64_t> keep = keep_highest(score, remove);
       shrink(g, f, a, keep, "attention" + std::to_string(li) + "/pruned_heads/", replaced);
@@ -537,9 +524,7 @@ bool prune_exported_heads(Model& model, const PruneConfig& config, PruneReport& 
     }
     report.groups.push_back(row);
   }
-  drop_unread(g, replaced);
-  for (size_t i = 0; i < rule_hits.size(); ++i)
-    if (rule_hits[i] == 0) report.warnings.push_back(config.rules.rules[i].label + " matched no attention layer");
+  finish_heads(g, replaced, config, rule_hits, report);
   return true;
 }
 

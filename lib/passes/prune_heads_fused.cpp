@@ -39,7 +39,9 @@ struct FusedAttention {
   int64_t q_heads = 0, kv_heads = 0, dq = 0, dv = 0;
   Projection projections[3];  // query, key, value (not for PackedAttention)
   int64_t group() const { return q_heads / kv_heads; }
-  int64_t width(int section) const { return section == 0 ? q_heads * dq : section == 1 ? kv_heads * dq : kv_heads * dv; }
+  int64_t width(int section) const {
+    return section == 0 ? q_heads * dq : section == 1 ? kv_heads * dq : kv_heads * dv;
+  }
   int64_t head_width(int section) const { return section == 2 ? dv : dq; }
   // The node's own bias [q | k | v]: Attention's input 2, MultiHeadAttention's 3.
   size_t bias_input() const { return kind == Kind::PackedAttention ? 2 : 3; }
@@ -82,8 +84,10 @@ struct GraphIndex {
 // The width of the MatMul (+ Add) feeding input i, 0 when it is no such thing.
 int64_t projection_width(const Graph& g, const GraphIndex& index, const Node& n, size_t i) {
   const Node* src = i < n.inputs.size() ? index.producer(n.inputs[i]) : nullptr;
-  if (src && src->op_type == "Add" && src->inputs.size() == 2) src = index.producer(src->inputs[g.find_initializer(src->inputs[0]) ? 1 : 0]);
-  const NamedTensor* w = src && src->op_type == "MatMul" && src->inputs.size() == 2 ? g.find_initializer(src->inputs[1]) : nullptr;
+  if (src && src->op_type == "Add" && src->inputs.size() == 2)
+    src = index.producer(src->inputs[g.find_initializer(src->inputs[0]) ? 1 : 0]);
+  const NamedTensor* w =
+      src && src->op_type == "MatMul" && src->inputs.size() == 2 ? g.find_initializer(src->inputs[1]) : nullptr;
   return w && w->tensor.rank() == 2 ? w->tensor.shape()[1] : 0;
 }
 
@@ -117,7 +121,8 @@ void find_output(const Graph& g, const GraphIndex& index, FusedAttention& a) {
   a.o = const_cast<Node*>(o);
   const Tensor& wo = f32_constant(g, *a.o, 1, "output projection weight");
   if (wo.rank() != 2 || wo.shape()[0] != a.q_heads * a.dv)
-    refuse(n, "feeds an output weight " + shape_to_string(wo.shape()) + ", not [" + std::to_string(a.q_heads * a.dv) + ", out]");
+    refuse(n, "feeds an output weight " + shape_to_string(wo.shape()) + ", not [" + std::to_string(a.q_heads * a.dv) +
+                  ", out]");
 }
 
 int64_t attribute(const Node& n, const char* name) {
@@ -152,10 +157,12 @@ FusedAttention find_packed(const Graph& g, const GraphIndex& index, Node& n) {
   }
   if (q <= 0 || v <= 0 || 2 * q + v != w.shape()[1] || q % a.q_heads != 0 || v % a.q_heads != 0)
     refuse(n, "has sections " + std::to_string(q) + ", " + std::to_string(q) + ", " + std::to_string(v) +
-                  " that do not split weights " + shape_to_string(w.shape()) + " into " + std::to_string(a.q_heads) + " heads");
+                  " that do not split weights " + shape_to_string(w.shape()) + " into " + std::to_string(a.q_heads) +
+                  " heads");
   a.dq = q / a.q_heads;
   a.dv = v / a.q_heads;
-  if (a.has_bias() && f32_constant(g, n, 2, "bias").numel() != w.shape()[1]) refuse(n, "has a bias that does not match its weights");
+  if (a.has_bias() && f32_constant(g, n, 2, "bias").numel() != w.shape()[1])
+    refuse(n, "has a bias that does not match its weights");
   find_output(g, index, a);
   return a;
 }
@@ -174,7 +181,8 @@ FusedAttention find_separate(const Graph& g, const GraphIndex& index, Node& n, K
     a.kv_heads = attribute(n, "kv_num_heads");
     if (a.q_heads <= 0 || a.kv_heads <= 0) refuse(n, "has 4-D inputs (no q_num_heads and kv_num_heads)");
   }
-  const int64_t q = projection_width(g, index, n, 0), k = projection_width(g, index, n, 1), v = projection_width(g, index, n, 2);
+  const int64_t q = projection_width(g, index, n, 0), k = projection_width(g, index, n, 1),
+                v = projection_width(g, index, n, 2);
   if (a.q_heads <= 0 || a.kv_heads <= 0 || a.q_heads % a.kv_heads != 0 || q <= 0 || q % a.q_heads != 0 || v <= 0 ||
       v % a.kv_heads != 0 || k != q / a.q_heads * a.kv_heads)
     refuse(n, "has projections of widths " + std::to_string(q) + ", " + std::to_string(k) + ", " + std::to_string(v) +
@@ -234,30 +242,21 @@ Tensor take_entries(const Tensor& b, const std::vector<int64_t>& cols) {
 // One score per key/value head with its query heads. magnitude: their squared
 // weights in the projections and the output weight; wanda: the energy their
 // contexts feed the output MatMul on calibration inputs, sum_c E[x_c^2] ||W_o[c, :]||^2.
-std::vector<double> head_scores(const Graph& g, const FusedAttention& a, const std::string& method, const calib::InputStats* s) {
+std::vector<double> head_scores(const Graph& g, const FusedAttention& a, const std::string& method,
+                                const calib::InputStats* s) {
   const Tensor& wo = f32_constant(g, *a.o, 1, "output projection weight");
-  const int64_t out = wo.shape()[1];
   const std::vector<float> energy = method == "wanda" ? importance_of(*s) : std::vector<float>{};
   std::vector<double> score(static_cast<size_t>(a.kv_heads), 0.0);
   for (int64_t head = 0; head < a.kv_heads; ++head) {
     double& sc = score[static_cast<size_t>(head)];
-    for (int64_t c : context_rows(a, {head})) {
-      double row = 0;
-      for (int64_t j = 0; j < out; ++j) row += static_cast<double>(wo.data<float>()[c * out + j]) * wo.data<float>()[c * out + j];
-      sc += method == "wanda" ? energy[static_cast<size_t>(c)] * row : row;
-    }
+    sc = rows_energy(wo, context_rows(a, {head}), method == "wanda" ? &energy : nullptr);
     if (method == "wanda") continue;
-    auto add_columns = [&](const Tensor& w, const std::vector<int64_t>& cols) {
-      const int64_t in = w.shape()[0], width = w.shape()[1];
-      for (int64_t c : cols)
-        for (int64_t r = 0; r < in; ++r) sc += static_cast<double>(w.data<float>()[r * width + c]) * w.data<float>()[r * width + c];
-    };
     if (a.kind == Kind::PackedAttention) {
-      add_columns(f32_constant(g, *a.attention, 1, "weights"), packed_columns(a, {head}));
+      sc += columns_energy(f32_constant(g, *a.attention, 1, "weights"), packed_columns(a, {head}));
       continue;
     }
     for (int i = 0; i < 3; ++i)
-      add_columns(f32_constant(g, *a.projections[i].matmul, 1, "projection weight"), section_columns(a, i, {head}));
+      sc += columns_energy(f32_constant(g, *a.projections[i].matmul, 1, "projection weight"), section_columns(a, i, {head}));
   }
   return score;
 }
@@ -283,19 +282,23 @@ void shrink(Graph& g, const FusedAttention& a, const std::vector<int64_t>& keep,
       const Projection& p = a.projections[i];
       const std::vector<int64_t> own = section_columns(a, i, keep);
       replaced.insert(p.matmul->inputs[1]);
-      set_input(g, *p.matmul, 1, prefix + kRole[i] + "_weight", take_cols(f32_constant(g, *p.matmul, 1, "projection weight"), own));
+      set_input(g, *p.matmul, 1, prefix + kRole[i] + "_weight",
+                take_cols(f32_constant(g, *p.matmul, 1, "projection weight"), own));
       if (p.add) {
         replaced.insert(p.add->inputs[p.bias_input]);
-        set_input(g, *p.add, p.bias_input, prefix + kRole[i] + "_bias", take_entries(f32_constant(g, *p.add, p.bias_input, "bias"), own));
+        set_input(g, *p.add, p.bias_input, prefix + kRole[i] + "_bias",
+                  take_entries(f32_constant(g, *p.add, p.bias_input, "bias"), own));
       }
     }
   }
   if (a.has_bias()) {
     replaced.insert(n.inputs[a.bias_input()]);
-    set_input(g, n, a.bias_input(), prefix + "bias", take_entries(f32_constant(g, n, a.bias_input(), "bias"), packed_columns(a, keep)));
+    set_input(g, n, a.bias_input(), prefix + "bias",
+              take_entries(f32_constant(g, n, a.bias_input(), "bias"), packed_columns(a, keep)));
   }
   replaced.insert(a.o->inputs[1]);
-  set_input(g, *a.o, 1, prefix + "output_weight", take_rows(f32_constant(g, *a.o, 1, "output projection weight"), context_rows(a, keep)));
+  set_input(g, *a.o, 1, prefix + "output_weight",
+            take_rows(f32_constant(g, *a.o, 1, "output projection weight"), context_rows(a, keep)));
   const int64_t kept = static_cast<int64_t>(keep.size());
   if (a.kind == Kind::Onnx) {
     set_attribute(n, Attribute::integer("q_num_heads", kept * a.group()));
@@ -334,7 +337,8 @@ bool prune_fused_heads(Model& model, const PruneConfig& config, PruneReport& rep
       if (n.domain == "com.microsoft" && n.op_type == "Attention") layers.push_back(find_packed(g, index, n));
       if (n.domain == "com.microsoft" && n.op_type == "MultiHeadAttention")
         layers.push_back(find_separate(g, index, n, Kind::MultiHead));
-      if ((n.domain.empty() || n.domain == "ai.onnx") && n.op_type == "Attention") layers.push_back(find_separate(g, index, n, Kind::Onnx));
+      if ((n.domain.empty() || n.domain == "ai.onnx") && n.op_type == "Attention")
+        layers.push_back(find_separate(g, index, n, Kind::Onnx));
     }
   }
   if (layers.empty()) return false;
@@ -350,11 +354,8 @@ bool prune_fused_heads(Model& model, const PruneConfig& config, PruneReport& rep
     row.params_before = row.params_after = params_of(g, a);
     const int64_t remove = std::min(a.kv_heads - 1, zeros_before(fraction, a.kv_heads));
     if (remove > 0) {
-      const calib::InputStats* s = nullptr;
-      if (row.method == "wanda") {
-        s = layer_stats(config.stats, a.o->inputs[1], a.q_heads * a.dv);
-        if (!s) throw_usage("weight '" + a.o->inputs[1] + "': structured wanda needs calibration statistics of its layer");
-      }
+      const calib::InputStats* s =
+          row.method == "wanda" ? &wanda_stats(config.stats, a.o->inputs[1], a.q_heads * a.dv) : nullptr;
       const std::vector<int64_t> keep = keep_highest(head_scores(g, a, row.method, s), remove);
       shrink(g, a, keep, replaced);
       row.producers = weights_of(a);
@@ -364,9 +365,7 @@ bool prune_fused_heads(Model& model, const PruneConfig& config, PruneReport& rep
     }
     report.groups.push_back(row);
   }
-  drop_unread(g, replaced);
-  for (size_t i = 0; i < rule_hits.size(); ++i)
-    if (rule_hits[i] == 0) report.warnings.push_back(config.rules.rules[i].label + " matched no attention layer");
+  finish_heads(g, replaced, config, rule_hits, report);
   return true;
 }
 

@@ -43,10 +43,9 @@ std::vector<double> importance(const Graph& g, const ChannelGroup& grp, const st
   for (const auto& s : grp.consumers) {
     const Tensor& w = tensor_of(g, s.tensor);
     const int64_t inner = positions(w, s.axis);
-    const calib::InputStats* st = layer_stats(stats, s.tensor, grp.channels * inner);
-    if (!st) throw_usage("weight '" + s.tensor + "': structured wanda needs calibration statistics of its layer");
-    const std::vector<float> ms = st->mean_square();
-    const std::vector<double> mean = st->mean();
+    const calib::InputStats& st = wanda_stats(stats, s.tensor, grp.channels * inner);
+    const std::vector<float> ms = st.mean_square();
+    const std::vector<double> mean = st.mean();
     for (int64_t c = 0; c < grp.channels; ++c) {
       const std::vector<float> col = channel_slice(w, s.axis, c);
       for (size_t i = 0; i < col.size(); ++i) {

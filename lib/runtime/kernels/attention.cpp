@@ -111,13 +111,15 @@ class MaskBias {
     if (mask_->dtype() != DType::Bool && mask_->dtype() != DType::F32)
       c.fail("Attention attn_mask must be bool or f32, got " + std::string(dtype_name(mask_->dtype())));
     if (d.size() < 2 || d.size() > 4 || d.back() > g.total())
-      c.fail("Attention attn_mask of shape " + shape_to_string(d) + " does not broadcast to [" + std::to_string(g.batch) +
-             ", " + std::to_string(g.q_heads) + ", " + std::to_string(g.seq) + ", " + std::to_string(g.total()) + "]");
+      c.fail("Attention attn_mask of shape " + shape_to_string(d) + " does not broadcast to [" +
+             std::to_string(g.batch) + ", " + std::to_string(g.q_heads) + ", " + std::to_string(g.seq) + ", " +
+             std::to_string(g.total()) + "]");
     const int64_t want[4] = {g.batch, g.q_heads, g.seq, g.total()};
     for (size_t i = 0; i < d.size(); ++i) {
       const size_t axis = 4 - d.size() + i;
       if (axis < 3 && d[i] != 1 && d[i] != want[axis])
-        c.fail("Attention attn_mask of shape " + shape_to_string(d) + " does not broadcast over axis " + std::to_string(axis));
+        c.fail("Attention attn_mask of shape " + shape_to_string(d) + " does not broadcast over axis " +
+               std::to_string(axis));
     }
     mask_batch_ = d.size() >= 4 ? d[0] : 1;
     mask_heads_ = d.size() >= 3 ? d[d.size() - 3] : 1;
@@ -141,9 +143,12 @@ class MaskBias {
         if (mask_) {
           const int64_t row = mask_rows_ == 1 ? 0 : i;
           const int64_t index = ((mb * mask_heads_ + mh) * mask_rows_ + row) * mask_cols_ + t;
-          if (t >= mask_cols_) out = kMasked;
-          else if (mask_->dtype() == DType::Bool) out = mask_->data<bool>()[index] ? 0.0f : kMasked;
-          else out = mask_->data<float>()[index];
+          if (t >= mask_cols_)
+            out = kMasked;
+          else if (mask_->dtype() == DType::Bool)
+            out = mask_->data<bool>()[index] ? 0.0f : kMasked;
+          else
+            out = mask_->data<float>()[index];
         }
         if (causal_ && t > i + g_.past) out = kMasked;
       }
@@ -169,7 +174,8 @@ void attention_op(OpContext& c) {
                                    : HeadOperand{q, g.q_heads * g.seq * g.dq, g.seq * g.dq, g.dq, g.seq, g.dq};
   const HeadOperand kh{keys.data<float>(), g.kv_heads * T * g.dq, T * g.dq, g.dq, T, g.dq};
   const HeadOperand vh{values.data<float>(), g.kv_heads * T * g.dv, T * g.dv, g.dv, T, g.dv};
-  const float scale = c.attr("scale") ? c.attr_float("scale", 1.0f) : static_cast<float>(1.0 / std::sqrt(static_cast<double>(g.dq)));
+  const float scale =
+      c.attr("scale") ? c.attr_float("scale", 1.0f) : static_cast<float>(1.0 / std::sqrt(static_cast<double>(g.dq)));
   AttentionParams p{g.batch, g.q_heads, g.kv_heads, scale, c.attr_float("softcap", 0.0f), nullptr};
   if (mask.any()) p.mask = [&](int64_t b, int64_t h) { return mask.at(b, h); };
   Tensor out(DType::F32, g.three_d ? std::vector<int64_t>{g.batch, g.seq, g.q_heads * g.dv}
