@@ -357,7 +357,8 @@ double rows_energy(const Tensor& w, const std::vector<int64_t>& rows, const std:
   double sum = 0;
   for (int64_t r : rows) {
     double row = 0;
-    for (int64_t j = 0; j < out; ++j) row += static_cast<double>(w.data<float>()[r * out + j]) * w.data<float>()[r * out + j];
+    for (int64_t j = 0; j < out; ++j)
+      row += static_cast<double>(w.data<float>()[r * out + j]) * w.data<float>()[r * out + j];
     sum += energy ? (*energy)[static_cast<size_t>(r)] * row : row;
   }
   return sum;

@@ -118,8 +118,6 @@ class Finder {
     return std::nullopt;
   }
 
-  // From a head-major operand of the score or context MatMul back through
-  // Transposes to the Reshape that split the heads and the projection.
   enum class Trace { None, Found, Bad };
 
   static std::vector<int64_t> ints_attribute(const Node& n, const char* name) {
@@ -172,7 +170,8 @@ class Finder {
       const std::vector<int64_t> perm = ints_attribute(*n, "perm");
       const bool from_split = producer(n->inputs[0]) == split;
       if (perm.size() != 4 || perm[0] != 0 || perm[1] != (from_split ? 2 : 1)) return Trace::Bad;
-    } else if (std::any_of(n->inputs.begin(), n->inputs.end(), [&](const std::string& in) { return producer(in) == split; })) {
+    } else if (std::any_of(n->inputs.begin(), n->inputs.end(),
+                           [&](const std::string& in) { return producer(in) == split; })) {
       return Trace::Bad;  // heads still on axis 2: only a Transpose may read the split
     } else if (op == "Unsqueeze") {  // repeat_kv's new axis after the heads
       const Tensor* axes = n->inputs.size() > 1 ? constant(n->inputs[1]) : nullptr;
