@@ -481,7 +481,8 @@ TEST_CASE("exported attention (BERT-style, GPT-2 with packed q/k/v, Llama with g
   auto modules = ort_modules();
   if (!modules) return;
   test::TempDir tmp;
-  for (const char* file : {"exported_attention.onnx", "exported_gpt2_attention.onnx", "exported_llama_attention.onnx"}) {
+  for (const char* file : {"exported_attention.onnx", "exported_gpt2_attention.onnx", "exported_llama_attention.onnx",
+                           "exported_phi3_attention.onnx"}) {
     INFO(file);
     const Model m = load_model(test::test_data(file));
     std::map<std::string, Tensor> feeds = {{"x", test::gaussian_tensor({3, 7, 32}, 22)}};

@@ -3,7 +3,8 @@
 // GPT-2 blocks with packed q/k/v Conv1D layers and a Split
 // (tests/data/exported_gpt2_attention.onnx, tests/fixtures/export_gpt2_attention.py)
 // and Llama blocks with grouped-query heads, rotary embedding and repeat_kv
-// (tests/data/exported_llama_attention.onnx, tests/fixtures/export_llama_attention.py).
+// (tests/data/exported_llama_attention.onnx, tests/fixtures/export_llama_attention.py),
+// also with Phi-3's packed q/k/v of unequal sections (exported_phi3_attention.onnx).
 // The pruned models run at other batch and sequence sizes than they were
 // exported with, and equal the originals whose output projections read
 // nothing from the removed heads.
@@ -39,6 +40,18 @@ TEST_CASE("Llama attention exported by torch.onnx: grouped-query heads through r
   // 4 query heads over 2 key/value heads: one key/value head goes with its two query heads.
   test::check_heads_pruned(load_model(test::test_data("exported_llama_attention.onnx")), decoder_inputs,
                            {.kv_heads = 2, .biases = false});
+}
+
+TEST_CASE("Phi-3-style packed q/k/v with unequal sections: the Split sizes follow the query and key/value heads kept") {
+  test::check_heads_pruned(load_model(test::test_data("exported_phi3_attention.onnx")), decoder_inputs,
+                           {.packed = true, .kv_heads = 2, .biases = false}, [](const Model& p) {
+                             for (const Node& n : p.graph.nodes)
+                               if (n.op_type == "Split") {
+                                 const Tensor* sizes = &p.graph.find_initializer(n.inputs.at(1))->tensor;
+                                 CHECK(std::vector<int64_t>(sizes->data<int64_t>(), sizes->data<int64_t>() + 3) ==
+                                       std::vector<int64_t>{16, 8, 8});
+                               }
+                           });
 }
 
 TEST_CASE("heads are refused where there is no attention to find") {

@@ -38,9 +38,9 @@ struct Projection {
   size_t bias_input = 0;   // which input of `bias` is b
   ShapeElement heads;      // heads at index 2 of [batch, seq, heads, head_dim]
   // A packed q|k|v product a Split takes apart: the Split, this section's
-  // first column, and the packed width in a Reshape before the Split.
+  // first column, the product's width, and that width in a Reshape before the Split.
   Node* split = nullptr;
-  int64_t offset = 0;
+  int64_t offset = 0, packed_width = 0;
   std::optional<ShapeElement> packed;
   // Head counts in repeat_kv's Expand (key/value heads) and the Reshape
   // merging its copies (query heads), where the exporter wrote them as constants.
@@ -205,10 +205,10 @@ class Finder {
     if (src && src->op_type == "Split") {
       if (!packed_section(*src, n->inputs[0], heads * head_dim, p)) return std::nullopt;
       src = producer(src->inputs.at(0));
-      if (src && src->op_type == "Reshape") {  // Conv1D's view back to [batch, seq, 3 * width]
+      if (src && src->op_type == "Reshape") {  // Conv1D's view back to [batch, seq, packed width]
         int64_t width = 0;
         if (auto e = shape_element(*src, 2, width)) {
-          if (width != 3 * heads * head_dim) return std::nullopt;
+          if (width != p.packed_width) return std::nullopt;
           p.packed = *e;
         }
         src = producer(src->inputs.at(0));
@@ -242,8 +242,9 @@ class Finder {
     return n.inputs.size() >= 2 && constant(n.inputs[1]);
   }
 
-  // `value` is output i of a Split into three equal sections of `width` along
-  // the last axis of [batch, seq, 3 * width]: section i starts at i * width.
+  // `value`, `width` wide, is one of the three outputs of a Split along the
+  // last axis of [batch, seq, q + k + v]: equal thirds, or the sizes it states
+  // (grouped-query exports have q wider than k and v).
   bool packed_section(Node& split, const std::string& value, int64_t width, Projection& p) const {
     if (split.outputs.size() != 3) return false;
     int64_t axis = 0;
@@ -258,10 +259,13 @@ class Finder {
       if (!t || t->dtype() != DType::I64) return false;
       sizes.assign(t->data<int64_t>(), t->data<int64_t>() + t->numel());
     }
-    if (!sizes.empty() && sizes != std::vector<int64_t>(3, width)) return false;
-    const auto at = std::find(split.outputs.begin(), split.outputs.end(), value);
+    const auto index = static_cast<size_t>(std::find(split.outputs.begin(), split.outputs.end(), value) - split.outputs.begin());
+    if (sizes.empty()) sizes.assign(3, width);
+    if (sizes.size() != 3 || index >= 3 || sizes[index] != width) return false;
     p.split = &split;
-    p.offset = (at - split.outputs.begin()) * width;
+    p.offset = 0;
+    for (size_t i = 0; i < index; ++i) p.offset += sizes[i];
+    p.packed_width = sizes[0] + sizes[1] + sizes[2];
     return true;
   }
 
@@ -292,7 +296,7 @@ class Finder {
     auto k = projection(scores->inputs.at(1), hk, dk);
     auto v = projection(context->inputs.at(1), hv, dv);
     if (!q || !k || !v || hk != hv || hk <= 0 || a.heads % hk != 0 || dk != a.head_dim || dv != a.head_dim ||
-        a.heads <= 0 || a.head_dim <= 0 || (hk != a.heads && (q->split || k->split || v->split)))
+        a.heads <= 0 || a.head_dim <= 0)
       return std::nullopt;
     a.kv_heads = hk;
     a.q = *q;
@@ -344,7 +348,7 @@ void check_shapes(const Finder& f, const ExportedAttention& a) {
   const int64_t width = a.heads * a.head_dim;
   for (const Projection* p : {&a.q, &a.k, &a.v}) {
     const Tensor& w = checked_weight(f, *p->matmul, 1, "projection");
-    const int64_t cols = p->split ? 3 * width : heads_of(a, p) * a.head_dim;
+    const int64_t cols = p->split ? p->packed_width : heads_of(a, p) * a.head_dim;
     if (w.rank() != 2 || w.shape()[1] != cols)
       throw_usage("--structured heads: projection '" + p->matmul->inputs[1] + "' has shape " + shape_to_string(w.shape()) +
                   ", not [in, " + std::to_string(cols) + "] for " + std::to_string(a.heads) + " heads");
@@ -442,15 +446,17 @@ void shrink(Graph& g, const Finder& f, const ExportedAttention& a, const std::ve
       set_input(g, *p.bias, p.bias_input, prefix + bias_name, cut);
     }
     if (p.split) {
-      const int64_t section = kept * a.head_dim;
+      std::vector<int64_t> sizes;  // the sections in column order: q keeps its query heads, k and v their own
+      for (const Projection* q : group) sizes.push_back(static_cast<int64_t>(owned_columns(a, q, keep).size()));
       if (p.split->inputs.size() > 1 && !p.split->inputs[1].empty()) {
         replaced.insert(p.split->inputs[1]);
-        set_input(g, *p.split, 1, prefix + name + "/split_sizes",
-                  Tensor::from_values<int64_t>(DType::I64, {3}, {section, section, section}));
+        set_input(g, *p.split, 1, prefix + name + "/split_sizes", Tensor::from_values<int64_t>(DType::I64, {3}, sizes));
       }
       for (auto& attr : p.split->attributes)
-        if (attr.name == "split") attr.ints.assign(3, section);
-      if (p.packed) set_shape_element(g, f, *p.packed, 3 * section, prefix + name + "/packed_shape", replaced);
+        if (attr.name == "split") attr.ints = sizes;
+      if (p.packed)
+        set_shape_element(g, f, *p.packed, static_cast<int64_t>(product_cols.size()), prefix + name + "/packed_shape",
+                          replaced);
     }
     for (const Projection* q : group) {
       const std::string tag = prefix + name + (q->split ? std::to_string(q->offset) : "");
