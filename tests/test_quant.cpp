@@ -76,7 +76,7 @@ TEST_CASE("every scheme: exact layout, bits per weight and bounded error on ragg
       {"int4-g32-asym", 0.12}, {"int4-g32-asym-k6x64", 0.13}, {"int6-g16-k8x64", 0.04}, {"int3-g16-k6x32", 0.25},
       {"int2-g16-asym-k4x32", 0.4}, {"int1-g32-asym", 1.5}, {"ternary-g32", 0.6},    {"binary-g32", 0.7},
       {"nf4-g32", 0.12},       {"nf3-g16", 0.25},         {"lut4-g32", 0.12},        {"lut3-g32-k6x64", 0.25},
-      {"int5-g32-f32", 0.06},
+      {"int5-g32-f32", 0.06},  {"tcq4-ch", 0.1},          {"tcq3-ch-f32", 0.2},      {"tcq2-ch", 0.4},
   };
   for (const auto& c : cases) {
     INFO(c.spec);

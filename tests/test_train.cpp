@@ -39,6 +39,14 @@ std::vector<std::vector<int64_t>> sampled(const Model& m, int count, int64_t len
   return out;
 }
 
+// Every weight under `spec`, rounded to nearest (what --finetune trains for).
+passes::QuantizeConfig rtn_config(const std::string& spec) {
+  passes::QuantizeConfig config;
+  config.default_spec = spec;
+  config.algorithm = "rtn";
+  return config;
+}
+
 // Mean KL of the fake-quantized model from the original over the sequences.
 double quantized_kl(const train::LlamaWeights& original, const train::LlamaWeights& trained, const train::FakeQuantize& fake,
                     const std::vector<std::vector<int64_t>>& sequences) {
@@ -109,10 +117,8 @@ TEST_CASE("the distillation gradient matches finite differences in every kind of
 TEST_CASE("distilling for q4 lowers the quantized model's KL on text it did not see, the same with any thread count") {
   const Model m = load_model(test::test_data("stories260K"));
   const train::LlamaWeights original = train::llama_weights(m);
-  passes::QuantizeConfig config;
-  config.default_spec = "q4";
-  config.algorithm = "rtn";
-  const train::FakeQuantize fake = train::plan_fake_quantize(m, original, config);
+  passes::QuantizeConfig config = rtn_config("q4");
+  const train::FakeQuantize fake = train::plan_fake_quantize(m, original, config, 50).fake_quantize;
   const auto train_text = sampled(m, 48, 96, 100), held_out = sampled(m, 6, 128, 900);
   train::DistillOptions options;
   options.steps = 50;
@@ -140,7 +146,7 @@ TEST_CASE("distilling for q4 lowers the quantized model's KL on text it did not 
   train::write_llama_weights(trained, a);
   CHECK(train::llama_weights(trained).values[a.layout.layers[1].q] == a.values[a.layout.layers[1].q]);
   config.algorithm = "gptq";
-  CHECK_THROWS_WITH(train::plan_fake_quantize(m, original, config), Catch::Contains("rtn or mse"));
+  CHECK_THROWS_WITH(train::plan_fake_quantize(m, original, config, 1), Catch::Contains("rtn or mse"));
 
   // Pruned weights stay pruned.
   train::LlamaWeights pruned = original;
@@ -150,6 +156,44 @@ TEST_CASE("distilling for q4 lowers the quantized model's KL on text it did not 
   train::distill(pruned, train_text, fake, options);
   for (Eigen::Index e = 0; e < up.size(); ++e)
     if ((e % 2 == 0) != (up.data()[e] == 0.0f)) FAIL_CHECK("weight " << e);
+}
+
+TEST_CASE("trellis-coded weights train as floats, then freeze layer by layer") {
+  const Model m = load_model(test::test_data("stories260K"));
+  const train::LlamaWeights original = train::llama_weights(m);
+  const passes::QuantizeConfig config = rtn_config("tcq4-ch");
+  const train::FakeQuantPlan plan = train::plan_fake_quantize(m, original, config, 14);
+  // Five layers and the embedding: six stages, each 14 / 7 steps after the one before.
+  const auto& layers = original.layout.layers;
+  REQUIRE(plan.freeze_at.size() == original.values.size());
+  for (size_t l = 0; l < layers.size(); ++l) {
+    CHECK(plan.freeze_at[layers[l].q] == 2 * static_cast<int64_t>(l + 1));
+    CHECK(plan.freeze_at[layers[l].down] == 2 * static_cast<int64_t>(l + 1));
+  }
+  CHECK(plan.freeze_at[original.layout.embed] == 12);
+  CHECK(plan.freeze_at[layers[0].attn_norm] == -1);  // norms are not quantized: they train to the end
+
+  train::DistillOptions options;
+  options.steps = 14;
+  options.batch = 2;
+  options.window = 32;
+  options.freeze_at = plan.freeze_at;
+  train::LlamaWeights w = original;
+  const size_t q0 = layers[0].q, q4 = layers[4].q;
+  train::Matrix q0_after_freezing, q4_after_freezing;
+  train::distill(w, sampled(m, 8, 48, 300), plan.fake_quantize, options, [&](int64_t step, int64_t, double) {
+    if (step == 3) q0_after_freezing = w.values[q0];
+    if (step == 11) q4_after_freezing = w.values[q4];
+  });
+  // Until layer 0 froze, every weight was the original float; after it, the
+  // later layers trained as floats around its error.
+  CHECK(q0_after_freezing == original.values[q0]);
+  CHECK(q4_after_freezing != original.values[q4]);
+  CHECK(w.values[q0] == q0_after_freezing);
+  CHECK(w.values[q4] == q4_after_freezing);
+  CHECK(w.values[layers[0].attn_norm] != original.values[layers[0].attn_norm]);
+  options.freeze_at.pop_back();
+  CHECK_THROWS_WITH(train::distill(w, sampled(m, 2, 48, 300), plan.fake_quantize, options), Catch::Contains("freezing step"));
 }
 
 TEST_CASE("quantize --finetune: trains on --calib text, reports it, and refuses what it cannot train") {

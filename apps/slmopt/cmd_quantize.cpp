@@ -111,14 +111,15 @@ void run_int8(const QuantizeCliOptions& o, const GlobalOptions& global, const Mo
 // `config` gives them, on windows of the calibration text.
 train::DistillReport finetune(const QuantizeCliOptions& o, Model& model, const passes::QuantizeConfig& config, bool show) {
   train::LlamaWeights w = train::llama_weights(model);
-  const train::FakeQuantize fake = train::plan_fake_quantize(model, w, config);
+  const train::FakeQuantPlan plan = train::plan_fake_quantize(model, w, config, o.finetune);
   const lm::DecoderRunner probe(model);
   const auto windows = text_windows(model, o.input, o.calib.dir, o.calib.tokenizer, o.calib.context, 0, probe.vocab());
   train::DistillOptions options;
   options.steps = o.finetune;
   options.learning_rate = o.finetune_lr;
   options.window = std::min<int64_t>(128, o.calib.context);
-  const train::DistillReport r = train::distill(w, windows, fake, options, [&](int64_t step, int64_t steps, double kl) {
+  options.freeze_at = plan.freeze_at;
+  const train::DistillReport r = train::distill(w, windows, plan.fake_quantize, options, [&](int64_t step, int64_t steps, double kl) {
     if (show) std::fprintf(stderr, "\rfinetune %lld/%lld  KL %.4f", static_cast<long long>(step), static_cast<long long>(steps), kl);
   });
   if (show) std::fprintf(stderr, "\r%-50s\r", "");

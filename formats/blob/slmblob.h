@@ -169,7 +169,8 @@ slmblob_status slmblob_sparse_matvec_f32(const slmblob* blob, const slmblob_tens
  * slmopt's runtime dequantizes it, for every scheme slmopt writes: `int`
  * (1-8 bit codes per tensor, row or group, symmetric or with minimums, f16/f32
  * scales, one or two levels), `nf` and `lut` (3/4-bit codes into a fixed or a
- * stored table), `binary`, `ternary`, and `float`; sparse ones too (a pruned
+ * stored table), `tcq` (2-4-bit trellis codes), `binary`, `ternary`, and
+ * `float`; sparse ones too (a pruned
  * weight is 0). For a sparse tensor, pass a cursor slmblob_sparse_begin gave
  * for this tensor to walk rows in order cheaply, or NULL to count from row 0. Every part is
  * checked against the tensor's layout before it is read;
@@ -701,7 +702,7 @@ static const float slmblob__nf4[16] = {-1.0f,        -0.69619289f, -0.52507304f,
                                        0.4407098f,   0.56261697f,  0.72295673f,  1.0f};
 static const float slmblob__nf3[8] = {-1.0f, -0.47862916f, -0.21714182f, 0.0f, 0.16093017f, 0.33791519f, 0.56261697f, 1.0f};
 
-enum { SLMBLOB__INT, SLMBLOB__FLOAT, SLMBLOB__TABLE, SLMBLOB__BINARY, SLMBLOB__TERNARY };
+enum { SLMBLOB__INT, SLMBLOB__FLOAT, SLMBLOB__TABLE, SLMBLOB__BINARY, SLMBLOB__TERNARY, SLMBLOB__TRELLIS };
 
 /* What one tensor's values are made of, its parts checked against its layout
  * (lib/quant's group geometry and each scheme's parts). */
@@ -710,6 +711,7 @@ typedef struct {
   uint32_t bits, scale_dtype, sub_bits;
   int32_t qmin;
   uint64_t cols, glen, gpr, groups, gps, spr, supers;
+  uint64_t lead; /* tcq: the codes before a row's first that its first state spans */
   const uint8_t *codes, *scales, *mins, *super_scales, *super_mins;
   float table[16];
 } slmblob__decoder;
@@ -729,6 +731,7 @@ static slmblob_status slmblob__decoder_init(const slmblob* blob, const slmblob_t
   else if (slmblob__streq(scheme, "nf") || slmblob__streq(scheme, "lut")) d->kind = SLMBLOB__TABLE;
   else if (slmblob__streq(scheme, "binary")) d->kind = SLMBLOB__BINARY;
   else if (slmblob__streq(scheme, "ternary")) d->kind = SLMBLOB__TERNARY;
+  else if (slmblob__streq(scheme, "tcq")) d->kind = SLMBLOB__TRELLIS;
   else return SLMBLOB_E_UNSUPPORTED;
   d->bits = t->bits;
   d->symmetric = t->symmetric != 0;
@@ -740,10 +743,16 @@ static slmblob_status slmblob__decoder_init(const slmblob* blob, const slmblob_t
   if (d->kind == SLMBLOB__FLOAT)
     return (d->bits == 16 || d->bits == 32) && codes.bits == d->bits && (sparse || codes.count == n) ? SLMBLOB_OK
                                                                                                    : SLMBLOB_E_TENSOR_TABLE;
-  /* Ternary packs five weights a byte; the others one code of `bits` each. */
-  if (d->kind == SLMBLOB__TERNARY ? sparse || codes.bits != 8 || codes.count != (n + 4) / 5
-                                  : codes.bits != d->bits || (!sparse && codes.count != n))
+  /* Ternary packs five weights a byte; tcq leads with a window's codes but one;
+     the others one code of `bits` each. */
+  if (d->kind == SLMBLOB__TRELLIS) {
+    if (d->bits < 2 || d->bits > 4 || sparse || t->group != 0 || d->sub_bits != 0) return SLMBLOB_E_TENSOR_TABLE;
+    d->lead = (8u + d->bits - 1u) / d->bits;
+    if (codes.bits != d->bits || codes.count != n + d->lead) return SLMBLOB_E_TENSOR_TABLE;
+  } else if (d->kind == SLMBLOB__TERNARY ? sparse || codes.bits != 8 || codes.count != (n + 4) / 5
+                                         : codes.bits != d->bits || (!sparse && codes.count != n)) {
     return SLMBLOB_E_TENSOR_TABLE;
+  }
   if ((d->kind == SLMBLOB__INT && (d->bits > 8 || (d->symmetric && d->bits < 2))) ||
       (d->kind == SLMBLOB__TABLE && d->bits != 3 && d->bits != 4) || (d->kind == SLMBLOB__BINARY && d->bits != 1))
     return SLMBLOB_E_TENSOR_TABLE;
@@ -790,6 +799,27 @@ static slmblob_status slmblob__decoder_init(const slmblob* blob, const slmblob_t
     }
   }
   return SLMBLOB_OK;
+}
+
+/* The tcq scheme (lib/quant/scheme_trellis.cpp): a weight's state is its code
+   and the d->lead codes before it in the tensor's stream; the state's value,
+   one LCG step summed over its bytes, is a nearly Gaussian integer. */
+static int32_t slmblob__trellis_value(uint32_t state) {
+  const uint32_t x = state * 34038481u + 76625530u;
+  return (int32_t)((x & 255u) + ((x >> 8) & 255u) + ((x >> 16) & 255u) + (x >> 24)) - 510;
+}
+
+static void slmblob__trellis_row(const slmblob__decoder* d, uint64_t row, float* out) {
+  const uint64_t first = row * d->cols;
+  const uint32_t mask = (1u << (d->bits * (d->lead + 1u))) - 1u;
+  const float scale = slmblob__scale(d->scales, row, d->scale_dtype);
+  uint32_t state = 0;
+  uint64_t c;
+  for (c = 0; c < d->lead; ++c) state = (state << d->bits) | slmblob__code(d->codes, first + c, d->bits);
+  for (c = 0; c < d->cols; ++c) {
+    state = ((state << d->bits) | slmblob__code(d->codes, first + d->lead + c, d->bits)) & mask;
+    out[c] = scale * (float)slmblob__trellis_value(state);
+  }
 }
 
 /* Group gi's scale and minimum as stored. */
@@ -841,6 +871,10 @@ slmblob_status slmblob_dequantize_row(const slmblob* blob, const slmblob_tensor*
     return SLMBLOB_E_ARGUMENT;
   status = slmblob__decoder_init(blob, tensor, &d);
   if (status != SLMBLOB_OK) return status;
+  if (d.kind == SLMBLOB__TRELLIS) {
+    slmblob__trellis_row(&d, (uint64_t)row, out);
+    return SLMBLOB_OK;
+  }
   sparse = tensor->sparse_format == SLMBLOB_SPARSE_BITMAP;
   if (sparse) {
     if (!cursor) {

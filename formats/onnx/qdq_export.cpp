@@ -26,7 +26,8 @@ Exported export_tensor(const std::string& name, const QuantTensor& q, int opset)
   const quant::Scheme& scheme = quant::scheme_or_throw(q.scheme);
   const std::vector<float> scales = scheme.linear_scales ? scheme.linear_scales(q) : std::vector<float>{};
   if (scales.empty())
-    throw_usage("'" + name + "' (" + q.scheme + ", " + (q.params.symmetric ? "lookup table" : "with minimums") +
+    throw_usage("'" + name + "' (" + q.scheme + ", " +
+                (q.params.symmetric ? "codes that are not integers times a scale" : "with minimums") +
                 ") has no exact DequantizeLinear form; use a symmetric int, ternary or binary scheme, or write .slm");
   const quant::Geometry g = quant::geometry(q.params, q.rows, q.cols);
   const int rank = static_cast<int>(q.shape.size());

@@ -10,6 +10,7 @@ extern const Scheme kTernaryScheme;
 extern const Scheme kBinaryScheme;
 extern const Scheme kNormalFloatScheme;
 extern const Scheme kFittedTableScheme;
+extern const Scheme kTrellisScheme;
 extern const Scheme kFloatScheme;  // f16/f32 values: sparse storage of float weights
 
 // The int family's plain decoder (any bits and layout); kIntScheme.dequantize

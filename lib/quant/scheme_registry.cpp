@@ -13,7 +13,7 @@ namespace slmopt::quant {
 
 const std::vector<const Scheme*>& all_schemes() {
   static const std::vector<const Scheme*> schemes = {
-      &kIntScheme, &kTernaryScheme, &kBinaryScheme, &kNormalFloatScheme, &kFittedTableScheme, &kFloatScheme,
+      &kIntScheme, &kTernaryScheme, &kBinaryScheme, &kNormalFloatScheme, &kFittedTableScheme, &kTrellisScheme, &kFloatScheme,
   };
   return schemes;
 }

@@ -34,6 +34,10 @@ DistillReport distill(LlamaWeights& w, const std::vector<std::vector<int64_t>>& 
   for (size_t i = 0; i < sequences.size(); ++i)
     if (sequences[i].size() >= 2) usable.push_back(i);
   if (usable.empty()) throw_usage("fine-tuning needs calibration text of at least 2 tokens");
+  if (!o.freeze_at.empty() && o.freeze_at.size() != w.values.size())
+    throw_usage("fine-tuning: a freezing step for each of the " + std::to_string(w.values.size()) + " weights, got " +
+                std::to_string(o.freeze_at.size()));
+  auto frozen_from = [&](size_t i) { return o.freeze_at.empty() ? int64_t{-1} : o.freeze_at[i]; };
   const LlamaLayout& l = w.layout;
   const std::vector<Matrix> teacher = w.values;  // the original model
   const size_t n = w.values.size();
@@ -63,10 +67,21 @@ DistillReport distill(LlamaWeights& w, const std::vector<std::vector<int64_t>>& 
       const size_t len = std::min<size_t>(static_cast<size_t>(o.window), sequences[s].size());
       batch.push_back({s, static_cast<size_t>(rng() % (sequences[s].size() - len + 1))});
     }
+    // Each weight is quantized on its own (a trellis search takes a while).
+    std::exception_ptr quantize_failure;
+#pragma omp parallel for schedule(dynamic, 1)
     for (size_t i = 0; i < n; ++i) {
-      fake_quantize(i, w.values[i], effective[i]);
+      try {
+        const int64_t freeze = frozen_from(i);
+        if (freeze < 0 || step == freeze) fake_quantize(i, w.values[i], effective[i]);
+        else if (step < freeze) effective[i] = w.values[i];
+      } catch (...) {
+#pragma omp critical
+        quantize_failure = std::current_exception();
+      }
       grads[i].setZero(w.values[i].rows(), w.values[i].cols());
     }
+    if (quantize_failure) std::rethrow_exception(quantize_failure);
     double loss = 0;
     for (int64_t b0 = 0; b0 < o.batch; b0 += chunk) {
       const int64_t count = std::min(chunk, o.batch - b0);
@@ -100,6 +115,7 @@ DistillReport distill(LlamaWeights& w, const std::vector<std::vector<int64_t>>& 
     const double c1 = 1.0 - std::pow(beta1, static_cast<double>(step + 1)),
                  c2 = 1.0 - std::pow(beta2, static_cast<double>(step + 1));
     for (size_t i = 0; i < n; ++i) {
+      if (frozen_from(i) >= 0 && step >= frozen_from(i)) continue;
       m[i] = static_cast<float>(beta1) * m[i] + static_cast<float>(1 - beta1) * grads[i];
       v[i] = static_cast<float>(beta2) * v[i] + static_cast<float>(1 - beta2) * grads[i].cwiseProduct(grads[i]);
       w.values[i].array() -= static_cast<float>(rate) * (m[i].array() / static_cast<float>(c1)) /

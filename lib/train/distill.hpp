@@ -23,6 +23,10 @@ struct DistillOptions {
   int64_t batch = 8;     // windows a step
   int64_t window = 128;  // tokens a window
   uint64_t seed = 1;
+  // Per weight (empty: none): the step from which it is quantized once and
+  // no longer trained; before it the weight trains as a float, so the ones
+  // frozen later make up for its error. -1: fake-quantized at every step.
+  std::vector<int64_t> freeze_at;
 };
 
 struct DistillReport {
@@ -38,7 +42,8 @@ using StepProgress = std::function<void(int64_t step, int64_t steps, double loss
 // Trains w.values in place on windows cut from `sequences` (token ids; each
 // at least 2 tokens). Deterministic: the same inputs, options and seed give
 // the same weights whatever the thread count. Weights that are exactly 0
-// (pruned) stay 0.
+// (pruned) stay 0. A frozen weight keeps its value from the step it froze,
+// so quantizing it after training gives the codes trained around.
 DistillReport distill(LlamaWeights& w, const std::vector<std::vector<int64_t>>& sequences, const FakeQuantize& fake_quantize,
                       const DistillOptions& options, const StepProgress& progress = {});
 
