@@ -153,7 +153,7 @@ int main(int argc, char** argv) {
                     quant::format_spec(spec).c_str(), g.bpw, g.rel, "        ", t.rel, g.weights_per_s / 1e6);
       }
     }
-    for (const char* spec : {"q4", "q8", "int4-g32", "q4n", "nf4"}) decode_speed(gauss, spec);
+    for (const char* spec : {"q4", "q8", "int4-g32", "q4n", "nf4", "ec4-ch"}) decode_speed(gauss, spec);
     for (const char* spec : {"q4", "q8"}) sparse_decode_speed(gauss, spec);
     std::printf("%d of %zu llama.cpp rates not beaten\n", worse, std::size(bench::kLlamaFigures));
     return worse == 0 ? 0 : 1;

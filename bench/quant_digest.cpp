@@ -77,7 +77,7 @@ int main() {
 
   uint64_t all = 0xcbf29ce484222325ULL;
   for (const char* spec : {"q8", "q6", "q5", "q4", "q4n", "q3", "q2", "t2", "b1", "int4-g32-asym", "lut3-g16", "nf4-g64",
-                           "int8-ch", "int4-tensor", "tcq4-ch"}) {
+                           "int8-ch", "int4-tensor", "tcq4-ch", "ec4-ch"}) {
     const quant::QuantSpec s = quant::parse_spec(spec);
     quant::QuantizeOptions rtn, mse, weighted;
     mse.search = weighted.search = true;

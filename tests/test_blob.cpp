@@ -330,11 +330,12 @@ TEST_CASE("the C99 reader dequantizes every scheme row by row as the runtime doe
   // Every int layout: groups that do not divide the row (67 columns), per
   // row, per tensor, asymmetric, f32 scales, two levels (k-quant style, both
   // signs), 2-8 bits; the table schemes with one and two levels, binary and
-  // ternary, trellis codes; a MatMul weight ([K, N]) and a Gemm one ([N, K]).
+  // ternary, trellis codes, Huffman-coded steps; a MatMul weight ([K, N]) and a Gemm one ([N, K]).
   const std::vector<std::string> specs = {"q4",        "q8",         "int4-g32-asym", "int3-g16-asym-k6", "int8-tensor",
                                           "int2-ch-asym", "int5-g16-f32", "int6-g8-k4x32", "nf4",           "nf3-g16-k6",
                                           "lut4",      "lut3-ch-f32", "binary-g16",    "ternary",          "q4n",
-                                          "tcq4-ch",   "tcq3-ch-f32", "tcq2-ch"};
+                                          "tcq4-ch",   "tcq3-ch-f32", "tcq2-ch",       "ec4-ch",           "ec1-ch",
+                                          "ec8-ch"};
   Model m = test::single_node_model("MatMul", test::gaussian_tensor({67, 40}, 1), {2, 67});
   m.graph.initializers.clear();
   for (size_t i = 0; i < specs.size(); ++i) {

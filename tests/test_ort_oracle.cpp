@@ -243,15 +243,15 @@ TEST_CASE("quantized models export to ONNX as exact DequantizeLinear that ONNX R
   auto modules = ort_modules();
   // Grouped (blocked along the input axis, the last group of w1's rows shorter;
   // the Conv's groups whole kernels), per channel, per tensor, two-level
-  // scales, ternary, binary.
+  // scales, ternary, binary, entropy-coded steps (codes up to 31 and 127: int8).
   for (const auto& [spec, conv_spec] : std::vector<std::pair<std::string, std::string>>{
            {"int8-g16", "int8-g18"}, {"int4-g16-k6", "int8-ch"}, {"int8-ch", "int8-ch"}, {"int4-tensor", "int4-tensor"},
-           {"int3-g18", "int3-g18"}, {"ternary-g9", "ternary-g9"}, {"binary-ch", "binary-ch"}}) {
+           {"int3-g18", "int3-g18"}, {"ternary-g9", "ternary-g9"}, {"binary-ch", "binary-ch"}, {"ec4-ch", "ec6-ch"}}) {
     INFO(spec << " / " << conv_spec);
     const Model q = quantized(m, spec, conv_spec);
     const Model qdq = onnx_format::to_qdq(q);
     // Codes of 4 bits or fewer travel as int4, wider ones as int8.
-    const bool narrow = spec.rfind("int8", 0) != 0;
+    const bool narrow = spec.rfind("int8", 0) != 0 && spec.rfind("ec", 0) != 0;
     CHECK(qdq.graph.find_initializer("w1_quantized")->tensor.dtype() == (narrow ? DType::I4 : DType::I8));
     // DequantizeLinear gives exactly our dequantized weights.
     runtime::Session ours_q(q), ours_qdq(qdq);

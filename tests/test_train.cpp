@@ -48,6 +48,27 @@ passes::QuantizeConfig rtn_config(const std::string& spec) {
 }
 
 // Mean KL of the fake-quantized model from the original over the sequences.
+struct MatrixBits {
+  double weights = 0, per_weight = 0;
+  std::set<std::string> schemes;
+};
+
+// Bits per weight over the quantized tensors of a `quantize --json` report.
+MatrixBits matrix_bits(const nlohmann::json& report) {
+  MatrixBits m;
+  double bits = 0;
+  for (const auto& t : report.at("tensors")) {
+    if (t.at("action") == "keep f32") continue;
+    double n = 1;
+    for (const auto& d : t.at("shape")) n *= d.get<double>();
+    bits += t.at("bits_per_weight").get<double>() * n;
+    m.weights += n;
+    m.schemes.insert(t.at("action").get<std::string>());
+  }
+  m.per_weight = m.weights > 0 ? bits / m.weights : 0;
+  return m;
+}
+
 double quantized_kl(const train::LlamaWeights& original, const train::LlamaWeights& trained, const train::FakeQuantize& fake,
                     const std::vector<std::vector<int64_t>>& sequences) {
   std::vector<train::Matrix> effective(trained.values.size());
@@ -216,20 +237,10 @@ TEST_CASE("quantize --finetune: trains on --calib text, reports it, and refuses 
                                  "/examples/stories260K-4bit.yaml --calib " + tmp.file("calib.txt") +
                                  " --calib-ctx 32 --finetune 2 --json");
   REQUIRE(recipe.exit_code == 0);
-  double bits = 0, weights = 0;
-  std::set<std::string> schemes;
-  const auto report = nlohmann::json::parse(recipe.out);
-  for (const auto& t : report.at("tensors")) {
-    if (t.at("action") == "keep f32") continue;
-    double n = 1;
-    for (const auto& d : t.at("shape")) n *= d.get<double>();
-    bits += t.at("bits_per_weight").get<double>() * n;
-    weights += n;
-    schemes.insert(t.at("action").get<std::string>());
-  }
-  CHECK(weights > 250000);  // every matrix, the embedding included
-  CHECK(bits / weights <= 4.5);
-  CHECK(schemes == std::set<std::string>{"int5-ch", "nf4-ch"});
+  const MatrixBits bits = matrix_bits(nlohmann::json::parse(recipe.out));
+  CHECK(bits.weights > 250000);  // every matrix, the embedding included
+  CHECK(bits.per_weight <= 4.5);
+  CHECK(bits.schemes == std::set<std::string>{"ec5-ch", "ec4-ch"});
 
   auto no_text = test::run_slmopt("quantize " + model + " -o " + tmp.file("n.slm") + " --finetune 3");
   CHECK(no_text.exit_code == 2);
@@ -243,4 +254,29 @@ TEST_CASE("quantize --finetune: trains on --calib text, reports it, and refuses 
   CHECK(not_llama.exit_code == 2);
   CHECK(not_llama.err.find("decoder") != std::string::npos);
   for (const char* f : {"n.slm", "g.slm", "e.slm"}) CHECK_FALSE(std::filesystem::exists(tmp.file(f)));
+}
+
+TEST_CASE("stories260K at 4.4 bits per weight reaches the KL of llama.cpp's 8 bits (examples/stories260K-4bit.yaml)") {
+  // docs/llm.md's recipe end to end, the issue's target: 2,000 steps of
+  // distillation on 261 K tokens the model sampled, then the next-token KL
+  // from the f32 model on 4,080 other sampled tokens, <= 0.0145, with every
+  // matrix (the embedding included) at <= 4.5 bits per weight. Measured 0.0142.
+  test::TempDir tmp;
+  const std::string model = test::test_data("stories260K");
+  auto quantized = test::run_slmopt("quantize " + model + " -o " + tmp.file("q.slm") + " --config " + SLMOPT_SOURCE_DIR +
+                                    "/examples/stories260K-4bit.yaml --calib " +
+                                    test::test_data("stories260K/sampled-calib.txt") + " --finetune 2000 --json --quiet");
+  REQUIRE(quantized.exit_code == 0);
+  const MatrixBits bits = matrix_bits(nlohmann::json::parse(quantized.out));
+  CHECK(bits.weights > 250000);
+  CHECK(bits.per_weight <= 4.5);
+  auto evaluated = test::run_slmopt("eval --reference " + model + " --candidate " + tmp.file("q.slm") + " --text " +
+                                    test::test_data("stories260K/sampled-eval.txt") +
+                                    " --ctx 512 --json --gate 'kl<=0.0145'");
+  const auto report = nlohmann::json::parse(evaluated.out);
+  const auto& lm = report.at("language_model");
+  INFO("KL " << lm.at("kl_mean") << " at " << bits.per_weight << " bits per weight");
+  CHECK(lm.at("scored_tokens") == 2040);
+  CHECK(lm.at("kl_mean").get<double>() <= 0.0145);
+  CHECK(evaluated.exit_code == 0);  // the gate passed
 }

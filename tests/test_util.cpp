@@ -210,6 +210,16 @@ std::vector<float> gaussian_values(size_t n, uint32_t seed, float sd) {
   return v;
 }
 
+double relative_error(const Tensor& a, const Tensor& b) {
+  double num = 0, den = 0;
+  for (int64_t i = 0; i < a.numel(); ++i) {
+    const double d = static_cast<double>(a.data<float>()[i]) - b.data<float>()[i];
+    num += d * d;
+    den += static_cast<double>(a.data<float>()[i]) * a.data<float>()[i];
+  }
+  return std::sqrt(num / den);
+}
+
 Tensor gaussian_tensor(std::vector<int64_t> shape, uint32_t seed, float sd) {
   int64_t n = 1;
   for (auto d : shape) n *= d;

@@ -33,6 +33,8 @@ class TempDir {
 // Seeded normal values, and an f32 tensor of them.
 std::vector<float> gaussian_values(size_t n, uint32_t seed, float sd = 1.0f);
 Tensor gaussian_tensor(std::vector<int64_t> shape, uint32_t seed, float sd = 1.0f);
+// ||a - b|| / ||a|| over two f32 tensors of one size.
+double relative_error(const Tensor& a, const Tensor& b);
 
 // `count` input vectors of width n with strongly correlated, unevenly scaled
 // channels, as real activations have (row-major count x n).

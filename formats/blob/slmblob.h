@@ -169,7 +169,9 @@ slmblob_status slmblob_sparse_matvec_f32(const slmblob* blob, const slmblob_tens
  * slmopt's runtime dequantizes it, for every scheme slmopt writes: `int`
  * (1-8 bit codes per tensor, row or group, symmetric or with minimums, f16/f32
  * scales, one or two levels), `nf` and `lut` (3/4-bit codes into a fixed or a
- * stored table), `tcq` (2-4-bit trellis codes), `binary`, `ternary`, and
+ * stored table), `tcq` (2-4-bit trellis codes), `ec` (Huffman-coded uniform
+ * steps; a row decodes from the mark of its block of 16, and a corrupt stream
+ * gives SLMBLOB_E_TENSOR_TABLE), `binary`, `ternary`, and
  * `float`; sparse ones too (a pruned
  * weight is 0). For a sparse tensor, pass a cursor slmblob_sparse_begin gave
  * for this tensor to walk rows in order cheaply, or NULL to count from row 0. Every part is
@@ -702,7 +704,7 @@ static const float slmblob__nf4[16] = {-1.0f,        -0.69619289f, -0.52507304f,
                                        0.4407098f,   0.56261697f,  0.72295673f,  1.0f};
 static const float slmblob__nf3[8] = {-1.0f, -0.47862916f, -0.21714182f, 0.0f, 0.16093017f, 0.33791519f, 0.56261697f, 1.0f};
 
-enum { SLMBLOB__INT, SLMBLOB__FLOAT, SLMBLOB__TABLE, SLMBLOB__BINARY, SLMBLOB__TERNARY, SLMBLOB__TRELLIS };
+enum { SLMBLOB__INT, SLMBLOB__FLOAT, SLMBLOB__TABLE, SLMBLOB__BINARY, SLMBLOB__TERNARY, SLMBLOB__TRELLIS, SLMBLOB__ENTROPY };
 
 /* What one tensor's values are made of, its parts checked against its layout
  * (lib/quant's group geometry and each scheme's parts). */
@@ -713,6 +715,8 @@ typedef struct {
   uint64_t cols, glen, gpr, groups, gps, spr, supers;
   uint64_t lead; /* tcq: the codes before a row's first that its first state spans */
   const uint8_t *codes, *scales, *mins, *super_scales, *super_mins;
+  const uint8_t *steps, *marks, *lengths; /* ec */
+  uint64_t stream_bits, symbols;
   float table[16];
 } slmblob__decoder;
 
@@ -732,6 +736,7 @@ static slmblob_status slmblob__decoder_init(const slmblob* blob, const slmblob_t
   else if (slmblob__streq(scheme, "binary")) d->kind = SLMBLOB__BINARY;
   else if (slmblob__streq(scheme, "ternary")) d->kind = SLMBLOB__TERNARY;
   else if (slmblob__streq(scheme, "tcq")) d->kind = SLMBLOB__TRELLIS;
+  else if (slmblob__streq(scheme, "ec")) d->kind = SLMBLOB__ENTROPY;
   else return SLMBLOB_E_UNSUPPORTED;
   d->bits = t->bits;
   d->symmetric = t->symmetric != 0;
@@ -743,6 +748,19 @@ static slmblob_status slmblob__decoder_init(const slmblob* blob, const slmblob_t
   if (d->kind == SLMBLOB__FLOAT)
     return (d->bits == 16 || d->bits == 32) && codes.bits == d->bits && (sparse || codes.count == n) ? SLMBLOB_OK
                                                                                                    : SLMBLOB_E_TENSOR_TABLE;
+  if (d->kind == SLMBLOB__ENTROPY) {
+    slmblob_part lengths;
+    if (d->bits < 1 || d->bits > 8 || sparse || t->group != 0 || d->sub_bits != 0 || d->scale_dtype != 10u ||
+        codes.bits != 8 || slmblob_find_part(blob, t, "lengths", &lengths) != SLMBLOB_OK || lengths.bits != 4 ||
+        lengths.count % 2 == 0 || lengths.count > (4u << d->bits) - 1u)
+      return SLMBLOB_E_TENSOR_TABLE;
+    d->lengths = lengths.data;
+    d->symbols = lengths.count;
+    d->stream_bits = codes.count * 8u;
+    d->steps = slmblob__layout_part(blob, t, "steps", 8, rows);
+    d->marks = slmblob__layout_part(blob, t, "marks", 32, (rows + 15u) / 16u);
+    return d->steps && d->marks ? SLMBLOB_OK : SLMBLOB_E_TENSOR_TABLE;
+  }
   /* Ternary packs five weights a byte; tcq leads with a window's codes but one;
      the others one code of `bits` each. */
   if (d->kind == SLMBLOB__TRELLIS) {
@@ -822,6 +840,64 @@ static void slmblob__trellis_row(const slmblob__decoder* d, uint64_t row, float*
   }
 }
 
+/* The ec scheme (lib/quant/scheme_entropy.cpp): a row's codes are canonical
+   Huffman codes (lengths stored for the codes -M..M, M = symbols / 2), read a
+   bit at a time as zlib's puff.c does, from the mark of the row's block of 16
+   rows; the step is 2^((s - 192) / 8) for step byte s, 0 for s = 0. */
+static const float slmblob__eighths[8] = {1.0f,       1.0905077f, 1.1892071f, 1.2968396f,
+                                          1.4142135f, 1.5422108f, 1.6817929f, 1.8340081f};
+
+static float slmblob__step(uint32_t code) {
+  union {
+    uint32_t u;
+    float f;
+  } two;
+  if (code == 0) return 0.0f;
+  two.u = (uint32_t)((int32_t)(code >> 3) - 24 + 127) << 23; /* 2^-24 .. 2^7, exact */
+  return slmblob__eighths[code & 7u] * two.f;
+}
+
+static slmblob_status slmblob__entropy_row(const slmblob__decoder* d, uint64_t row, float* out) {
+  uint16_t counts[16] = {0}, next[16];
+  uint16_t sorted[1023]; /* (4 << 8) - 1 symbols at most, checked at init */
+  const int32_t m = (int32_t)(d->symbols / 2u);
+  const uint64_t first_row = row - row % 16u;
+  uint64_t i, r, c, bit;
+  int32_t left = 1;
+  uint32_t l;
+  for (i = 0; i < d->symbols; ++i) ++counts[slmblob__code(d->lengths, i, 4)];
+  counts[0] = 0;
+  for (l = 1; l < 16u; ++l) {
+    left = left * 2 - (int32_t)counts[l];
+    if (left < 0) return SLMBLOB_E_TENSOR_TABLE; /* no prefix code has these lengths */
+  }
+  next[1] = 0;
+  for (l = 1; l < 15u; ++l) next[l + 1] = (uint16_t)(next[l] + counts[l]);
+  for (i = 0; i < d->symbols; ++i) {
+    l = slmblob__code(d->lengths, i, 4);
+    if (l) sorted[next[l]++] = (uint16_t)i;
+  }
+  bit = slmblob__code(d->marks, first_row / 16u, 32);
+  for (r = first_row; r <= row; ++r) {
+    const float step = slmblob__step(d->steps[r]);
+    for (c = 0; c < d->cols; ++c) {
+      int32_t code = 0, first = 0, index = 0, symbol = -1;
+      for (l = 1; l < 16u && symbol < 0; ++l) {
+        if (bit >= d->stream_bits) return SLMBLOB_E_TENSOR_TABLE;
+        code |= (d->codes[bit / 8u] >> (bit % 8u)) & 1;
+        ++bit;
+        if (code - first < (int32_t)counts[l]) symbol = sorted[index + code - first];
+        index += counts[l];
+        first = (first + counts[l]) << 1;
+        code <<= 1;
+      }
+      if (symbol < 0) return SLMBLOB_E_TENSOR_TABLE;
+      if (r == row) out[c] = (float)(symbol - m) * step;
+    }
+  }
+  return SLMBLOB_OK;
+}
+
 /* Group gi's scale and minimum as stored. */
 static void slmblob__group(const slmblob__decoder* d, uint64_t gi, float* scale, float* min) {
   *min = 0.0f;
@@ -875,6 +951,7 @@ slmblob_status slmblob_dequantize_row(const slmblob* blob, const slmblob_tensor*
     slmblob__trellis_row(&d, (uint64_t)row, out);
     return SLMBLOB_OK;
   }
+  if (d.kind == SLMBLOB__ENTROPY) return slmblob__entropy_row(&d, (uint64_t)row, out);
   sparse = tensor->sparse_format == SLMBLOB_SPARSE_BITMAP;
   if (sparse) {
     if (!cursor) {

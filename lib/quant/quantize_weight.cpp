@@ -65,9 +65,14 @@ std::vector<uint8_t> sparse_mask_if_smaller(const Tensor& w, InputAxis axis, int
 }
 
 Tensor with_sparse_mask(const Tensor& q, std::vector<uint8_t> mask) {
-  // Schemes that pack several weights into a code (ternary) stay dense; their zero is exact anyway.
-  const QuantPart* codes = q.quant()->part("codes");
-  if (mask.empty() || !codes || codes->count != q.quant()->rows * q.quant()->cols) return q;
+  // Only schemes with a code of their own for every weight can drop some:
+  // ternary (five weights a byte), tcq (codes shared through the trellis) and
+  // ec (a variable-length stream) stay dense; their zero is exact anyway.
+  const QuantTensor& dense = *q.quant();
+  bool one_code_each = false;
+  for (const auto& part : scheme_or_throw(dense.scheme).layout(dense.params, dense.rows, dense.cols))
+    if (part.name == "codes") one_code_each = part.count == dense.rows * dense.cols;
+  if (mask.empty() || !one_code_each) return q;
   return Tensor::quantized(std::make_shared<QuantTensor>(make_sparse(*q.quant(), std::move(mask))));
 }
 

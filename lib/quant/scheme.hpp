@@ -25,6 +25,8 @@ struct QuantizeOptions {
 struct PartLayout {
   std::string name;
   int bits;
+  // < 0: the data sets the count (a variable-length stream); -count is the
+  // expected count, which bits-per-weight plans use.
   int64_t count;
 };
 
@@ -51,6 +53,10 @@ struct Scheme {
   // another form (a minimum, a lookup table). ONNX export (DequantizeLinear)
   // rests on it. Null for schemes that never have this form.
   std::vector<float> (*linear_scales)(const QuantTensor& q);
+  // Checks a stored tensor's contents where the parts' sizes alone do not make
+  // every read safe (variable-length codes); throws Error(BadInput). Null when
+  // the layout check suffices.
+  void (*check)(const QuantTensor& q);
 };
 
 // The per-group scales of a scheme whose "scales" part holds them directly.

@@ -76,7 +76,7 @@ void dequantize_binary(const QuantTensor& q, int64_t row_begin, int64_t row_end,
 
 const Scheme kBinaryScheme = {
     "binary", "sign x scale per group (1 bit)", 1, validate_binary, layout_binary, quantize_binary, dequantize_binary,
-    nearest_binary, encode_binary, stored_scales,
+    nearest_binary, encode_binary, stored_scales, nullptr,
 };
 
 }  // namespace slmopt::quant

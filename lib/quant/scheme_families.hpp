@@ -11,6 +11,7 @@ extern const Scheme kBinaryScheme;
 extern const Scheme kNormalFloatScheme;
 extern const Scheme kFittedTableScheme;
 extern const Scheme kTrellisScheme;
+extern const Scheme kEntropyScheme;
 extern const Scheme kFloatScheme;  // f16/f32 values: sparse storage of float weights
 
 // The int family's plain decoder (any bits and layout); kIntScheme.dequantize
@@ -18,6 +19,10 @@ extern const Scheme kFloatScheme;  // f16/f32 values: sparse storage of float we
 void dequantize_int_reference(const QuantTensor& q, int64_t row_begin, int64_t row_end, float* out);
 // The same for the nf and lut families (fixed or stored table).
 void dequantize_lut_reference(const QuantTensor& q, int64_t row_begin, int64_t row_end, float* out);
+
+// The ec family's decoder reading a bit at a time; kEntropyScheme.dequantize
+// looks codewords up in a table.
+void dequantize_ec_reference(const QuantTensor& q, int64_t row_begin, int64_t row_end, float* out);
 
 // The plain decoder `scheme.dequantize` must equal bit for bit: its family's
 // reference where dequantize has a fast path, else dequantize itself.

@@ -48,7 +48,7 @@ void dequantize_float(const QuantTensor& q, int64_t row_begin, int64_t row_end, 
 
 const Scheme kFloatScheme = {
     "float", "IEEE f16 or f32 values (sparse storage of float weights)", 0, validate_float, layout_float,
-    quantize_float, dequantize_float, nullptr, nullptr, nullptr,
+    quantize_float, dequantize_float, nullptr, nullptr, nullptr, nullptr,
 };
 
 }  // namespace slmopt::quant

@@ -357,6 +357,7 @@ const Scheme kIntScheme = {
     nearest_int,
     encode_int,
     linear_scales_int,
+    nullptr,
 };
 
 }  // namespace slmopt::quant

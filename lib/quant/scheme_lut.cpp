@@ -261,11 +261,12 @@ const Scheme kNormalFloatScheme = {
     nearest_lut,
     encode_lut,
     nullptr,
+    nullptr,
 };
 
 const Scheme kFittedTableScheme = {
     "lut", "3/4-bit codes into a per-tensor table fitted by weighted k-means", 0, validate_lut, layout_fitted,
-    quantize_fitted, dequantize_lut, nearest_lut, encode_lut, nullptr,
+    quantize_fitted, dequantize_lut, nearest_lut, encode_lut, nullptr, nullptr,
 };
 
 }  // namespace slmopt::quant

@@ -13,7 +13,7 @@ namespace slmopt::quant {
 
 const std::vector<const Scheme*>& all_schemes() {
   static const std::vector<const Scheme*> schemes = {
-      &kIntScheme, &kTernaryScheme, &kBinaryScheme, &kNormalFloatScheme, &kFittedTableScheme, &kTrellisScheme, &kFloatScheme,
+      &kIntScheme, &kTernaryScheme, &kBinaryScheme, &kNormalFloatScheme, &kFittedTableScheme, &kTrellisScheme, &kEntropyScheme, &kFloatScheme,
   };
   return schemes;
 }
@@ -21,6 +21,7 @@ const std::vector<const Scheme*>& all_schemes() {
 Decoder reference_decoder(const Scheme& scheme) {
   if (&scheme == &kIntScheme) return dequantize_int_reference;
   if (&scheme == &kNormalFloatScheme || &scheme == &kFittedTableScheme) return dequantize_lut_reference;
+  if (&scheme == &kEntropyScheme) return dequantize_ec_reference;
   return scheme.dequantize;
 }
 
@@ -59,7 +60,7 @@ void require_single_level(const QuantParams& p, std::string_view scheme) {
 
 double layout_bits_per_weight(const Scheme& scheme, const QuantParams& params, int64_t rows, int64_t cols) {
   int64_t bits = 0;
-  for (const auto& part : scheme.layout(params, rows, cols)) bits += part.count * part.bits;
+  for (const auto& part : scheme.layout(params, rows, cols)) bits += (part.count < 0 ? -part.count : part.count) * part.bits;
   return rows * cols > 0 ? static_cast<double>(bits) / static_cast<double>(rows * cols) : 0.0;
 }
 
@@ -88,8 +89,10 @@ void validate_quant_tensor(const QuantTensor& q) {
     throw_bad_input("quantized tensor of scheme " + q.scheme + " has " + std::to_string(q.parts.size()) +
                     " parts, expected " + std::to_string(layout.size()));
   for (size_t i = 0; i < layout.size(); ++i) {
-    const auto& want = layout[i];
+    auto want = layout[i];
     const auto& got = q.parts[i];
+    // A variable-length part may hold any count; the scheme's check reads it.
+    if (want.count < 0 && got.count >= 0 && got.count <= (int64_t{1} << 40)) want.count = got.count;
     if (got.name != want.name || got.bits != want.bits || got.count != want.count ||
         got.bytes.size() != static_cast<size_t>((want.count * want.bits + 7) / 8))
       throw_bad_input("quantized tensor part '" + got.name + "' (" + std::to_string(got.count) + " x " +
@@ -97,6 +100,7 @@ void validate_quant_tensor(const QuantTensor& q) {
                       " bytes) does not match scheme " + q.scheme + "'s '" + want.name + "' (" +
                       std::to_string(want.count) + " x " + std::to_string(want.bits) + " bits)");
   }
+  if (scheme.check) scheme.check(q);
 }
 
 std::vector<float> stored_scales(const QuantTensor& q) {

@@ -135,6 +135,7 @@ const Scheme kTernaryScheme = {
     nearest_ternary,
     encode_ternary,
     stored_scales,
+    nullptr,
 };
 
 }  // namespace slmopt::quant

@@ -268,7 +268,7 @@ std::vector<uint32_t> trellis_search(const float* x, const float* importance, in
 
 const Scheme kTrellisScheme = {
     "tcq", "2-4-bit trellis codes (QTIP bitshift, Viterbi-searched), scale per row", 0, validate_tcq, layout_tcq,
-    quantize_tcq, dequantize_tcq, nullptr, nullptr, nullptr,
+    quantize_tcq, dequantize_tcq, nullptr, nullptr, nullptr, nullptr,
 };
 
 }  // namespace slmopt::quant

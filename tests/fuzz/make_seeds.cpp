@@ -230,7 +230,7 @@ int main(int argc, char** argv) {
     put("llama2c", "llama.bin", tensor_bytes("m.bin", [&](const std::string& p) { llama2c::write_checkpoint(llama, p); }));
 
     // Quantized with several schemes: .slm, blob (with golden vectors), OTA.
-    const char* specs[] = {"q4", "q8", "int3-g16-asym", "ternary", "nf4", "q2"};
+    const char* specs[] = {"q4", "q8", "int3-g16-asym", "ternary", "nf4", "q2", "ec4-ch", "tcq3-ch"};
     int k = 0;
     for (const char* spec : specs) {
       passes::QuantizeConfig config;
