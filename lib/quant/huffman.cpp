@@ -1,8 +1,10 @@
 #include "quant/huffman.hpp"
 
 #include <algorithm>
+#include <cstdint>
+#include <functional>
 #include <queue>
-#include <tuple>
+#include <utility>
 
 #include "core/error.hpp"
 

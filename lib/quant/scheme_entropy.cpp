@@ -14,11 +14,10 @@
 // is 2^((s - 192) / 8), 0 for an all-zero row), "lengths" (4-bit code lengths
 // of the codes -M..M, M the largest magnitude the tensor uses), "marks" (the
 // stream's bit position at rows 0, 16, 32, ...). A stored tensor is decoded
-// once through before use (check_entropy), so a hostile stream is refused
+// once through before use (check_ec), so a hostile stream is refused
 // when it is read, not met halfway through a forward pass.
 #include <algorithm>
 #include <cmath>
-#include <cstring>
 #include <limits>
 
 #include "core/error.hpp"
