@@ -5,6 +5,7 @@
 
 #include "calib/gram.hpp"
 #include "core/error.hpp"
+#include "core/memory_limit.hpp"
 #include "core/weight_uses.hpp"
 #include "runtime/kernels/im2col.hpp"
 #include "runtime/kernels/window.hpp"
@@ -53,16 +54,23 @@ StatsCollector::StatsCollector(const Model& model, const CollectOptions& options
       s.groups = r.groups;
       s.cols = cols;
       const auto n = static_cast<size_t>(r.groups * cols);
+      const bool gram = options_.gram && cols <= options_.max_gram_cols;
+      const uint64_t bytes = n * (3 * sizeof(double) + sizeof(float)) + (gram ? n * static_cast<uint64_t>(cols) * sizeof(double) : 0);
+      check_memory_request(bytes, "the calibration statistics of '" + r.key + "'");
+      note_allocated(bytes);
+      charged_.bytes += bytes;
       s.sum_sq.assign(n, 0.0);
       s.sum_abs.assign(n, 0.0);
       s.sum.assign(n, 0.0);
       s.abs_max.assign(n, 0.0f);
-      if (options_.gram && cols <= options_.max_gram_cols) s.gram.assign(n * static_cast<size_t>(cols), 0.0);
+      if (gram) s.gram.assign(n * static_cast<size_t>(cols), 0.0);
       stats_.inputs[r.key] = std::move(s);
       readers_.emplace(use.activation, r);
     }
   }
 }
+
+StatsCollector::Charge::~Charge() { note_freed(bytes); }
 
 void StatsCollector::add_rows(InputStats& s, int64_t group, const float* x, int64_t rows) {
   const int64_t n = s.cols;

@@ -25,6 +25,8 @@ struct CollectOptions {
 
 class StatsCollector {
  public:
+  // The statistics' bytes (X^T X can be large) count against the memory limit
+  // while the collector holds them: past it, Error(BadInput) before allocating.
   StatsCollector(const Model& model, const CollectOptions& options);
   // Call for each graph input fed and each value a node produces.
   void observe(const std::string& name, const Tensor& value);
@@ -50,6 +52,14 @@ class StatsCollector {
   CollectOptions options_;
   std::multimap<std::string, Reader> readers_;  // activation name -> layers that read it
   CalibStats stats_;
+  // Released however the collector ends, a throwing constructor included.
+  struct Charge {
+    uint64_t bytes = 0;
+    Charge() = default;
+    Charge(const Charge&) = delete;
+    Charge& operator=(const Charge&) = delete;
+    ~Charge();
+  } charged_;
 };
 
 using SampleProgress = std::function<void(size_t done, size_t total)>;

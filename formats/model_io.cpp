@@ -47,7 +47,9 @@ Model read_safetensors_model(const std::string& path) {
 
 }  // namespace
 
-Model load_model(const std::string& path) {
+namespace {
+
+Model read_any(const std::string& path) {
   switch (detect_format(path)) {
     case ModelFormat::Onnx: return onnx_format::read_onnx(path);
     case ModelFormat::Safetensors: return read_safetensors_model(path);
@@ -56,6 +58,14 @@ Model load_model(const std::string& path) {
     case ModelFormat::Blob: return blob::read_blob(path);
   }
   throw_internal("unreachable");
+}
+
+}  // namespace
+
+Model load_model(const std::string& path) {
+  Model m = read_any(path);
+  m.source_path = path;
+  return m;
 }
 
 void save_model(const Model& model, const std::string& path) {

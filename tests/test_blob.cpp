@@ -16,6 +16,7 @@
 #include "blob/blob_io.hpp"
 #include "blob/crc32c.hpp"
 #include "blob/slmblob.h"
+#include "common/sha256.hpp"
 #include "core/atomic_file.hpp"
 #include "core/quant_tensor.hpp"
 #include "core/rules.hpp"
@@ -666,4 +667,51 @@ TEST_CASE("hostile tables behind valid checksums are refused or read within boun
   }
   CHECK(refused > 0);
   WARN(refused << " hostile blobs refused, " << opened << " opened and read within bounds");
+}
+
+TEST_CASE("both readers enforce the spec's flags, enumerations and zero fields behind valid checksums") {
+  const auto good = blob::build_blob(quantize_mixed(small_model()), blob::BlobOptions{});
+  slmblob b;
+  REQUIRE(slmblob_open(&b, good.data(), good.size(), 0) == SLMBLOB_OK);
+  const uint8_t* tensors = nullptr;
+  uint64_t size = 0;
+  REQUIRE(slmblob_section(&b, SLMBLOB_SECTION_TENSORS, &tensors, &size) == SLMBLOB_OK);
+  const size_t table = static_cast<size_t>(tensors - good.data()) + 16;
+  // The first quantized and the first plain entry (a scheme string of non-zero length).
+  size_t quantized = 0, plain = 0;
+  for (uint32_t i = 0; i < slmblob_tensor_count(&b); ++i) {
+    const size_t e = table + size_t{i} * SLMBLOB_TENSOR_ENTRY_SIZE;
+    const bool has_scheme = good[e + 12] != 0;  // the scheme string's length
+    if (has_scheme && !quantized) quantized = e;
+    if (!has_scheme && !plain) plain = e;
+  }
+  REQUIRE(quantized != 0);
+  REQUIRE(plain != 0);
+  struct Mutation {
+    const char* what;
+    size_t at;
+    uint8_t value;
+    slmblob_status expected;
+  };
+  const Mutation mutations[] = {
+      {"a reserved header flag bit", 20, 0x02, SLMBLOB_E_HEADER},
+      {"a quantized tensor's element type 129", quantized + 16, 129, SLMBLOB_E_TENSOR_TABLE},
+      {"symmetric = 2", quantized + 33, 2, SLMBLOB_E_TENSOR_TABLE},
+      {"transposed = 2", quantized + 36, 2, SLMBLOB_E_TENSOR_TABLE},
+      {"scales of element type 3", quantized + 34, 3, SLMBLOB_E_TENSOR_TABLE},
+      {"a plain tensor's element type 129", plain + 16, 129, SLMBLOB_E_TENSOR_TABLE},
+      {"a plain tensor with code bits", plain + 32, 4, SLMBLOB_E_TENSOR_TABLE},
+      {"a plain tensor with a group size", plain + 40, 32, SLMBLOB_E_TENSOR_TABLE},
+  };
+  for (const auto& m : mutations) {
+    INFO(m.what);
+    auto bad = good;
+    bad[m.at] = m.value;
+    reseal(bad);
+    const Sha256 digest = sha256(bad.data(), bad.size() - SLMBLOB_TRAILER_SIZE);
+    std::copy(digest.begin(), digest.end(), bad.end() - SLMBLOB_TRAILER_SIZE);
+    slmblob m2;
+    CHECK(slmblob_open(&m2, bad.data(), bad.size(), 0) == m.expected);
+    CHECK_THROWS_AS(blob::check_blob_bytes(bad.data(), bad.size(), "bad.bin"), Error);
+  }
 }

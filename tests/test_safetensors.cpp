@@ -191,7 +191,12 @@ TEST_CASE("hostile sharded indexes are refused") {
   CHECK_THAT(with([](auto& x) { x["weight_map"]["model.embed_tokens.weight"] = "model-00002-of-00004.safetensors"; }),
              Catch::Contains("tensor 'model.embed_tokens.weight' is listed in shard 'model-00002-of-00004.safetensors'"));
   CHECK(with([](auto& x) { x["weight_map"]["a"] = "missing.safetensors"; }) ==
-        tmp.file("m/missing.safetensors") + ": cannot open: No such file or directory");
+        index + ": shard file 'missing.safetensors' does not exist");
+  // A shard that is a symbolic link out of the folder, as ONNX external data may not be.
+  test::write_bytes(tmp.file("outside.safetensors"), test::read_bytes(tmp.file("m/model-00004-of-00004.safetensors")));
+  std::filesystem::create_symlink(tmp.file("outside.safetensors"), tmp.file("m/linked.safetensors"));
+  CHECK(with([](auto& x) { x["weight_map"]["model.norm.weight"] = "linked.safetensors"; }) ==
+        index + ": shard location 'linked.safetensors' resolves outside the model's folder");
   CHECK(with([](auto& x) { x.erase("weight_map"); }) == index + ": missing object 'weight_map'");
   // A tensor named twice with two shards: which one is meant is ambiguous.
   test::write_bytes(index, R"({"weight_map": {"model.norm.weight": "model-00001-of-00004.safetensors",

@@ -1,7 +1,14 @@
 #include "cli_common.hpp"
 
+#include <sys/stat.h>
+
 #include <cstdio>
+#include <filesystem>
 #include <iostream>
+#include <set>
+
+#include "core/error.hpp"
+#include "core/file_guard.hpp"
 
 namespace slmopt::cli {
 
@@ -31,5 +38,33 @@ void add_data_options(CLI::App& cmd, DataOptions& data) {
 }
 
 void print_json(const nlohmann::ordered_json& doc) { std::cout << doc.dump(2) << "\n"; }
+
+void check_outputs_before_work(const CLI::App& command) {
+  static const std::set<std::string> output_options = {"output", "report", "junit", "extract", "curve", "write"};
+  std::vector<std::string> outputs;
+  std::set<std::pair<dev_t, ino_t>> inputs;
+  for (const CLI::Option* option : command.get_options()) {
+    const bool is_output = output_options.count(option->get_lnames().empty() ? "" : option->get_lnames().front()) > 0;
+    for (const std::string& value : option->results()) {
+      if (is_output) {
+        outputs.push_back(value);
+        continue;
+      }
+      // Any other argument that names a file (a model, data, NAME=FILE) is read.
+      const std::string path = value.find('=') != std::string::npos && !std::filesystem::exists(value)
+                                   ? value.substr(value.find('=') + 1)
+                                   : value;
+      struct stat st {};
+      if (::stat(path.c_str(), &st) == 0 && S_ISREG(st.st_mode)) inputs.emplace(st.st_dev, st.st_ino);
+    }
+  }
+  for (const std::string& out : outputs) {
+    struct stat st {};
+    if (::stat(out.c_str(), &st) != 0 || S_ISDIR(st.st_mode)) continue;  // new, or an output folder
+    checked_output_path(out);  // a FIFO, device or socket
+    if (inputs.count({st.st_dev, st.st_ino}))
+      throw_bad_input("the output is a file this command reads; write to another path", out);
+  }
+}
 
 }  // namespace slmopt::cli

@@ -31,6 +31,13 @@ void add_data_options(CLI::App& cmd, DataOptions& data);
 // accumulators (runtime/requantization.hpp); the value is a valid name.
 void add_requantize_option(CLI::App& cmd, std::string& name, const std::string& whose);
 
+// Run before any subcommand's work: an output option (-o, --report, --junit,
+// --extract, --curve, --write) may not name a file that another argument of
+// the command names (the same file under any path), nor an existing FIFO,
+// device or socket. AtomicFile checks again when it writes; this check only
+// spares the user a long run that ends in that refusal.
+void check_outputs_before_work(const CLI::App& command);
+
 // "1,234,567"
 std::string with_thousands(int64_t n);
 using slmopt::human_bytes;  // "1.25 MiB" (core/memory_limit.hpp)

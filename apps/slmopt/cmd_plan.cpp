@@ -166,6 +166,9 @@ void run_plan(const PlanCliOptions& o, const GlobalOptions& global) {
     throw_usage("--algorithm " + o.algorithm + " needs calibration statistics (--calib or --calib-stats)");
   const uint64_t sector = parse_size(o.sector, "--sector");
   const uint64_t ram = o.ram.empty() ? 0 : parse_size(o.ram, "--ram");  // 0: no RAM budget
+  // Parsed before any work: a typo must not cost the sensitivity measurement.
+  const uint64_t budget_option = o.budget.empty() ? 0 : parse_size(o.budget, "--budget");
+  const uint64_t flash_option = o.flash.empty() ? 0 : parse_size(o.flash, "--flash");
 
   const bool show = !global.quiet && !global.json && isatty(2);
   const Model model = load_model(o.input);
@@ -215,13 +218,13 @@ void run_plan(const PlanCliOptions& o, const GlobalOptions& global) {
   uint64_t total_elements = 0;
   for (const auto& init : model.graph.initializers) total_elements += static_cast<uint64_t>(init.tensor.numel());
   uint64_t budget = 0;
-  if (!o.budget.empty()) budget = parse_size(o.budget, "--budget");
+  if (!o.budget.empty()) budget = budget_option;
   if (o.bpw > 0) budget = static_cast<uint64_t>(std::floor(o.bpw * static_cast<double>(total_elements) / 8.0));
   plan::Plan chosen;
   if (!o.flash.empty()) {
     // The blob adds headers, tables and alignment to the weights: plan the
     // weights for what is left, build the blob, and shrink until it fits.
-    const uint64_t flash = parse_size(o.flash, "--flash");
+    const uint64_t flash = flash_option;
     budget = flash;
     for (int round = 0;; ++round) {
       chosen = plan::plan_for_budget(table, budget);

@@ -7,6 +7,7 @@
 
 #include "calib/npy.hpp"
 #include "cli_common.hpp"
+#include "core/atomic_file.hpp"
 #include "model_io.hpp"
 #include "runtime/session.hpp"
 #include "samples.hpp"
@@ -38,6 +39,7 @@ void run_run(const RunOptions& o, const GlobalOptions& global) {
   double total_ms = 0;
   int runs = 0;
   nlohmann::ordered_json outputs_json = nlohmann::ordered_json::array();
+  OutputSet files;  // every .npy appears, or none
   for (size_t i = 0; i < samples.size(); ++i) {
     std::map<std::string, Tensor> outputs;
     for (int r = 0; r < std::max(1, o.repeat); ++r) {
@@ -61,6 +63,7 @@ void run_run(const RunOptions& o, const GlobalOptions& global) {
                   << (path.empty() ? "" : "  -> " + path) << "\n";
     }
   }
+  files.commit();
   const double mean_ms = runs ? total_ms / runs : 0;
   // The arena a device would reserve for these input shapes.
   const runtime::MemoryPlan plan = session.plan_memory(samples.at(0));

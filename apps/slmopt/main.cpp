@@ -1,6 +1,8 @@
 // slmopt: parse the command line, run one subcommand, map failures to exit codes
 // (0 ok, 1 accuracy gate failed, 2 bad input or usage, 3 internal error).
+#include <filesystem>
 #include <iostream>
+#include <nlohmann/json.hpp>
 
 #include "cli_common.hpp"
 #include "core/error.hpp"
@@ -33,15 +35,29 @@ int main(int argc, char** argv) {
   cli::setup_pack(app, global);
   cli::setup_verify(app, global);
   cli::setup_generate(app, global);
+  app.parse_complete_callback([&app] {
+    for (const CLI::App* command : app.get_subcommands()) cli::check_outputs_before_work(*command);
+  });
   try {
     app.parse(argc, argv);
     return global.exit_code;
   } catch (const CLI::ParseError& e) {
-    int code = app.exit(e);
-    return code == 0 ? 0 : 2;
+    if (e.get_exit_code() == 0) return app.exit(e);  // --help, --version
+    std::cerr << "slmopt: error: " << e.what() << " (--help lists the options)\n";
+    return 2;
   } catch (const Error& e) {
     std::cerr << "slmopt: error: " << e.what() << "\n";
     return e.kind() == ErrorKind::Internal ? 3 : 2;
+  } catch (const nlohmann::json::exception& e) {
+    // A JSON input whose reader missed a check: say what, without the library's tag.
+    std::string what = e.what();
+    if (what.starts_with("[json.exception.") && what.find("] ") != std::string::npos) what = what.substr(what.find("] ") + 2);
+    std::cerr << "slmopt: error: unexpected JSON content: " << what << "\n";
+    return 2;
+  } catch (const std::filesystem::filesystem_error& e) {
+    // Creating an output folder over a file, on a read-only disk, ...: the user's to fix.
+    std::cerr << "slmopt: error: " << e.path1().string() << ": " << e.code().message() << "\n";
+    return 2;
   } catch (const std::bad_alloc&) {
     std::cerr << "slmopt: error: out of memory\n";
     return 3;

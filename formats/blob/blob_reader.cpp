@@ -155,6 +155,7 @@ Model BlobFile::model() const {
     model.graph.initializers.push_back(std::move(init));
   }
   require_unique_initializers(model.graph, path_);
+  check_graph_structure(model.graph, path_);
   model.source_format = "blob";
   return model;
 }

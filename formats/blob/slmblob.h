@@ -415,14 +415,22 @@ static slmblob_status slmblob__read_tensor(const slmblob* blob, uint32_t index, 
   numel = slmblob__dims(dims + 8u * (uint64_t)first_dim, out->ndim, out->dims);
   if (numel < 0 || out->zero_count > (uint64_t)numel) return SLMBLOB_E_TENSOR_TABLE;
   if (out->scheme[0] == 0) {
-    /* A plain tensor: one part holding every element. */
+    /* A plain tensor: one part holding every element, of a known element type
+       (1-23 but 8, a string), and no quantization parameters (bytes 32-71). */
+    if (out->dtype < 1 || out->dtype > 23 || out->dtype == 8) return SLMBLOB_E_TENSOR_TABLE;
+    for (i = 32; i < 72; ++i)
+      if (e[i] != 0) return SLMBLOB_E_TENSOR_TABLE;
     if (out->part_count != 1 || slmblob__read_part(blob, out->first_part, &part) != SLMBLOB_OK) return SLMBLOB_E_TENSOR_TABLE;
     if (part.count != (uint64_t)numel || part.bits % 8 != 0) return SLMBLOB_E_TENSOR_TABLE;
     out->data = part.data;
     out->size = part.size;
   } else {
-    /* Codes of 1-8 bits; the float scheme's 16 or 32 (sparse float weights). */
+    /* Codes of 1-8 bits; the float scheme's 16 or 32 (sparse float weights).
+       The logical type is float; flags are 0 or 1; scales f32 or f16. */
     if (out->bits < 1 || out->bits > 32 || out->rows < 0 || out->cols < 0) return SLMBLOB_E_TENSOR_TABLE;
+    if (out->dtype != 1u || out->symmetric > 1u || out->transposed > 1u ||
+        (out->scale_dtype != 1u && out->scale_dtype != 10u))
+      return SLMBLOB_E_TENSOR_TABLE;
     if (out->cols != 0 && out->rows > INT64_MAX / out->cols) return SLMBLOB_E_TENSOR_TABLE;
     if (out->rows * out->cols != numel) return SLMBLOB_E_TENSOR_TABLE;
     for (i = 0; i < out->part_count; ++i)
@@ -524,8 +532,9 @@ slmblob_status slmblob_open(slmblob* blob, const void* data, uint64_t size, uint
     slmblob empty = {0};
     *blob = empty;
   }
-  if (!p) return slmblob__fail(blob, SLMBLOB_E_ARGUMENT, 0);
+  /* An empty file (mapped as NULL, size 0) is truncated, not a caller's mistake. */
   if (size < SLMBLOB_HEADER_SIZE + SLMBLOB_TRAILER_SIZE) return slmblob__fail(blob, SLMBLOB_E_TRUNCATED, 0);
+  if (!p) return slmblob__fail(blob, SLMBLOB_E_ARGUMENT, 0);
   for (i = 0; i < 8; ++i)
     if (p[i] != magic[i]) return slmblob__fail(blob, SLMBLOB_E_MAGIC, 0);
   if (slmblob__u32(p + 60) != slmblob_crc32c(0, p, 60)) return slmblob__fail(blob, SLMBLOB_E_HEADER_CRC, 0);
@@ -573,7 +582,8 @@ slmblob_status slmblob_open(slmblob* blob, const void* data, uint64_t size, uint
     if (s != SLMBLOB_SECTION_GOLDEN && !blob->sections[s]) return slmblob__fail(blob, SLMBLOB_E_SECTION_TABLE, s);
   if ((uint64_t)(blob->sections[SLMBLOB_SECTION_WEIGHTS] - p) % blob->alignment != 0)
     return slmblob__fail(blob, SLMBLOB_E_SECTION_TABLE, SLMBLOB_SECTION_WEIGHTS);
-  if (!blob->sections[SLMBLOB_SECTION_GOLDEN] != !(blob->flags & 1u)) return slmblob__fail(blob, SLMBLOB_E_HEADER, 0);
+  if (!blob->sections[SLMBLOB_SECTION_GOLDEN] != !(blob->flags & 1u) || (blob->flags & ~1u) != 0)
+    return slmblob__fail(blob, SLMBLOB_E_HEADER, 0);
   status = slmblob__open_tensors(blob);
   if (status != SLMBLOB_OK) return slmblob__fail(blob, (slmblob_status)status, SLMBLOB_SECTION_TENSORS);
   status = slmblob__open_golden(blob);

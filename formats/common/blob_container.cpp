@@ -1,6 +1,7 @@
 #include "common/blob_container.hpp"
 
 #include <cstring>
+#include <filesystem>
 #include <fstream>
 
 #include "common/json_integer.hpp"
@@ -72,6 +73,8 @@ std::pair<uint64_t, uint64_t> Reader::blob(const nlohmann::json& j, const std::s
 }
 
 bool has_magic(const std::string& path, const char (&magic)[8]) {
+  std::error_code ec;
+  if (!std::filesystem::is_regular_file(path, ec)) return false;  // a FIFO would block the read
   std::ifstream in(path, std::ios::binary);
   char head[8] = {};
   return in.read(head, 8) && std::memcmp(head, magic, 8) == 0;

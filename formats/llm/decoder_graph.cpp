@@ -1,8 +1,10 @@
 #include "llm/decoder_graph.hpp"
 
+#include <algorithm>
 #include <nlohmann/json.hpp>
 
 #include "common/json_integer.hpp"
+#include "core/checked.hpp"
 #include "core/error.hpp"
 #include "llm/gpt2_graph.hpp"
 #include "llm/llama_graph.hpp"
@@ -10,9 +12,35 @@
 namespace slmopt::llm {
 namespace {
 constexpr const char* kInfoKey = "slmopt.decoder";
+
+// Each size in the config is a dimension of some weight, and each layer has
+// weights of its own: a config that claims more than the checkpoint holds is
+// refused before any graph (or rotary table) is built for it.
+void check_config_fits(const ArchConfig& c, const std::vector<NamedTensor>& tensors, const std::string& file) {
+  int64_t largest = 0;
+  for (const auto& t : tensors) largest = std::max(largest, t.tensor.numel());
+  auto fits = [&](const std::string& what, int64_t value) {
+    if (value > largest)
+      throw_bad_input("config: " + what + " " + std::to_string(value) + " is larger than the checkpoint's largest tensor (" +
+                          std::to_string(largest) + " elements)",
+                      file);
+  };
+  fits("hidden_size", c.hidden_size);
+  fits("intermediate_size", c.intermediate_size);
+  fits("vocab_size", c.vocab_size);
+  fits("head_dim", c.head_dim);
+  fits("num_attention_heads x head_dim", checked_mul(c.num_heads, c.head_dim, "num_attention_heads x head_dim"));
+  fits("num_key_value_heads x head_dim", checked_mul(c.num_kv_heads, c.head_dim, "num_key_value_heads x head_dim"));
+  if (c.num_layers > static_cast<int64_t>(tensors.size()))
+    throw_bad_input("config: " + std::to_string(c.num_layers) + " layers, but the checkpoint holds only " +
+                        std::to_string(tensors.size()) + " tensors",
+                    file);
 }
 
+}  // namespace
+
 Model build_decoder(const ArchConfig& config, std::vector<NamedTensor> tensors, const std::string& file) {
+  check_config_fits(config, tensors, file);
   WeightTable weights(std::move(tensors), file);
   Model m;
   switch (config.family) {

@@ -61,6 +61,8 @@ class Reader {
       std::vector<Dim> dims;
       for (const auto& d : type.tensor_type().shape().dim()) {
         Dim dim;
+        if (d.has_dim_value() && d.dim_value() < 0)
+          throw_bad_input("value '" + v.name() + "' has a negative dimension " + std::to_string(d.dim_value()));
         if (d.has_dim_value()) dim.value = d.dim_value();
         if (d.has_dim_param()) dim.param = d.dim_param();
         dim.denotation = d.denotation();
@@ -157,6 +159,27 @@ class Reader {
 
 }  // namespace
 
+namespace {
+
+// Sanity bounds, not a list of what the runtime implements: versions past
+// these are no ONNX release's, and a version below 1 none at all.
+constexpr int64_t kNewestIrVersion = 12;
+constexpr int64_t kNewestOnnxOpset = 26;
+
+void check_versions(const Model& m) {
+  if (m.ir_version < 1 || m.ir_version > kNewestIrVersion)
+    throw_bad_input("IR version " + std::to_string(m.ir_version) + " is not one ONNX defines (1 to " +
+                    std::to_string(kNewestIrVersion) + ")");
+  for (const auto& o : m.opsets) {
+    if (o.version < 1) throw_bad_input("opset '" + o.domain + "' has version " + std::to_string(o.version));
+    if ((o.domain.empty() || o.domain == "ai.onnx") && o.version > kNewestOnnxOpset)
+      throw_bad_input("ai.onnx opset " + std::to_string(o.version) + " is newer than any ONNX release (up to " +
+                      std::to_string(kNewestOnnxOpset) + ")");
+  }
+}
+
+}  // namespace
+
 Model model_from_proto(const onnx::ModelProto& p, const std::string& base_dir,
                        const std::string& file) {
   try {
@@ -179,6 +202,7 @@ Model model_from_proto(const onnx::ModelProto& p, const std::string& base_dir,
       else
         m.metadata.emplace_back(kv.key(), kv.value());
     }
+    check_versions(m);
     Reader reader(base_dir);
     m.graph = reader.graph(p.graph());
     return m;
@@ -200,7 +224,9 @@ Model read_onnx(const std::string& path) {
   if (!proto.ParseFromCodedStream(&stream) || !stream.ConsumedEntireMessage())
     throw_bad_input("not a valid ONNX model (protobuf parse failed)", path);
   std::string base_dir = std::filesystem::path(path).parent_path().string();
-  return model_from_proto(proto, base_dir, path);
+  Model m = model_from_proto(proto, base_dir, path);
+  check_graph_structure(m.graph, path);
+  return m;
 }
 
 }  // namespace slmopt::onnx_format

@@ -5,6 +5,7 @@
 #include <filesystem>
 
 #include "core/checked.hpp"
+#include "core/file_guard.hpp"
 #include "onnx/onnx_io.hpp"
 
 namespace slmopt::onnx_format {
@@ -12,31 +13,10 @@ namespace slmopt::onnx_format {
 static_assert(std::endian::native == std::endian::little,
               "ONNX raw_data is little-endian; big-endian hosts need byte swapping");
 
-namespace fs = std::filesystem;
 
 std::shared_ptr<const MappedFile> ExternalDataResolver::open(const std::string& location) {
   if (auto it = files_.find(location); it != files_.end()) return it->second;
-  if (location.empty()) throw_bad_input("external data has an empty location");
-  fs::path rel(location);
-  if (rel.is_absolute() || location.front() == '/' || location.front() == '\\')
-    throw_bad_input("external data location '" + location + "' is an absolute path");
-  for (const auto& part : rel)
-    if (part == "..")
-      throw_bad_input("external data location '" + location + "' escapes the model's folder");
-  fs::path base = base_dir_.empty() ? fs::path(".") : fs::path(base_dir_);
-  fs::path full = base / rel;
-  std::error_code ec;
-  if (!fs::exists(full, ec))
-    throw_bad_input("external data file '" + location + "' does not exist");
-  fs::path canon_base = fs::canonical(base, ec);
-  fs::path canon_full = fs::canonical(full, ec);
-  if (ec) throw_bad_input("cannot resolve external data file '" + location + "'");
-  auto mismatch = std::mismatch(canon_base.begin(), canon_base.end(), canon_full.begin(),
-                                canon_full.end());
-  if (mismatch.first != canon_base.end())
-    throw_bad_input("external data location '" + location +
-                    "' resolves outside the model's folder");
-  auto file = MappedFile::open(full.string());
+  auto file = MappedFile::open(path_inside(base_dir_, location, "external data"));
   files_.emplace(location, file);
   return file;
 }

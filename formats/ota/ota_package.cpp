@@ -3,6 +3,7 @@
 #include <cstring>
 #include <memory>
 
+#include <openssl/bio.h>
 #include <openssl/evp.h>
 #include <openssl/pem.h>
 #include <zstd.h>
@@ -10,6 +11,7 @@
 #include "common/blob_container.hpp"
 #include "common/json_integer.hpp"
 #include "common/sha256.hpp"
+#include "core/atomic_file.hpp"
 #include "core/buffer.hpp"
 #include "core/error.hpp"
 #include "core/memory_limit.hpp"
@@ -27,10 +29,12 @@ using PKey = std::unique_ptr<EVP_PKEY, decltype(&EVP_PKEY_free)>;
 using MdCtx = std::unique_ptr<EVP_MD_CTX, decltype(&EVP_MD_CTX_free)>;
 
 PKey read_key(const std::string& path, bool is_private) {
-  std::unique_ptr<FILE, decltype(&std::fclose)> f(std::fopen(path.c_str(), "rb"), &std::fclose);
-  if (!f) throw_bad_input("cannot open the key file", path);
-  EVP_PKEY* key = is_private ? PEM_read_PrivateKey(f.get(), nullptr, nullptr, nullptr)
-                             : PEM_read_PUBKEY(f.get(), nullptr, nullptr, nullptr);
+  // Read as every other input is: a regular file only, of a bounded size.
+  const std::string text = read_small_file(path, 1u << 20);
+  std::unique_ptr<BIO, decltype(&BIO_free)> bio(BIO_new_mem_buf(text.data(), static_cast<int>(text.size())), &BIO_free);
+  if (!bio) throw_internal("cannot allocate an OpenSSL memory buffer");
+  EVP_PKEY* key = is_private ? PEM_read_bio_PrivateKey(bio.get(), nullptr, nullptr, nullptr)
+                             : PEM_read_bio_PUBKEY(bio.get(), nullptr, nullptr, nullptr);
   if (!key) throw_bad_input(std::string("not a PEM ") + (is_private ? "private" : "public") + " key", path);
   PKey owned(key, &EVP_PKEY_free);
   if (EVP_PKEY_get_id(key) != EVP_PKEY_ED25519) throw_bad_input("the key is not an Ed25519 key", path);

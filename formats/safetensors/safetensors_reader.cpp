@@ -4,12 +4,14 @@
 #include <map>
 #include <nlohmann/json.hpp>
 #include <set>
+#include <unordered_set>
 #include <vector>
 
 #include "common/json_integer.hpp"
 #include "common/provenance_json.hpp"
 #include "core/atomic_file.hpp"
 #include "core/checked.hpp"
+#include "core/file_guard.hpp"
 #include "safetensors/safetensors_io.hpp"
 
 namespace slmopt::safetensors {
@@ -32,26 +34,50 @@ uint64_t read_u64_le(const uint8_t* p) {
   return v;
 }
 
-// Parses JSON and rejects duplicate keys at the top level of the object, which
-// nlohmann would otherwise silently overwrite (a classic smuggling trick).
 // A JSON object naming a key twice is ambiguous (nlohmann keeps the last,
 // other readers the first), at any depth: a header's tensors, an index's
-// weight_map entries.
-json parse_rejecting_duplicates(std::string_view text, const std::string& what) {
-  std::vector<std::set<std::string>> open_objects;  // the keys of each object being parsed
+// weight_map entries; a classic smuggling trick. The keys are checked by a SAX
+// pass of their own: nlohmann's parser callback rescans an object's members
+// each time one of them ends, quadratic in a header of many tensors.
+class DuplicateKeyFinder : public nlohmann::json_sax<json> {
+ public:
   std::string duplicate;
-  json::parser_callback_t cb = [&](int, json::parse_event_t event, json& parsed) {
-    if (event == json::parse_event_t::object_start) open_objects.emplace_back();
-    if (event == json::parse_event_t::object_end && !open_objects.empty()) open_objects.pop_back();
-    if (event == json::parse_event_t::key && duplicate.empty() && !open_objects.empty()) {
-      auto key = parsed.get<std::string>();
-      if (!open_objects.back().insert(key).second) duplicate = key;
+  bool null() override { return true; }
+  bool boolean(bool) override { return true; }
+  bool number_integer(number_integer_t) override { return true; }
+  bool number_unsigned(number_unsigned_t) override { return true; }
+  bool number_float(number_float_t, const string_t&) override { return true; }
+  bool string(string_t&) override { return true; }
+  bool binary(binary_t&) override { return true; }
+  bool start_object(std::size_t) override {
+    open_objects_.emplace_back();
+    return true;
+  }
+  bool key(string_t& k) override {
+    if (!open_objects_.back().insert(k).second) {
+      duplicate = k;
+      return false;  // stops the pass
     }
     return true;
-  };
-  json j = json::parse(text.begin(), text.end(), cb, /*allow_exceptions=*/false);
+  }
+  bool end_object() override {
+    open_objects_.pop_back();
+    return true;
+  }
+  bool start_array(std::size_t) override { return true; }
+  bool end_array() override { return true; }
+  bool parse_error(std::size_t, const std::string&, const nlohmann::detail::exception&) override { return false; }
+
+ private:
+  std::vector<std::unordered_set<std::string>> open_objects_;  // the keys of each object being parsed
+};
+
+json parse_rejecting_duplicates(std::string_view text, const std::string& what) {
+  json j = json::parse(text.begin(), text.end(), nullptr, /*allow_exceptions=*/false);
   if (j.is_discarded()) throw_bad_input(what + " is not valid JSON");
-  if (!duplicate.empty()) throw_bad_input(what + " names '" + duplicate + "' twice");
+  DuplicateKeyFinder finder;
+  json::sax_parse(text.begin(), text.end(), &finder);
+  if (!finder.duplicate.empty()) throw_bad_input(what + " names '" + finder.duplicate + "' twice");
   return j;
 }
 
@@ -182,7 +208,14 @@ Contents read_index_unchecked(const std::string& index_path) {
   Contents out;
   std::set<std::string> seen;
   for (const auto& shard : shards) {
-    Contents part = read_file((dir / shard).string());
+    std::string shard_path;
+    try {
+      shard_path = path_inside(dir.string(), shard, "shard");
+    } catch (Error& e) {
+      e.set_file_if_empty(index_path);
+      throw;
+    }
+    Contents part = read_file(shard_path);
     for (auto& t : part.tensors) {
       auto it = shard_of.find(t.name);
       if (it == shard_of.end())

@@ -80,6 +80,7 @@ int write_sharded(const std::string& dir, const std::vector<NamedTensor>& tensor
   index["metadata"]["total_size"] = total;
   index["weight_map"] = nlohmann::json::object();
   fs::create_directories(dir);
+  OutputSet files;  // the shards and their index appear together, or not at all
   for (int i = 0; i < count; ++i) {
     char name[64];
     std::snprintf(name, sizeof(name), "model-%05d-of-%05d.safetensors", i + 1, count);
@@ -88,6 +89,7 @@ int write_sharded(const std::string& dir, const std::vector<NamedTensor>& tensor
   }
   write_file_atomically((fs::path(dir) / "model.safetensors.index.json").string(),
                         index.dump(2) + "\n");
+  files.commit();
   return count;
 }
 

@@ -143,6 +143,7 @@ Model read_slm(const std::string& path) {
       model.graph.initializers.push_back(std::move(init));
     }
     require_unique_initializers(model.graph, path);
+    check_graph_structure(model.graph, path);
     model.source_format = "slm";
     return model;
   } catch (const nlohmann::json::exception& e) {

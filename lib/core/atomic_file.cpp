@@ -10,22 +10,45 @@
 
 #include "core/buffer.hpp"
 #include "core/error.hpp"
+#include "core/file_guard.hpp"
 
 namespace slmopt {
 
-AtomicFile::AtomicFile(std::string path) : path_(std::move(path)) {
-  temp_path_ = path_ + ".tmp.XXXXXX";
+namespace {
+
+thread_local OutputSet* current_set = nullptr;
+
+void rename_into_place(const std::string& temp, const std::string& target, const std::string& path,
+                       bool may_replace_input) {
+  // Checked again: an input may have been read since the output was opened.
+  if (checked_output_path(path, may_replace_input) != target)
+    throw_bad_input("the output changed while it was written", path);
+  if (::rename(temp.c_str(), target.c_str()) != 0)
+    throw_bad_input(std::string("cannot rename output into place: ") + std::strerror(errno), path);
+  untrack_temporary(temp);
+}
+
+}  // namespace
+
+AtomicFile::AtomicFile(std::string path, bool may_replace_input)
+    : path_(std::move(path)), may_replace_input_(may_replace_input) {
+  target_path_ = checked_output_path(path_, may_replace_input);
+  temp_path_ = target_path_ + ".tmp.XXXXXX";
   std::vector<char> templ(temp_path_.begin(), temp_path_.end());
   templ.push_back('\0');
   fd_ = ::mkstemp(templ.data());
   if (fd_ < 0) throw_bad_input(std::string("cannot create output: ") + std::strerror(errno), path_);
   temp_path_ = templ.data();
+  track_temporary(temp_path_);
   ::fchmod(fd_, 0644);
 }
 
 AtomicFile::~AtomicFile() {
   if (fd_ >= 0) ::close(fd_);
-  if (!committed_) ::unlink(temp_path_.c_str());
+  if (!committed_) {
+    ::unlink(temp_path_.c_str());
+    untrack_temporary(temp_path_);
+  }
 }
 
 void AtomicFile::write(const void* data, size_t bytes) {
@@ -55,13 +78,46 @@ void AtomicFile::commit() {
     throw_bad_input(std::string("cannot flush output: ") + std::strerror(errno), path_);
   }
   fd_ = -1;
-  if (::rename(temp_path_.c_str(), path_.c_str()) != 0)
-    throw_bad_input(std::string("cannot rename output into place: ") + std::strerror(errno), path_);
+  if (current_set) {
+    current_set->pending_.push_back({temp_path_, target_path_, path_, may_replace_input_});
+  } else {
+    rename_into_place(temp_path_, target_path_, path_, may_replace_input_);
+  }
   committed_ = true;
 }
 
-void write_file_atomically(const std::string& path, std::string_view contents) {
-  AtomicFile f(path);
+OutputSet::OutputSet() : outer_(current_set) { current_set = this; }
+
+OutputSet::~OutputSet() {
+  current_set = outer_;
+  for (const auto& p : pending_) {
+    ::unlink(p.temp.c_str());
+    untrack_temporary(p.temp);
+  }
+}
+
+void OutputSet::commit() {
+  current_set = outer_;
+  std::vector<Pending> pending = std::move(pending_);
+  pending_.clear();
+  if (outer_) {
+    for (auto& p : pending) outer_->pending_.push_back(std::move(p));
+    return;
+  }
+  // Every target is checked before the first rename, so a refusal leaves none renamed.
+  for (const auto& p : pending) checked_output_path(p.path, p.may_replace_input);
+  for (size_t i = 0; i < pending.size(); ++i) {
+    try {
+      rename_into_place(pending[i].temp, pending[i].target, pending[i].path, pending[i].may_replace_input);
+    } catch (...) {
+      pending_.assign(pending.begin() + static_cast<std::ptrdiff_t>(i), pending.end());  // the destructor removes them
+      throw;
+    }
+  }
+}
+
+void write_file_atomically(const std::string& path, std::string_view contents, bool may_replace_input) {
+  AtomicFile f(path, may_replace_input);
   f.write(contents);
   f.commit();
 }

@@ -11,20 +11,26 @@
 #include <new>
 
 #include "core/error.hpp"
+#include "core/file_guard.hpp"
 #include "core/memory_limit.hpp"
 
 namespace slmopt {
 
 std::shared_ptr<const MappedFile> MappedFile::open(const std::string& path) {
-  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  // O_NONBLOCK: opening a FIFO for reading would otherwise wait for a writer forever.
+  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK);
   if (fd < 0) throw_bad_input(std::string("cannot open: ") + std::strerror(errno), path);
   struct stat st {};
   if (::fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+    const bool folder = S_ISDIR(st.st_mode);
     ::close(fd);
-    throw_bad_input("not a regular file", path);
+    throw_bad_input(folder ? "is a folder, not a file" : "not a regular file (a FIFO, device or socket cannot be read as one)", path);
   }
   std::shared_ptr<MappedFile> file(new MappedFile());
   file->path_ = path;
+  file->device_ = static_cast<unsigned long long>(st.st_dev);
+  file->inode_ = static_cast<unsigned long long>(st.st_ino);
+  note_input_file(file->device_, file->inode_);
   file->size_ = static_cast<size_t>(st.st_size);
   if (file->size_ > 0) {
     void* p = ::mmap(nullptr, file->size_, PROT_READ, MAP_PRIVATE, fd, 0);
@@ -41,6 +47,7 @@ std::shared_ptr<const MappedFile> MappedFile::open(const std::string& path) {
 
 MappedFile::~MappedFile() {
   if (data_) ::munmap(const_cast<uint8_t*>(data_), size_);
+  forget_input_file(device_, inode_);
 }
 
 std::shared_ptr<Buffer> Buffer::allocate(size_t bytes) {

@@ -27,6 +27,7 @@ class MappedFile {
   const uint8_t* data_ = nullptr;
   size_t size_ = 0;
   std::string path_;
+  unsigned long long device_ = 0, inode_ = 0;  // noted in core/file_guard while mapped
 };
 
 class Buffer {

@@ -36,6 +36,53 @@ const NamedTensor* Graph::find_initializer(const std::string& tensor_name) const
   return nullptr;
 }
 
+std::string describe(const Node& node) {
+  if (!node.name.empty()) return "node '" + node.name + "' (" + node.op_type + ")";
+  for (const auto& out : node.outputs)
+    if (!out.empty()) return "node (" + node.op_type + ") writing '" + out + "'";
+  return "node (" + node.op_type + ") without a name or outputs";
+}
+
+namespace {
+
+// `scope` holds the names visible to this graph's nodes: the enclosing graphs'
+// values, then this graph's own as they are produced (removed on the way out).
+void check_structure(const Graph& graph, std::unordered_set<std::string>& scope) {
+  std::unordered_set<std::string> own;  // produced in this graph
+  std::vector<std::string> added;       // new to the scope (a subgraph may shadow an outer name, as exporters do)
+  auto produce = [&](const std::string& name, const std::string& by) {
+    if (name.empty()) return;
+    if (!own.insert(name).second)
+      throw_bad_input("graph '" + graph.name + "': value '" + name + "' is produced twice (again by " + by + ")");
+    if (scope.insert(name).second) added.push_back(name);
+  };
+  for (const auto& v : graph.inputs) produce(v.name, "a graph input");
+  for (const auto& init : graph.initializers)
+    if (!own.count(init.name)) produce(init.name, "an initializer");  // an initializer may also be listed as an input
+  for (const auto& node : graph.nodes) {
+    for (const auto& in : node.inputs)
+      if (!in.empty() && !scope.count(in))
+        throw_bad_input("graph '" + graph.name + "': " + describe(node) + " reads '" + in +
+                        "', which no input, initializer or earlier node produces");
+    for (const auto& attr : node.attributes)
+      for (const auto& sub : attr.graphs) check_structure(sub, scope);
+    for (const auto& out : node.outputs) produce(out, describe(node));
+  }
+  for (const auto& name : added) scope.erase(name);
+}
+
+}  // namespace
+
+void check_graph_structure(const Graph& graph, const std::string& file) {
+  std::unordered_set<std::string> scope;
+  try {
+    check_structure(graph, scope);
+  } catch (Error& e) {
+    e.set_file_if_empty(file);
+    throw;
+  }
+}
+
 void append_values_read(const Node& node, std::vector<std::string>& reads) {
   for (const auto& in : node.inputs)
     if (!in.empty()) reads.push_back(in);

@@ -116,6 +116,7 @@ struct Model {
   std::vector<std::pair<std::string, std::string>> metadata;  // in file order
   std::vector<ProvenanceRecord> provenance;
   std::string source_format;  // "onnx", "safetensors", ... (not stored in outputs)
+  std::string source_path;    // the file it was read from, for messages (not stored in outputs)
 };
 
 // Calls fn(graph, depth) for g and every nested subgraph, parents first.
@@ -126,6 +127,16 @@ void for_each_graph(G& g, Fn&& fn, int depth = 0) {
     for (auto& attr : node.attributes)
       for (auto& sub : attr.graphs) for_each_graph(sub, fn, depth + 1);
 }
+
+// Throws Error(BadInput) unless `graph` is well formed as ONNX defines it:
+// input names unique, each value produced once (by an input, an initializer or
+// one node output), every value a node reads produced before it in `graph` or
+// an enclosing graph, the same for every subgraph. Runs in O(n log n). The
+// error names `file`.
+void check_graph_structure(const Graph& graph, const std::string& file = {});
+
+// "node 'conv1' (Conv)"; an unnamed node by its first output: "node (Conv) writing 'y'".
+std::string describe(const Node& node);
 
 // Appends the names `node` reads: its inputs and the outer-scope values its
 // subgraphs read (an If branch may use a value an earlier node produced).

@@ -39,7 +39,8 @@ std::optional<uint64_t> parse_byte_size(std::string_view text);
 // Programs call it once at start; it changes no result.
 void reuse_freed_memory();
 
-// Owned buffers report their lifetime here (Buffer does it; nothing else should).
+// Owned buffers report their lifetime here (Buffer does), and so do other
+// large holdings whose size a file sets (calibration statistics).
 void note_allocated(uint64_t bytes);
 void note_freed(uint64_t bytes);
 

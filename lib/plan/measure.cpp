@@ -2,10 +2,10 @@
 
 #include <algorithm>
 #include <cmath>
-#include <exception>
 #include <mutex>
 
 #include "core/error.hpp"
+#include "core/parallel_errors.hpp"
 #include "eval/metrics.hpp"
 #include "lm/decoder_runner.hpp"
 #include "lm/lm_eval.hpp"
@@ -128,25 +128,17 @@ class LanguageModelKl final : public ErrorMeasure {
 std::vector<double> measure_many(const ErrorMeasure& measure, size_t count, const std::function<Model(size_t)>& make,
                                  const std::function<void(size_t)>& finished) {
   std::vector<double> errors(count, 0.0);
-  std::exception_ptr failure;
+  ParallelErrors failures;
   std::mutex lock;
   const auto n = static_cast<int64_t>(count);
 #pragma omp parallel for schedule(dynamic, 1) if (count > 1)
-  for (int64_t i = 0; i < n; ++i) {
-    {
-      const std::lock_guard<std::mutex> hold(lock);
-      if (failure) continue;
-    }
-    try {
+  for (int64_t i = 0; i < n; ++i)
+    failures.run(i, [&] {
       errors[static_cast<size_t>(i)] = measure.error(make(static_cast<size_t>(i)));
       const std::lock_guard<std::mutex> hold(lock);
       if (finished) finished(static_cast<size_t>(i));
-    } catch (...) {
-      const std::lock_guard<std::mutex> hold(lock);
-      if (!failure) failure = std::current_exception();
-    }
-  }
-  if (failure) std::rethrow_exception(failure);
+    });
+  failures.rethrow();
   return errors;
 }
 

@@ -108,7 +108,7 @@ void write_sensitivity_cache(const std::string& path, const SensitivityTable& ta
                                       {"scaled", table.scaled},
                                       {"weights", weights},
                                       {"measured", measured}};
-  write_file_atomically(path, doc.dump(1) + "\n");
+  write_file_atomically(path, doc.dump(1) + "\n", /*may_replace_input=*/true);  // read, then refreshed
 }
 
 std::optional<SensitivityTable> read_sensitivity_cache(const std::string& path, const std::string& key) {

@@ -5,6 +5,7 @@
 #include <numeric>
 
 #include "core/error.hpp"
+#include "core/parallel_errors.hpp"
 #include "quant/hessian.hpp"
 
 namespace slmopt::quant {
@@ -25,31 +26,34 @@ void gptq_round_rows(std::vector<float>& w, int64_t n, int64_t row_begin, int64_
   // Tiles of rows share each streamed row of U.
   constexpr int64_t kTile = 8;
   const int64_t tiles = (row_end - row_begin + kTile - 1) / kTile;
+  ParallelErrors errors;
 #pragma omp parallel for schedule(dynamic, 1)
-  for (int64_t t = 0; t < tiles; ++t) {
-    const int64_t r0 = row_begin + t * kTile, r1 = std::min(row_end, r0 + kTile);
-    std::vector<double> x(static_cast<size_t>((r1 - r0) * n));
-    std::vector<uint8_t> pruned(options.keep_zeros ? x.size() : 0);
-    for (int64_t r = r0; r < r1; ++r)
+  for (int64_t t = 0; t < tiles; ++t)
+    errors.run(t, [&] {
+      const int64_t r0 = row_begin + t * kTile, r1 = std::min(row_end, r0 + kTile);
+      std::vector<double> x(static_cast<size_t>((r1 - r0) * n));
+      std::vector<uint8_t> pruned(options.keep_zeros ? x.size() : 0);
+      for (int64_t r = r0; r < r1; ++r)
+        for (int64_t i = 0; i < n; ++i) {
+          const auto k = static_cast<size_t>((r - r0) * n + i);
+          const float v = w[static_cast<size_t>(r * n + order[static_cast<size_t>(i)])];
+          x[k] = dead[static_cast<size_t>(i)] ? 0.0 : v;
+          if (options.keep_zeros) pruned[k] = v == 0.0f;
+        }
       for (int64_t i = 0; i < n; ++i) {
-        const auto k = static_cast<size_t>((r - r0) * n + i);
-        const float v = w[static_cast<size_t>(r * n + order[static_cast<size_t>(i)])];
-        x[k] = dead[static_cast<size_t>(i)] ? 0.0 : v;
-        if (options.keep_zeros) pruned[k] = v == 0.0f;
+        const double* ui = u.data() + i * n;
+        const int64_t col = order[static_cast<size_t>(i)];
+        for (int64_t r = r0; r < r1; ++r) {
+          double* xr = x.data() + (r - r0) * n;
+          const bool zero = options.keep_zeros && pruned[static_cast<size_t>((r - r0) * n + i)];
+          const float q = zero ? 0.0f : scheme.nearest(fitted, r, col, static_cast<float>(xr[i]));
+          const double err = (xr[i] - q) / ui[i];
+          w[static_cast<size_t>(r * n + col)] = q;
+          for (int64_t j = i + 1; j < n; ++j) xr[j] -= err * ui[j];
+        }
       }
-    for (int64_t i = 0; i < n; ++i) {
-      const double* ui = u.data() + i * n;
-      const int64_t col = order[static_cast<size_t>(i)];
-      for (int64_t r = r0; r < r1; ++r) {
-        double* xr = x.data() + (r - r0) * n;
-        const bool zero = options.keep_zeros && pruned[static_cast<size_t>((r - r0) * n + i)];
-        const float q = zero ? 0.0f : scheme.nearest(fitted, r, col, static_cast<float>(xr[i]));
-        const double err = (xr[i] - q) / ui[i];
-        w[static_cast<size_t>(r * n + col)] = q;
-        for (int64_t j = i + 1; j < n; ++j) xr[j] -= err * ui[j];
-      }
-    }
-  }
+    });
+  errors.rethrow();
 }
 
 Tensor quantize_weight_gptq(const Tensor& w, InputAxis axis, const Scheme& scheme, const QuantParams& params,

@@ -1,6 +1,7 @@
 #include "quant/quantize_weight.hpp"
 
 #include <algorithm>
+#include <cmath>
 #include <memory>
 
 #include "core/error.hpp"
@@ -37,6 +38,13 @@ std::shared_ptr<QuantTensor> new_quant_tensor(const Tensor& w, InputAxis axis, c
   q->shape = w.shape();
   q->transposed = axis == InputAxis::First;
   rows = weight_rows(w, axis, q->rows, q->cols);
+  // No code of any scheme stands for NaN or infinity: quantizing one would
+  // spread it over its group's scale, or silently turn it into a finite value.
+  const auto bad = std::find_if(rows.begin(), rows.end(), [](float v) { return !std::isfinite(v); });
+  if (bad != rows.end())
+    throw_bad_input("the weight holds a " + std::string(std::isnan(*bad) ? "NaN" : "infinite value") +
+                    " (row " + std::to_string((bad - rows.begin()) / std::max<int64_t>(1, q->cols)) +
+                    "): no quantized code can stand for it");
   return q;
 }
 

@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <cmath>
 
+#include "core/parallel_errors.hpp"
 #include "quant/bitpack.hpp"
 #include "quant/group_geometry.hpp"
 #include "quant/scale_store.hpp"
@@ -118,17 +119,20 @@ std::vector<QuantPart> quantize_int(const float* w, int64_t rows, int64_t cols, 
   // Groups, and the super-blocks of each row, are fitted independently: the
   // threads share out the work and the bytes do not depend on their number.
   const bool parallel = g.groups >= 1024;
+  ParallelErrors errors;
 #pragma omp parallel if (parallel)
   {
     std::vector<float> scratch;
 #pragma omp for schedule(static)
-    for (int64_t gi = 0; gi < g.groups; ++gi) {
-      const Span s = group_span(g, gi);
-      const float* wt = group_weights(g, s, o.importance, scratch);
-      fits[static_cast<size_t>(gi)] =
-          o.search ? fit_search(w + s.offset, wt, s.length, cr) : fit_range(w + s.offset, s.length, cr);
-    }
+    for (int64_t gi = 0; gi < g.groups; ++gi)
+      errors.run(gi, [&] {
+        const Span s = group_span(g, gi);
+        const float* wt = group_weights(g, s, o.importance, scratch);
+        fits[static_cast<size_t>(gi)] =
+            o.search ? fit_search(w + s.offset, wt, s.length, cr) : fit_range(w + s.offset, s.length, cr);
+      });
   }
+  errors.rethrow();
   std::vector<QuantPart> parts;
   const int sb = scale_bits(p.scale_dtype);
   std::vector<float> super_scales, super_mins;
@@ -140,12 +144,15 @@ std::vector<QuantPart> quantize_int(const float* w, int64_t rows, int64_t cols, 
     super_mins.resize(super_scales.size());
 #pragma omp parallel for schedule(static) if (parallel)
     for (int64_t r = 0; r < rows; ++r)
-      for (int64_t j = 0; j < g.spr; ++j) {
-        const int64_t first = r * g.gpr + j * g.gps, end = std::min(first + g.gps, (r + 1) * g.gpr);
-        const SuperResult sr = quantize_super_block(w, g, p, o.importance, first, end, fits, scale_codes, min_codes);
-        super_scales[static_cast<size_t>(r * g.spr + j)] = sr.super_scale;
-        super_mins[static_cast<size_t>(r * g.spr + j)] = sr.super_min;
-      }
+      errors.run(r, [&] {
+        for (int64_t j = 0; j < g.spr; ++j) {
+          const int64_t first = r * g.gpr + j * g.gps, end = std::min(first + g.gps, (r + 1) * g.gpr);
+          const SuperResult sr = quantize_super_block(w, g, p, o.importance, first, end, fits, scale_codes, min_codes);
+          super_scales[static_cast<size_t>(r * g.spr + j)] = sr.super_scale;
+          super_mins[static_cast<size_t>(r * g.spr + j)] = sr.super_min;
+        }
+      });
+    errors.rethrow();
   } else {
     for (auto& f : fits) {
       f.scale = stored_value(f.scale, p.scale_dtype);

@@ -6,6 +6,7 @@
 
 #include <cstdint>
 #include <string>
+#include <unordered_map>
 #include <vector>
 
 namespace slmopt::runtime {
@@ -27,6 +28,7 @@ struct MemoryPlan {
   uint64_t arena_bytes = 0;      // what a device must reserve
   uint64_t peak_live_bytes = 0;  // lower bound: the most bytes alive at one node
   uint64_t scratch_bytes = 0;    // kernels' working memory on top (Session::plan_memory)
+  std::unordered_map<std::string, size_t> index;  // name -> buffers[i], filled by plan_greedy
   const PlannedBuffer* find(const std::string& name) const;
 };
 

@@ -145,10 +145,10 @@ std::vector<Tensor> Session::run_graph_with(const Graph& graph, const std::vecto
       }
       const Tensor* t = scope.find(name);
       if (!t)
-        throw_bad_input("node '" + node.name + "' (" + node.op_type + "): input '" + name +
+        throw_bad_input(describe(node) + ": input '" + name +
                         "' is not computed before this node");
       if (t->is_quantized() && kernel->quant == QuantInputs::Dequantize) {
-        dequantized.push_back(with_context("node '" + node.name + "' (" + node.op_type + ")", [&] { return quant::dequantize(*t); }));
+        dequantized.push_back(with_context(describe(node), [&] { return quant::dequantize(*t); }));
         t = &dequantized.back();
         ctx.scratch_bytes += t->nbytes();
       }
@@ -158,7 +158,7 @@ std::vector<Tensor> Session::run_graph_with(const Graph& graph, const std::vecto
     try {
       kernel->fn(ctx);
     } catch (Error& e) {
-      e.add_context("node '" + node.name + "' (" + node.op_type + ")");
+      e.add_context(describe(node));
       throw;
     }
     for (size_t k = 0; k < node.outputs.size(); ++k) {
@@ -234,8 +234,23 @@ std::map<std::string, Tensor> Session::name_outputs(std::vector<Tensor> outs) co
   return result;
 }
 
+namespace {
+
+// Errors of a run name the model's file: under eval, two models run side by side.
+template <class Fn>
+auto naming_file(const Model& model, Fn&& fn) -> decltype(fn()) {
+  try {
+    return fn();
+  } catch (Error& e) {
+    e.set_file_if_empty(model.source_path);
+    throw;
+  }
+}
+
+}  // namespace
+
 std::map<std::string, Tensor> Session::run(const std::map<std::string, Tensor>& feeds, RunStats* stats) const {
-  return name_outputs(run_graph(model_.graph, bind_feeds(feeds), nullptr, stats));
+  return naming_file(model_, [&] { return name_outputs(run_graph(model_.graph, bind_feeds(feeds), nullptr, stats)); });
 }
 
 MemoryPlan Session::plan_memory(const std::map<std::string, Tensor>& feeds) const {
@@ -243,7 +258,7 @@ MemoryPlan Session::plan_memory(const std::map<std::string, Tensor>& feeds) cons
   ArenaHooks hooks;
   hooks.record = &lifetimes;
   RunStats stats;
-  run_graph_with(model_.graph, bind_feeds(feeds), nullptr, &stats, &hooks);
+  naming_file(model_, [&] { return run_graph_with(model_.graph, bind_feeds(feeds), nullptr, &stats, &hooks); });
   MemoryPlan plan = plan_greedy(std::move(lifetimes));
   plan.scratch_bytes = stats.peak_scratch_bytes;
   return plan;
@@ -254,7 +269,8 @@ std::map<std::string, Tensor> Session::run_in_arena(const std::map<std::string, 
   ArenaHooks hooks;
   hooks.plan = &plan;
   hooks.arena = Buffer::allocate(plan.arena_bytes);
-  auto outputs = name_outputs(run_graph_with(model_.graph, bind_feeds(feeds), nullptr, stats, &hooks));
+  auto outputs = naming_file(
+      model_, [&] { return name_outputs(run_graph_with(model_.graph, bind_feeds(feeds), nullptr, stats, &hooks)); });
   if (stats) stats->arena_bytes_used = hooks.used;
   return outputs;
 }

@@ -7,6 +7,7 @@
 #include <random>
 
 #include "core/error.hpp"
+#include "core/parallel_errors.hpp"
 
 namespace slmopt::train {
 namespace {
@@ -68,28 +69,25 @@ DistillReport distill(LlamaWeights& w, const std::vector<std::vector<int64_t>>& 
       batch.push_back({s, static_cast<size_t>(rng() % (sequences[s].size() - len + 1))});
     }
     // Each weight is quantized on its own (a trellis search takes a while).
-    std::exception_ptr quantize_failure;
+    ParallelErrors quantize_failures;
 #pragma omp parallel for schedule(dynamic, 1)
     for (size_t i = 0; i < n; ++i) {
-      try {
+      quantize_failures.run(static_cast<int64_t>(i), [&] {
         const int64_t freeze = frozen_from(i);
         if (freeze < 0 || step == freeze) fake_quantize(i, w.values[i], effective[i]);
         else if (step < freeze) effective[i] = w.values[i];
-      } catch (...) {
-#pragma omp critical
-        quantize_failure = std::current_exception();
-      }
+      });
       grads[i].setZero(w.values[i].rows(), w.values[i].cols());
     }
-    if (quantize_failure) std::rethrow_exception(quantize_failure);
+    quantize_failures.rethrow();
     double loss = 0;
     for (int64_t b0 = 0; b0 < o.batch; b0 += chunk) {
       const int64_t count = std::min(chunk, o.batch - b0);
       std::vector<double> losses(static_cast<size_t>(count));
-      std::exception_ptr failure;
+      ParallelErrors failures;
 #pragma omp parallel for num_threads(static_cast<int>(count)) schedule(static, 1)
       for (int64_t j = 0; j < count; ++j) {
-        try {
+        failures.run(j, [&] {
           const Window& win = batch[static_cast<size_t>(b0 + j)];
           const auto& seq = sequences[win.sequence];
           const size_t len = std::min<size_t>(static_cast<size_t>(o.window), seq.size());
@@ -100,12 +98,9 @@ DistillReport distill(LlamaWeights& w, const std::vector<std::vector<int64_t>>& 
           const Matrix target = log_softmax_rows(llama_logits(l, teacher, tokens));
           losses[static_cast<size_t>(j)] =
               llama_distill_step(l, effective, tokens, target, 1.0f / static_cast<float>(o.batch), g);
-        } catch (...) {
-#pragma omp critical
-          failure = std::current_exception();
-        }
+        });
       }
-      if (failure) std::rethrow_exception(failure);
+      failures.rethrow();
       for (int64_t j = 0; j < count; ++j) {
         for (size_t i = 0; i < n; ++i) grads[i] += partial[static_cast<size_t>(j)][i];
         loss += losses[static_cast<size_t>(j)] / static_cast<double>(o.batch);

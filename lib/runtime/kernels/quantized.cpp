@@ -4,6 +4,7 @@
 #include <omp.h>
 #include <vector>
 
+#include "core/parallel_errors.hpp"
 #include "quant/quantize_weight.hpp"
 #include "runtime/kernels/kernel_util.hpp"
 #include "runtime/kernels/matmul.hpp"
@@ -28,17 +29,20 @@ size_t matmul_quantized_rows(const float* a, int64_t m, const QuantTensor& q, fl
   const int threads = blocks > 1 && static_cast<double>(m) * static_cast<double>(n) * static_cast<double>(k) > 1e6
                           ? std::min<int>(omp_get_max_threads(), static_cast<int>(blocks))
                           : 1;
+  ParallelErrors errors;
 #pragma omp parallel num_threads(threads)
   {
     std::vector<float> scratch(static_cast<size_t>(block * k));
     quant::RowDecoder decoder(q);  // each thread's blocks come in increasing row order
 #pragma omp for schedule(static)
-    for (int64_t b = 0; b < blocks; ++b) {
-      const int64_t r0 = b * block, nb = std::min(block, n - r0);
-      decoder.decode(r0, r0 + nb, scratch.data());
-      float_matmul(m, nb, k, row_major(a, k), transposed_view(scratch.data(), k), c + r0, n);
-    }
+    for (int64_t b = 0; b < blocks; ++b)
+      errors.run(b, [&] {
+        const int64_t r0 = b * block, nb = std::min(block, n - r0);
+        decoder.decode(r0, r0 + nb, scratch.data());
+        float_matmul(m, nb, k, row_major(a, k), transposed_view(scratch.data(), k), c + r0, n);
+      });
   }
+  errors.rethrow();
   return static_cast<size_t>(threads * block * k) * sizeof(float);
 }
 
