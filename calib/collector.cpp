@@ -164,6 +164,10 @@ void StatsCollector::observe_histogram(const std::string& name, const Tensor& va
   if (h.counts.empty()) {
     h.lo = range->second.min;
     h.hi = range->second.max;
+    const uint64_t bytes = static_cast<uint64_t>(options_.histogram_bins) * sizeof(h.counts[0]);
+    check_memory_request(bytes, "the histogram of '" + name + "' (--histogram-bins sets its size)");
+    note_allocated(bytes);
+    charged_.bytes += bytes;
     h.counts.assign(static_cast<size_t>(options_.histogram_bins), 0);
   }
   const int64_t bins = options_.histogram_bins;

@@ -308,10 +308,21 @@ TEST_CASE("an error inside a parallel quantizer loop reaches the caller, whateve
 TEST_CASE("bad option values are refused before any work") {
   test::TempDir tmp;
   onnx_format::write_onnx(matmul_model(), tmp.file("m.onnx"));
-  const auto r = run_bounded("plan '" + tmp.file("m.onnx") + "' -o '" + tmp.file("p.yaml") + "' --budget abc --random 2");
-  CHECK(r.exit_code == 2);
-  CHECK_THAT(r.err, Catch::Contains("--budget"));
-  CHECK(tmp.entries() == std::vector<std::string>{"m.onnx"});
+  // Each refused at once, before the sensitivity run writes its cache.
+  const std::pair<const char*, const char*> bad[] = {
+      {"--budget abc", "--budget"}, {"--budget 1KiB --flash abc", "one budget"}, {"--flash 4MiB --align 3", "--align"},
+      {"--flash 4MiB --sector 0", "--sector"}, {"--budget 1KiB --min-elements -5", "--min-elements"},
+      {"--bpw -1", "--bpw"}, {"--budget 1KiB --ctx -4", "--ctx"}, {"--budget 1KiB --windows -1", "--windows"},
+      {"--budget 1KiB --write out.txt", "--write"}, {"--budget 1KiB --ram lots", "--ram"},
+      {"--budget 1KiB --points 99", "--points"}, {"--budget 1KiB --metric bogus", "--metric"},
+  };
+  for (const auto& [options, named] : bad) {
+    INFO(options);
+    const auto r = run_bounded("plan '" + tmp.file("m.onnx") + "' -o '" + tmp.file("p.yaml") + "' --random 2 " + options);
+    CHECK(r.exit_code == 2);
+    CHECK_THAT(r.err, Catch::StartsWith("slmopt: error: ") && Catch::Contains(named));
+    CHECK(tmp.entries() == std::vector<std::string>{"m.onnx"});
+  }
   // A flag the parser refuses: our prefix, one line.
   const auto u = run_bounded("inspect '" + tmp.file("m.onnx") + "' --no-such-flag");
   CHECK(u.exit_code == 2);
@@ -359,6 +370,12 @@ TEST_CASE("calibration statistics count against the memory limit") {
   CHECK(!fs::exists(tmp.file("s.bin")));
   r = run_bounded("calibrate '" + tmp.file("m.onnx") + "' --random 1 -o '" + tmp.file("s.bin") + "' --memory-limit 8MiB");
   CHECK(r.exit_code == 0);
+  // Histograms too: a million bins are 8 MB for each value.
+  r = run_bounded("calibrate '" + tmp.file("m.onnx") + "' --random 1 -o '" + tmp.file("h.bin") +
+                  "' --memory-limit 6MiB --histogram-bins 1000000");
+  CHECK(r.exit_code == 2);
+  CHECK_THAT(r.err, Catch::Contains("the histogram of") && Catch::Contains("over the memory limit"));
+  CHECK(!fs::exists(tmp.file("h.bin")));
   // An empty blob is a truncated one, not an "invalid argument".
   test::write_bytes(tmp.file("empty.bin"), "");
   r = run_bounded("verify '" + tmp.file("empty.bin") + "'");

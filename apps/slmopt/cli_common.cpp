@@ -39,6 +39,16 @@ void add_data_options(CLI::App& cmd, DataOptions& data) {
 
 void print_json(const nlohmann::ordered_json& doc) { std::cout << doc.dump(2) << "\n"; }
 
+const CLI::Validator& non_negative() {
+  static const CLI::Validator v(
+      [](const std::string& text) {
+        double value = 0;
+        return CLI::detail::lexical_cast(text, value) && value >= 0 ? std::string() : "takes 0 or more, not '" + text + "'";
+      },
+      "NONNEGATIVE");
+  return v;
+}
+
 void check_outputs_before_work(const CLI::App& command) {
   static const std::set<std::string> output_options = {"output", "report", "junit", "extract", "curve", "write"};
   std::vector<std::string> outputs;

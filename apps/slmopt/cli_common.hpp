@@ -38,6 +38,10 @@ void add_requantize_option(CLI::App& cmd, std::string& name, const std::string& 
 // spares the user a long run that ends in that refusal.
 void check_outputs_before_work(const CLI::App& command);
 
+// A validator for counts and sizes: "0 or more" (CLI11's own prints the
+// largest double as its upper bound).
+const CLI::Validator& non_negative();
+
 // "1,234,567"
 std::string with_thousands(int64_t n);
 using slmopt::human_bytes;  // "1.25 MiB" (core/memory_limit.hpp)

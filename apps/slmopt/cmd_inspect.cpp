@@ -196,7 +196,7 @@ void setup_inspect(CLI::App& app, GlobalOptions& global) {
   auto* cmd = app.add_subcommand("inspect", "Show what a model holds and what its weights would cost");
   cmd->add_option("model", opts->model, "Model: .onnx, .safetensors, *.index.json or a Hugging Face folder")
       ->required();
-  cmd->add_option("--top", opts->top, "List only the N largest tensors (0: all)")->check(CLI::NonNegativeNumber);
+  cmd->add_option("--top", opts->top, "List only the N largest tensors (0: all)")->check(non_negative());
   cmd->add_option("--flash", opts->flash, "Flash for the packed blob, e.g. 4MiB: print the need, exit 1 when it does not fit");
   cmd->add_option("--ram", opts->ram, "RAM for activations, e.g. 512KiB: print the need, exit 1 when it does not fit");
   cmd->add_option("--sector", opts->sector, "Flash erase size (as pack)")->capture_default_str();

@@ -9,6 +9,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
+#include <cstdlib>
 #include <filesystem>
 #include <memory>
 #include <optional>
@@ -165,6 +166,9 @@ void run_plan(const PlanCliOptions& o, const GlobalOptions& global) {
   if ((o.algorithm == "gptq" || o.algorithm == "awq") && !o.calib.given())
     throw_usage("--algorithm " + o.algorithm + " needs calibration statistics (--calib or --calib-stats)");
   const uint64_t sector = parse_size(o.sector, "--sector");
+  if (sector == 0) throw_usage("--sector must be at least one byte");
+  if (!o.write.empty() && !o.write.ends_with(".slm") && !o.write.ends_with(".onnx"))
+    throw_usage("--write names the planned, quantized model: it must end in .slm or .onnx (got '" + o.write + "')");
   const uint64_t ram = o.ram.empty() ? 0 : parse_size(o.ram, "--ram");  // 0: no RAM budget
   // Parsed before any work: a typo must not cost the sensitivity measurement.
   const uint64_t budget_option = o.budget.empty() ? 0 : parse_size(o.budget, "--budget");
@@ -452,16 +456,21 @@ void setup_plan(CLI::App& app, const GlobalOptions& global) {
   cmd->add_option("input", o->input, "Model (.onnx, safetensors)")->required();
   cmd->add_option("-o,--output", o->output, "Rule file for slmopt quantize --config (.yaml)")->required();
   cmd->add_option("--budget", o->budget, "Bytes all weights may take (\"300KiB\", \"4MB\")");
-  cmd->add_option("--bpw", o->bpw, "Average bits per weight over all weights");
+  cmd->add_option("--bpw", o->bpw, "Average bits per weight over all weights")->check(CLI::Range(0.0, 32.0));
   cmd->add_option("--flash", o->flash, "Flash the packed blob may take (padded to --sector, weights aligned to --align)");
   cmd->add_option("--ram", o->ram, "Fail unless the activation arena fits this RAM");
-  cmd->add_option("--align", o->alignment, "With --flash: the blob's weight alignment")->capture_default_str();
+  cmd->add_option("--align", o->alignment, "With --flash: the blob's weight alignment")
+      ->capture_default_str()
+      ->check([](const std::string& text) {
+        const auto v = std::strtoull(text.c_str(), nullptr, 10);
+        return v >= 8 && v <= 65536 && (v & (v - 1)) == 0 ? std::string() : "a power of two from 8 to 65536";
+      });
   cmd->add_option("--sector", o->sector, "With --flash: the flash erase size")->capture_default_str();
   cmd->add_option("--candidates", o->candidates, "Treatments to choose from: schemes or presets, f16, f32")
       ->delimiter(',')
       ->capture_default_str();
   cmd->add_option("--algorithm", o->algorithm, "Quantization algorithm: rtn, mse, gptq, awq")->capture_default_str();
-  cmd->add_option("--min-elements", o->min_elements, "Smaller weights stay as they are")->capture_default_str();
+  cmd->add_option("--min-elements", o->min_elements, "Smaller weights stay as they are")->capture_default_str()->check(non_negative());
   cmd->add_option("--metric", o->metric, "Error measure: auto, kl, rel_l2")->capture_default_str();
   cmd->add_option("--sensitivity", o->sensitivity,
                   "full: run every weight under every treatment; scaled: once per weight, the rest extrapolated; "
@@ -470,8 +479,9 @@ void setup_plan(CLI::App& app, const GlobalOptions& global) {
   add_calib_options(*cmd, o->calib);
   add_data_options(*cmd, o->data);
   cmd->add_option("--text", o->text, "Language models: measure KL on windows of this text (or .npy of token ids)");
-  cmd->add_option("--ctx", o->context, "With --text: tokens per window (default: the model's context, at most 512)");
-  cmd->add_option("--windows", o->windows, "With --text: windows to measure on (0: all)")->capture_default_str();
+  cmd->add_option("--ctx", o->context, "With --text: tokens per window (default: the model's context, at most 512)")
+      ->check(non_negative());
+  cmd->add_option("--windows", o->windows, "With --text: windows to measure on (0: all)")->capture_default_str()->check(non_negative());
   cmd->add_option("--cache", o->cache, "Sensitivity cache (default: OUTPUT.sensitivity.json)");
   cmd->add_option("--report", o->report, "Write the report as JSON");
   cmd->add_option("--curve", o->curve, "Write the error-vs-size curve as SVG");
