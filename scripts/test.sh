@@ -38,9 +38,10 @@ if [ "${SLMOPT_SANITIZE_STAGE:-1}" = 1 ]; then
   # The >2 GiB model test needs ~5 GB, the llama.cpp comparison quantizes
   # two million weights per preset, the calibrated wake-word chain
   # quantizes the embedding model twelve times, and stories260K's KL target
-  # trains for 2,000 steps: they run in the Release stage only.
+  # trains for 2,000 steps, and the 200,000-node graph's time bound is set
+  # for an optimized build: they run in the Release stage only.
   ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
-    ctest --test-dir "$root/build-asan" --output-on-failure -j2 -E "2 GiB|quant_beats_llama_cpp|calibrated wake-word|reaches the KL of"
+    ctest --test-dir "$root/build-asan" --output-on-failure -j2 -E "2 GiB|quant_beats_llama_cpp|calibrated wake-word|reaches the KL of|200,000-node"
 fi
 
 if [ "${SLMOPT_FUZZ_STAGE:-1}" = 1 ]; then

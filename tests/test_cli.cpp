@@ -119,3 +119,23 @@ TEST_CASE("convert moves ONNX weights to external data and back, losslessly") {
   CHECK_THAT(gone.err, Catch::StartsWith("slmopt: error: " + tmp.file("e.onnx") + ": graph 'tf2onnx': tensor "));
   CHECK_THAT(gone.err, Catch::EndsWith("external data file 'e.onnx.data' does not exist\n"));
 }
+
+TEST_CASE("convert writes a quantized .slm as ONNX, the export quantize -o x.onnx uses") {
+  auto dir = test::real_models_dir();
+  if (!dir) return;
+  const std::string model = (*dir / "alexa_v0.1.onnx").string();
+  test::TempDir tmp;
+  auto r = test::run_slmopt("quantize '" + model + "' -o '" + tmp.file("q.slm") + "' --bits '*=int8-ch' -q");
+  REQUIRE(r.exit_code == 0);
+  r = test::run_slmopt("convert '" + tmp.file("q.slm") + "' -o '" + tmp.file("q.onnx") + "'");
+  INFO(r.err);
+  REQUIRE(r.exit_code == 0);
+  r = test::run_slmopt("inspect --json '" + tmp.file("q.onnx") + "'");
+  REQUIRE(r.exit_code == 0);
+  CHECK(json::parse(r.out)["ops"].contains("DequantizeLinear"));
+  // The export is exact: the two files compute the same outputs.
+  r = test::run_slmopt("eval --reference '" + tmp.file("q.slm") + "' --candidate '" + tmp.file("q.onnx") +
+                       "' --random 4 --gate 'cosine>=0.999999'");
+  INFO(r.err);
+  CHECK(r.exit_code == 0);
+}

@@ -1,12 +1,14 @@
 // slmopt convert IN -o OUT: re-encode a model (ONNX <-> ONNX with or without
 // external data, safetensors <-> safetensors with sharding, ONNX weights to
 // safetensors). Lossless: tensors are copied bit for bit.
+#include <algorithm>
 #include <iostream>
 #include <memory>
 
 #include "cli_common.hpp"
 #include "model_io.hpp"
 #include "onnx/onnx_io.hpp"
+#include "onnx/qdq_export.hpp"
 #include "safetensors/safetensors_io.hpp"
 
 namespace slmopt::cli {
@@ -31,7 +33,10 @@ void run_convert(const ConvertOptions& o, const GlobalOptions& global) {
     w.external = o.external == "always"  ? onnx_format::ExternalData::Always
                  : o.external == "never" ? onnx_format::ExternalData::Never
                                          : onnx_format::ExternalData::Auto;
-    onnx_format::write_onnx(m, o.output, w);
+    // Quantized weights (from .slm or a blob) as DequantizeLinear of their codes, as quantize -o x.onnx writes them.
+    const bool quantized = std::any_of(m.graph.initializers.begin(), m.graph.initializers.end(),
+                                       [](const NamedTensor& t) { return t.tensor.is_quantized(); });
+    onnx_format::write_onnx(quantized ? onnx_format::to_qdq(m) : m, o.output, w);
   } else if (o.output.ends_with(".slm") || o.output.ends_with(".bin")) {  // .bin: a llama2.c checkpoint
     save_model(m, o.output);
   } else if (o.shard_bytes > 0 || o.output.ends_with("/")) {

@@ -218,6 +218,7 @@ Tensor decode_tensor(const onnx::TensorProto& p, ExternalDataResolver& resolver)
 }
 
 void encode_tensor_inline(const Tensor& t, onnx::TensorProto& p) {
+  if (t.is_quantized()) throw_internal("a quantized tensor reached the ONNX writer: export it with to_qdq first");
   p.set_data_type(traits(t.dtype()).onnx_code);
   p.clear_dims();
   for (int64_t d : t.shape()) p.add_dims(d);
