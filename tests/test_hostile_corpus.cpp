@@ -125,12 +125,13 @@ std::vector<std::pair<std::string, std::string>> make_corpus(const fs::path& dir
                               R"("w":{"dtype":"F32","shape":[1],"data_offsets":[0,4]}})",
                               4));
   {
-    // 200,000 tensors: a header parser quadratic in the tensor count never ends.
+    // 50,000 tensors: a header parser quadratic in the tensor count takes minutes
+    // (20,000 took 31 s before the parse was made linear); linear, 1.6 s under ASan.
     std::string header = "{";
-    for (int i = 0; i < 200000; ++i)
+    for (int i = 0; i < 50000; ++i)
       header += (i ? ",\"t" : "\"t") + std::to_string(i) + R"(":{"dtype":"F32","shape":[1],"data_offsets":[0,4]})";
     header += "}";
-    add("200k-tensors.safetensors", safetensors_with_header(header, 4));
+    add("50k-tensors.safetensors", safetensors_with_header(header, 4));
   }
   auto config = llama_config();
   config["head_dim"] = 2147483648LL;
