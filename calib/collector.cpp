@@ -56,9 +56,7 @@ StatsCollector::StatsCollector(const Model& model, const CollectOptions& options
       const auto n = static_cast<size_t>(r.groups * cols);
       const bool gram = options_.gram && cols <= options_.max_gram_cols;
       const uint64_t bytes = n * (3 * sizeof(double) + sizeof(float)) + (gram ? n * static_cast<uint64_t>(cols) * sizeof(double) : 0);
-      check_memory_request(bytes, "the calibration statistics of '" + r.key + "'");
-      note_allocated(bytes);
-      charged_.bytes += bytes;
+      charged_.add(bytes, "the calibration statistics of '" + r.key + "'");
       s.sum_sq.assign(n, 0.0);
       s.sum_abs.assign(n, 0.0);
       s.sum.assign(n, 0.0);
@@ -68,6 +66,12 @@ StatsCollector::StatsCollector(const Model& model, const CollectOptions& options
       readers_.emplace(use.activation, r);
     }
   }
+}
+
+void StatsCollector::Charge::add(uint64_t more, const std::string& what) {
+  check_memory_request(more, what);
+  note_allocated(more);
+  bytes += more;
 }
 
 StatsCollector::Charge::~Charge() { note_freed(bytes); }
@@ -165,9 +169,7 @@ void StatsCollector::observe_histogram(const std::string& name, const Tensor& va
     h.lo = range->second.min;
     h.hi = range->second.max;
     const uint64_t bytes = static_cast<uint64_t>(options_.histogram_bins) * sizeof(h.counts[0]);
-    check_memory_request(bytes, "the histogram of '" + name + "' (--histogram-bins sets its size)");
-    note_allocated(bytes);
-    charged_.bytes += bytes;
+    charged_.add(bytes, "the histogram of '" + name + "' (--histogram-bins sets its size)");
     h.counts.assign(static_cast<size_t>(options_.histogram_bins), 0);
   }
   const int64_t bins = options_.histogram_bins;

@@ -55,6 +55,8 @@ class StatsCollector {
   // Released however the collector ends, a throwing constructor included.
   struct Charge {
     uint64_t bytes = 0;
+    // Checks `more` against the limit (Error(BadInput) naming `what`), then counts it.
+    void add(uint64_t more, const std::string& what);
     Charge() = default;
     Charge(const Charge&) = delete;
     Charge& operator=(const Charge&) = delete;

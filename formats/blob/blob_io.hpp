@@ -24,6 +24,9 @@ struct GoldenVectors {
   float atol = 0, rtol = 0;                            // float outputs: |got - want| <= atol + rtol |want|
 };
 
+// Error(Usage) unless a power of two from 8 to 65536 (the blob's weight alignment).
+void check_alignment(uint64_t alignment);
+
 struct BlobOptions {
   uint32_t alignment = 64;     // of every weight part; a power of two, 8..65536
   std::string model_name;      // metadata

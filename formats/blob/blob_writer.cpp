@@ -155,9 +155,13 @@ struct Section {
 
 }  // namespace
 
+void check_alignment(uint64_t alignment) {
+  if (alignment < 8 || alignment > 65536 || (alignment & (alignment - 1)) != 0)
+    throw_usage("--align must be a power of two from 8 to 65536, not " + std::to_string(alignment));
+}
+
 Sha256 write_blob(const Model& model, const BlobOptions& o, const BlobSink& sink, BlobLayout* layout) {
-  if (o.alignment < 8 || o.alignment > 65536 || (o.alignment & (o.alignment - 1)) != 0)
-    throw_usage("--align must be a power of two from 8 to 65536, not " + std::to_string(o.alignment));
+  check_alignment(o.alignment);
   const auto& inits = model.graph.initializers;
 
   // Weights: every part at an aligned offset of its own.

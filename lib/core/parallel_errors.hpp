@@ -28,8 +28,6 @@ class ParallelErrors {
     }
   }
 
-  bool failed() const { return first_failed_.load(std::memory_order_relaxed) != kNone; }
-
   // Rethrows the captured error of the lowest index, if any.
   void rethrow() {
     if (failure_) std::rethrow_exception(failure_);
