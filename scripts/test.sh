@@ -11,6 +11,7 @@ bash "$root/scripts/build.sh" "$root/build"
 models="$(bash "$root/scripts/fetch-testdata.sh")"
 export SLMOPT_MODELS="$models"
 export SLMOPT_MODEL_FACTS="$(dirname "$models")/../model_facts.json"
+export SLMOPT_MORE_MODELS="${SLMOPT_DATA:-$HOME/.cache/slmopt}/more-models"
 export SLMOPT_ORT_MODULES="${SLMOPT_DATA:-$HOME/.cache/slmopt}/ort/node_modules"
 export SLMOPT_QUANT_REF="${SLMOPT_DATA:-$HOME/.cache/slmopt}/quant-ref"
 export SLMOPT_REQUIRE_TESTDATA=1  # missing test data fails instead of skipping
@@ -33,15 +34,16 @@ echo "identical: $(tail -1 "$root/build/quant_digest_gcc.txt")" >&2
 
 if [ "${SLMOPT_SANITIZE_STAGE:-1}" = 1 ]; then
   echo "== tests (AddressSanitizer + UBSan)" >&2
-  # -O1 keeps the instrumented build quick while still catching what ASan/UBSan see.
-  bash "$root/scripts/build.sh" "$root/build-asan" -DSLMOPT_SANITIZE=ON -DCMAKE_BUILD_TYPE=Debug -DCMAKE_CXX_FLAGS=-O1
+  # The fuzzing build (clang, ASan + UBSan, libFuzzer coverage) runs the suite
+  # too: the libraries are compiled with sanitizers once for both stages.
+  CC=clang CXX=clang++ bash "$root/scripts/build.sh" "${SLMOPT_FUZZ_BUILD:-$root/build-fuzz}" -DSLMOPT_FUZZ=ON -DCMAKE_BUILD_TYPE=Release
   # The >2 GiB model test needs ~5 GB, the llama.cpp comparison quantizes
   # two million weights per preset, the calibrated wake-word chain
   # quantizes the embedding model twelve times, and stories260K's KL target
   # trains for 2,000 steps, and the 200,000-node graph's time bound is set
   # for an optimized build: they run in the Release stage only.
   ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
-    ctest --test-dir "$root/build-asan" --output-on-failure -j2 -E "2 GiB|quant_beats_llama_cpp|calibrated wake-word|reaches the KL of|200,000-node"
+    ctest --test-dir "${SLMOPT_FUZZ_BUILD:-$root/build-fuzz}" --output-on-failure -j2 -E "2 GiB|quant_beats_llama_cpp|calibrated wake-word|reaches the KL of|200,000-node"
 fi
 
 if [ "${SLMOPT_FUZZ_STAGE:-1}" = 1 ]; then

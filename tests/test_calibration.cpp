@@ -552,11 +552,16 @@ TEST_CASE("full-integer rules choose each layer's observer or keep it float") {
   CHECK_FALSE(by_rule.layers[0].rule.empty());
   // minmax covers the outlier: a coarser input step than percentile's.
   CHECK(by_rule.layers[0].input_scale > 2 * by_default.layers[0].input_scale);
-  const Model float_kept = passes::quantize_activations_int8(m, stats, kept, calib::ObserverKind::Mse,
-                                                             parse_rule_shorthand("*=f32", "keep", "keep"));
+  const RuleSet keep_all = parse_rule_shorthand("*=f32", "keep", "keep");
+  // Converting nothing is an error unless asked for: a build would ship the float model.
+  passes::Int8Report refused;
+  CHECK_THROWS_WITH(passes::quantize_activations_int8(m, stats, refused, calib::ObserverKind::Mse, keep_all),
+                    Catch::Contains("converted no layer") && Catch::Contains("*=f32") && Catch::Contains("--allow-empty"));
+  const Model float_kept = passes::quantize_activations_int8(m, stats, kept, calib::ObserverKind::Mse, keep_all, true);
   CHECK(kept.layers.empty());
-  REQUIRE(kept.skipped.size() == 1);
+  REQUIRE(kept.skipped.size() == 2);
   CHECK_THAT(kept.skipped[0], Catch::Contains("kept float"));
+  CHECK_THAT(kept.skipped[1], Catch::Contains("converted no layer"));
   CHECK(float_kept.graph.nodes.size() == 1);
   CHECK_THROWS_WITH(passes::quantize_activations_int8(m, stats, kept, calib::ObserverKind::Mse,
                                                       parse_rule_shorthand("*=4", "bits", "bits")),

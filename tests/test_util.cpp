@@ -95,6 +95,10 @@ std::optional<fs::path> real_models_dir() {
   return required_path("SLMOPT_MODELS", "openwakeword/package/models", "real ONNX models");
 }
 
+std::optional<fs::path> more_models_dir() {
+  return required_path("SLMOPT_MORE_MODELS", "more-models", "models from other exporters");
+}
+
 std::optional<fs::path> model_facts_file() {
   return required_path("SLMOPT_MODEL_FACTS", "openwakeword/model_facts.json", "model facts JSON");
 }

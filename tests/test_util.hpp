@@ -62,6 +62,9 @@ CommandResult run_slmopt(const std::string& args, const std::string& env = "");
 // Folder of the real openWakeWord ONNX models (scripts/fetch-testdata.sh), or
 // nullopt. When SLMOPT_REQUIRE_TESTDATA=1 a missing folder fails the test.
 std::optional<std::filesystem::path> real_models_dir();
+// Folder of models from other exporters (PaddlePaddle's PP-OCR, Silero VAD v5
+// and legacy; scripts/fetch-testdata.sh), or nullopt as real_models_dir.
+std::optional<std::filesystem::path> more_models_dir();
 // JSON facts about the real models written by ONNX's Python API
 // (scripts/model_facts.py); nullopt when not generated.
 std::optional<std::filesystem::path> model_facts_file();

@@ -1,6 +1,7 @@
 // slmopt convert IN -o OUT: re-encode a model (ONNX <-> ONNX with or without
 // external data, safetensors <-> safetensors with sharding, ONNX weights to
-// safetensors). Lossless: tensors are copied bit for bit.
+// safetensors; --constants-to-initializers: every weight an initializer).
+// Lossless: tensors are copied bit for bit.
 #include <algorithm>
 #include <iostream>
 #include <memory>
@@ -9,6 +10,7 @@
 #include "model_io.hpp"
 #include "onnx/onnx_io.hpp"
 #include "onnx/qdq_export.hpp"
+#include "runtime/constants.hpp"
 #include "safetensors/safetensors_io.hpp"
 
 namespace slmopt::cli {
@@ -20,12 +22,19 @@ struct ConvertOptions {
   std::string external = "auto";
   uint64_t shard_bytes = 0;
   bool weights_only = false;
+  bool constants_to_initializers = false;
 };
 
 
 void run_convert(const ConvertOptions& o, const GlobalOptions& global) {
   Model m = load_model(o.input);
-  std::string written;
+  std::vector<std::string> normalized;
+  if (o.constants_to_initializers) {
+    normalized = runtime::constants_to_initializers(m).lines();
+    if (normalized.empty())
+      throw_usage("--constants-to-initializers: " + o.input +
+                  " has no Constant node, body initializer or view of a constant to move; its weights are initializers already");
+  }
   if (o.output.ends_with(".onnx")) {
     if (m.graph.nodes.empty())
       throw_usage("an ONNX output needs a graph; these weights have none (a config.json beside them gives one)");
@@ -53,10 +62,12 @@ void run_convert(const ConvertOptions& o, const GlobalOptions& global) {
     throw_usage("cannot tell the output format of '" + o.output +
                 "' (use .onnx, .slm, .safetensors, .bin for llama2.c, or a folder with --shard-size)");
   }
-  if (global.json)
-    print_json({{"input", o.input}, {"output", o.output}, {"tensors", m.graph.initializers.size()}});
-  else if (!global.quiet)
+  if (global.json) {
+    print_json({{"input", o.input}, {"output", o.output}, {"tensors", m.graph.initializers.size()}, {"normalized", normalized}});
+  } else if (!global.quiet) {
+    for (const auto& line : normalized) std::cerr << line << "\n";
     std::cerr << "wrote " << o.output << " (" << m.graph.initializers.size() << " tensors)\n";
+  }
 }
 
 }  // namespace
@@ -69,6 +80,8 @@ void setup_convert(CLI::App& app, const GlobalOptions& global) {
   cmd->add_option("--external", opts->external, "ONNX external data: auto (only past 2 GiB), always, never")
       ->check(CLI::IsMember({"auto", "always", "never"}));
   cmd->add_option("--shard-size", opts->shard_bytes, "Write sharded safetensors of at most this many bytes each");
+  cmd->add_flag("--constants-to-initializers", opts->constants_to_initializers,
+                "Make every Constant node, If/Loop/Scan body initializer and view of a constant an initializer of the main graph");
   cmd->add_flag("--weights-only", opts->weights_only, "Allow dropping the graph when writing safetensors");
   cmd->callback([opts, &global] { run_convert(*opts, global); });
 }

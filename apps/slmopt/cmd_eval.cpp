@@ -116,6 +116,7 @@ void run_eval(const EvalOptions& o, GlobalOptions& global) {
   Summaries summaries;
   std::vector<calib::Sample> samples;
   std::map<std::string, std::vector<eval::SampleMetrics>> per_output;
+  std::map<std::string, int64_t> output_elements;
   eval::PerLayerComparison layers;
   if (!o.text.empty()) {
     if (o.per_layer) throw_usage("--per-layer compares tensors; it does not combine with --text");
@@ -134,7 +135,9 @@ void run_eval(const EvalOptions& o, GlobalOptions& global) {
     for (const auto& [name, tensor] : r) {
       auto it = c.find(name);
       if (it == c.end()) throw_bad_input("the candidate has no output '" + name + "'", o.candidate);
-      per_output[name].push_back(with_context("output '" + name + "'", [&] { return eval::compare_tensors(tensor, it->second); }));
+      output_elements[name] = tensor.numel();
+      const Tensor& reference = tensor;  // clang 14 lambdas cannot capture bindings
+      per_output[name].push_back(with_context("output '" + name + "'", [&] { return eval::compare_tensors(reference, it->second); }));
     }
     if (!global.quiet && !global.json && samples.size() > 20 && isatty(2))
       std::fprintf(stderr, "\reval: %zu/%zu samples", i + 1, samples.size());
@@ -144,12 +147,21 @@ void run_eval(const EvalOptions& o, GlobalOptions& global) {
   for (const auto& [name, list] : per_output) summaries[name] = eval::summarize(list);
 
   std::vector<GateResult> results;
+  std::vector<std::string> warnings;
   for (const auto& g : gates) {
     GateResult res{g, "", 0, true};
     bool first = true;
+    std::string vacuous;
     for (const auto& [name, metrics] : summaries) {
       auto it = metrics.find(g.metric);
       if (it == metrics.end()) continue;
+      auto elements = output_elements.find(name);
+      if (const std::string why = eval::vacuous_because(g.metric, elements == output_elements.end() ? 0 : elements->second);
+          !why.empty()) {
+        vacuous = "gate '" + g.text + "' ignores output '" + name + "': " + why;
+        warnings.push_back(vacuous);
+        continue;
+      }
       const double v = eval::select(it->second, g.stat);
       const bool worse = first || (eval::higher_is_better(g.metric) ? v < res.value : v > res.value);
       if (worse) {
@@ -158,6 +170,7 @@ void run_eval(const EvalOptions& o, GlobalOptions& global) {
         first = false;
       }
     }
+    if (first && !vacuous.empty()) throw_usage(vacuous + ", and no other output has " + g.metric);
     if (first) throw_usage("gate '" + g.text + "': no output has the metric '" + g.metric + "'");
     res.passed = eval::holds(g, res.value);
     results.push_back(res);
@@ -175,6 +188,9 @@ void run_eval(const EvalOptions& o, GlobalOptions& global) {
                             {"margin", r.value - r.gate.threshold}});
   }
   doc["passed"] = all_pass;
+  doc["warnings"] = warnings;
+  if (!global.quiet && !global.json)
+    for (const auto& w : warnings) std::fprintf(stderr, "slmopt: warning: %s\n", w.c_str());
   std::vector<eval::LayerError> layer_rows;
   std::optional<size_t> jump;
   if (o.per_layer) {

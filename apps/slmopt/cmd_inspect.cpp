@@ -6,6 +6,8 @@
 #include "blob/blob_io.hpp"
 #include "cli_common.hpp"
 #include "core/model_stats.hpp"
+#include "core/weight_uses.hpp"
+#include "runtime/constants.hpp"
 #include "device_budget.hpp"
 #include "model_io.hpp"
 
@@ -189,6 +191,32 @@ void print_text(const InspectOptions& o, const Model& m, const ModelStats& s,
               with_thousands(s.quantizable_params).c_str());
 }
 
+// The weights every pass sees: those of the model with its constants made
+// initializers (runtime/constants.hpp). The size estimates come from that
+// form too, so a model whose weights sit in Constant nodes is costed.
+struct FoundWeights {
+  int64_t tensors = 0, params = 0;
+  uint64_t bytes = 0;
+  std::vector<std::string> normalized;  // what the normalization did
+};
+
+FoundWeights find_weights(const Model& m, ModelStats& s) {
+  Model normalized = m;
+  FoundWeights f;
+  f.normalized = runtime::constants_to_initializers(normalized).lines();
+  const ModelStats ns = compute_stats(normalized);
+  s.estimates = ns.estimates;
+  s.quantizable_params = ns.quantizable_params;
+  for (const auto& [name, use] : find_weight_uses(normalized.graph)) {
+    const Tensor& t = normalized.graph.find_initializer(name)->tensor;
+    if (!is_float(t.dtype()) && !t.is_quantized()) continue;
+    ++f.tensors;
+    f.params += t.numel();
+    f.bytes += t.nbytes();
+  }
+  return f;
+}
+
 }  // namespace
 
 void setup_inspect(CLI::App& app, GlobalOptions& global) {
@@ -207,6 +235,7 @@ void setup_inspect(CLI::App& app, GlobalOptions& global) {
     if (m.source_format == "safetensors")
       if (auto config = find_hf_config(opts->model)) arch = read_hf_config(*config);
     ModelStats s = compute_stats(m);
+    const FoundWeights found = find_weights(m, s);
     const auto device = device_figures(*opts, m);
     std::vector<std::string> problems;
     if (device) {
@@ -217,6 +246,8 @@ void setup_inspect(CLI::App& app, GlobalOptions& global) {
     }
     if (global.json) {
       auto doc = to_json(*opts, m, s, arch);
+      doc["weights"] = {{"tensors", found.tensors}, {"params", found.params}, {"bytes", found.bytes},
+                        {"normalized", found.normalized}};
       if (device) {
         doc["device"] = {{"fits", problems.empty()}, {"problems", problems}};
         if (!opts->flash.empty()) doc["device"]["flash_bytes"] = device->flash_bytes;
@@ -225,6 +256,9 @@ void setup_inspect(CLI::App& app, GlobalOptions& global) {
       print_json(doc);
     } else {
       print_text(*opts, m, s, arch);
+      std::printf("weights    %lld tensors, %s parameters, %s read by MatMul, Gemm, Conv, LSTM, ... (what quantize and prune change)\n",
+                  static_cast<long long>(found.tensors), with_thousands(found.params).c_str(), human_bytes(found.bytes).c_str());
+      for (const auto& line : found.normalized) std::printf("           found after: %s\n", line.c_str());
       if (device && !opts->flash.empty())
         std::printf("flash      %s as a blob (%s sectors), budget %s\n", human_bytes(device->flash_bytes).c_str(), opts->sector.c_str(),
                     opts->flash.c_str());

@@ -18,6 +18,7 @@ namespace slmopt::cli {
 namespace {
 
 struct LowrankCliOptions {
+  bool allow_empty = false;
   std::string input, output, config, rules, method, report;
   std::string rank, rank_fraction, energy, params;
   int64_t min_elements = -1;
@@ -83,6 +84,7 @@ void run_lowrank(const LowrankCliOptions& o, const GlobalOptions& global) {
   check_calib_args(o.calib);
   passes::LowrankConfig config = build_config(o);
   config.expect_stats = o.calib.given();
+  config.allow_empty = o.allow_empty;
   passes::check_lowrank_config(config);
   const Model model = load_model(o.input);
   const bool show = !global.quiet && !global.json && isatty(2);
@@ -137,6 +139,7 @@ void setup_lowrank(CLI::App& app, const GlobalOptions& global) {
   add_calib_options(*cmd, o->calib);
   cmd->add_option("--min-elements", o->min_elements, "Weights smaller than this stay as they are unless a rule matches (4096)");
   cmd->add_option("--report", o->report, "Write the per-tensor report as JSON");
+  cmd->add_flag("--allow-empty", o->allow_empty, "Write the model even when no weight was factorized (default: exit 2)");
   cmd->callback([o, &global] { run_lowrank(*o, global); });
 }
 

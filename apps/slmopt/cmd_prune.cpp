@@ -18,6 +18,7 @@ namespace slmopt::cli {
 namespace {
 
 struct PruneCliOptions {
+  bool allow_empty = false;
   std::string input, output, config, rules, sparsity, method, report, structured;
   bool global = false;
   int64_t min_elements = -1;
@@ -111,6 +112,7 @@ void run_prune(const PruneCliOptions& o, const GlobalOptions& global) {
   check_calib_args(o.calib);
   passes::PruneConfig config = build_config(o);
   config.expect_stats = o.calib.given();
+  config.allow_empty = o.allow_empty;
   passes::check_prune_config(config);  // a bad rule fails before the model is read
   const Model model = load_model(o.input);
   const bool show = !global.quiet && !global.json && isatty(2);
@@ -164,6 +166,7 @@ void setup_prune(CLI::App& app, const GlobalOptions& global) {
   add_calib_options(*cmd, o->calib);
   cmd->add_option("--min-elements", o->min_elements, "Weights smaller than this stay dense unless a rule matches (1024)");
   cmd->add_option("--report", o->report, "Write the per-tensor report as JSON");
+  cmd->add_flag("--allow-empty", o->allow_empty, "Write the model even when no weight was pruned (default: exit 2)");
   cmd->callback([o, &global] { run_prune(*o, global); });
 }
 

@@ -26,6 +26,7 @@ struct QuantizeCliOptions {
   std::string observer = "mse";
   int64_t min_elements = -1;
   bool dense = false;
+  bool allow_empty = false;
   int64_t finetune = 0;  // steps of quantization-aware distillation (train/distill.hpp)
   double finetune_lr = 1e-4;
 };
@@ -88,7 +89,7 @@ void run_int8(const QuantizeCliOptions& o, const GlobalOptions& global, const Mo
     if (!file.settings.empty()) throw_bad_input("with --activations int8 a rule file holds only rules (observer, keep)", o.config);
     rules = file.rules;
   }
-  Model out = passes::quantize_activations_int8(model, stats, report, observer, rules);
+  Model out = passes::quantize_activations_int8(model, stats, report, observer, rules, o.allow_empty);
   out.provenance.push_back({"quantize", "activations=int8 observer=" + o.observer + o.calib.describe(), ""});
   save_model(out, o.output);
   nlohmann::ordered_json layers = nlohmann::ordered_json::array();
@@ -142,6 +143,7 @@ void run_quantize(const QuantizeCliOptions& o, const GlobalOptions& global) {
   passes::QuantizeConfig config = build_config(o);
   config.expect_stats = o.calib.given() && o.finetune == 0;
   config.sparse = !o.dense;
+  config.allow_empty = o.allow_empty;
   if (o.finetune < 0) throw_usage("--finetune takes a number of steps, got " + std::to_string(o.finetune));
   if (o.finetune > 0 && (!o.activations.empty() || !(o.calib.dir.ends_with(".txt") || o.calib.dir.ends_with(".npy"))))
     throw_usage("--finetune distills on a language model's text: it needs --calib FILE.txt (or .npy token ids)");
@@ -205,6 +207,7 @@ void setup_quantize(CLI::App& app, const GlobalOptions& global) {
   cmd->add_option("--finetune", o->finetune,
                   "Steps of quantization-aware distillation on the --calib text before quantizing (Llama decoders; rtn or mse)");
   cmd->add_option("--finetune-lr", o->finetune_lr, "Peak learning rate of --finetune (1e-4)");
+  cmd->add_flag("--allow-empty", o->allow_empty, "Write the model even when no weight (or layer) was quantized (default: exit 2)");
   cmd->add_flag("--dense", o->dense, "Store pruned weights dense (default: sparse, codes of the kept weights and a bitmap, where smaller)");
   cmd->callback([o, &global] { run_quantize(*o, global); });
 }

@@ -44,6 +44,10 @@ void write_onnx(const Model& model, const std::string& path, const WriteOptions&
 // The proto as write_onnx would write it with all tensors inline (for tests and
 // the ONNX checker). Throws when a tensor is too large to be inline.
 onnx::ModelProto model_to_proto(const Model& model);
+// The same with the data of initializers of `inline_below` bytes or more
+// left out (name, type and dims only): for graph tools (shape inference, the
+// version converter) that read shape constants but never weights.
+onnx::ModelProto model_to_proto_without_data(const Model& model, uint64_t inline_below = 0);
 
 // Decodes one TensorProto (any encoding); `base_dir` resolves external data.
 Tensor tensor_from_proto(const onnx::TensorProto& proto, const std::string& base_dir);

@@ -171,6 +171,17 @@ InitializerSink inline_sink() {
 
 onnx::ModelProto model_to_proto(const Model& model) { return build_proto(model, inline_sink()); }
 
+onnx::ModelProto model_to_proto_without_data(const Model& model, uint64_t inline_below) {
+  return build_proto(model, [inline_below](const NamedTensor& t, onnx::TensorProto& tp) {
+    if (!t.tensor.is_quantized() && t.tensor.nbytes() < inline_below) {
+      encode_tensor_inline(t.tensor, tp);
+      return;
+    }
+    tp.set_data_type(traits(t.tensor.dtype()).onnx_code);
+    for (int64_t d : t.tensor.shape()) tp.add_dims(d);
+  });
+}
+
 void write_onnx(const Model& model, const std::string& path, const WriteOptions& options) {
   try {
     bool external = options.external == ExternalData::Always ||

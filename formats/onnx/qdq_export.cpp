@@ -5,17 +5,12 @@
 
 #include "core/error.hpp"
 #include "core/quant_tensor.hpp"
+#include "onnx/opset_upgrade.hpp"
 #include "quant/group_geometry.hpp"
 #include "quant/quantize_weight.hpp"
 
 namespace slmopt::onnx_format {
 namespace {
-
-int default_opset(const Model& m) {
-  for (const auto& o : m.opsets)
-    if (o.domain.empty() || o.domain == "ai.onnx") return static_cast<int>(o.version);
-  return 0;
-}
 
 struct Exported {
   Tensor codes, scale;
@@ -94,9 +89,14 @@ Exported export_tensor(const std::string& name, const QuantTensor& q, int opset)
 }  // namespace
 
 Model to_qdq(const Model& model) {
-  Model out = model;
+  // DequantizeLinear per tensor needs opset 10, per channel 13: an older
+  // model is raised to 13 first (ONNX Runtime refuses a newer node).
+  const bool any_codes = std::any_of(model.graph.initializers.begin(), model.graph.initializers.end(), [](const NamedTensor& t) {
+    return t.tensor.quant() && t.tensor.quant()->scheme != "float";
+  });
+  Model out = any_codes ? with_opset_at_least(model, 13) : model;
   Graph& g = out.graph;
-  const int opset = default_opset(model);
+  const int opset = onnx_opset(out);
   std::vector<Node> dq_nodes;
   std::vector<NamedTensor> added;
   for (auto& init : g.initializers) {

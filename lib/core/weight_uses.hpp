@@ -1,5 +1,7 @@
 // Which initializers are weights of a matrix-like op (MatMul, Gemm, Conv,
-// com.microsoft Attention's packed projection, or a Gather table), how the op reads them, and which activation meets them.
+// ConvTranspose, LSTM/GRU/RNN's W and R, com.microsoft Attention's packed
+// projection, or a Gather table), how the op reads them, and which activation
+// meets them.
 // The quantize pass and the calibration collector both work from this list,
 // so a weight's statistics are gathered exactly where it is used.
 #pragma once
@@ -22,6 +24,8 @@ struct WeightUse {
   bool activation_transposed = false;
 };
 
+// Layers in If/Loop/Scan bodies count: a weight is an initializer of the main
+// graph (runtime::constants_to_initializers puts every constant there).
 // Keyed by initializer name; a weight read by several nodes keeps its first use,
 // except that a use with an activation (a tied embedding's output layer) wins
 // over a Gather of the same layout.

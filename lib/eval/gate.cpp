@@ -41,4 +41,10 @@ bool holds(const Gate& g, double v) {
   return v < g.threshold;
 }
 
+std::string vacuous_because(const std::string& metric, int64_t elements) {
+  if (elements != 1 || (metric != "cosine" && metric != "top1")) return "";
+  return metric + " of a one-element output is always " + (metric == "cosine" ? "+-1" : "1") +
+         "; max_abs or rel_l2 measure it";
+}
+
 }  // namespace slmopt::eval

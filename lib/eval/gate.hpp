@@ -4,6 +4,7 @@
 // every compared output satisfies it.
 #pragma once
 
+#include <cstdint>
 #include <string>
 
 #include "eval/metrics.hpp"
@@ -23,6 +24,11 @@ struct Gate {
 Gate parse_gate(const std::string& expression);
 
 double select(const Summary& s, const std::string& stat);
+
+// Why `metric` says nothing about an output of `elements` values ("" when it
+// does): the cosine of two one-element vectors is always +-1 and the argmax
+// of one value always agrees, so such a gate could not fail.
+std::string vacuous_because(const std::string& metric, int64_t elements);
 bool holds(const Gate& gate, double value);
 
 }  // namespace slmopt::eval

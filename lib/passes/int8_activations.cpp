@@ -3,8 +3,12 @@
 #include <algorithm>
 #include <cmath>
 #include <map>
+#include <set>
 
 #include "core/error.hpp"
+#include "onnx/opset_upgrade.hpp"
+#include "passes/layer_weight.hpp"
+#include "runtime/constants.hpp"
 
 namespace slmopt::passes {
 namespace {
@@ -57,11 +61,14 @@ class Builder {
 }  // namespace
 
 Model quantize_activations_int8(const Model& model, const calib::CalibStats& stats, Int8Report& report,
-                                calib::ObserverKind default_observer, const RuleSet& rules) {
-  Model out = model;
+                                calib::ObserverKind default_observer, const RuleSet& rules, bool allow_empty) {
+  // QuantizeLinear, QLinearConv and QLinearMatMul need opset 10.
+  Model out = onnx_format::with_opset_at_least(model, 10);
+  runtime::constants_to_initializers(out);
   Graph& g = out.graph;
   Builder b;
   std::map<std::pair<std::string, calib::ObserverKind>, calib::ValueRange> observed;
+  std::set<std::string> converted;  // float weights and biases now read as int8 codes
   calib::ObserverKind observer = default_observer;
   auto range_of = [&](const std::string& value) -> const calib::ValueRange* {
     calib::ValueRange r;
@@ -69,7 +76,6 @@ Model quantize_activations_int8(const Model& model, const calib::CalibStats& sta
     return &(observed[{value, observer}] = r);
   };
   std::vector<Node> nodes;
-  std::vector<std::string> converted;
   for (const Node& n : g.nodes) {
     const bool conv = n.op_type == "Conv", matmul = n.op_type == "MatMul", gemm = n.op_type == "Gemm";
     if (!(conv || matmul || gemm) || (!n.domain.empty() && n.domain != "ai.onnx") || n.inputs.size() < 2 ||
@@ -170,23 +176,19 @@ Model quantize_activations_int8(const Model& model, const calib::CalibStats& sta
     nodes.push_back(Node{base + "_dequantize", "DequantizeLinear", "", {yq, y_scale, y_zero}, {y_float}, {}, {}});
     if (!conv && bias) nodes.push_back(Node{base + "_bias", "Add", "", {y_float, n.inputs[2]}, {n.outputs[0]}, {}, {}});
     report.layers.push_back({n.name, n.op_type, in.scale, outp.scale, in.zero, outp.zero, calib::observer_name(observer), rule_label});
-    converted.push_back(w->name);
-    if (conv && bias) converted.push_back(bias->name);
+    converted.insert(w->name);
+    if (conv && bias) converted.insert(bias->name);
   }
   g.nodes = std::move(nodes);
   for (auto& t : b.added) g.initializers.push_back(std::move(t));
   // The float weights of converted Convs and MatMuls are dropped once nothing reads them.
-  std::vector<NamedTensor> kept;
-  for (auto& init : g.initializers) {
-    bool read = std::find(converted.begin(), converted.end(), init.name) == converted.end();
-    for (const Node& n : g.nodes)
-      read = read || std::find(n.inputs.begin(), n.inputs.end(), init.name) != n.inputs.end();
-    for (const Node& n : g.nodes)
-      for (const auto& a : n.attributes) read = read || !a.graphs.empty();  // subgraphs may read it by name
-    for (const auto& o : g.outputs) read = read || o.name == init.name;
-    if (read) kept.push_back(std::move(init));
-  }
-  g.initializers = std::move(kept);
+  runtime::remove_unused_initializers(out, converted);
+  std::vector<std::string> warnings;
+  require_changes(static_cast<int64_t>(report.layers.size()),
+                  "--activations int8 converted no layer (only Conv, MatMul and Gemm of the main graph with a constant "
+                  "weight and calibrated input and output ranges; " + std::to_string(report.skipped.size()) + " left float)",
+                  rules, allow_empty, warnings);
+  report.skipped.insert(report.skipped.end(), warnings.begin(), warnings.end());
   return out;
 }
 

@@ -34,7 +34,9 @@ struct Int8Report {
 // throws Error(Usage) when the statistics lack them. `rules` (first match on
 // the weight name, node name and op) may set a layer's `observer`, or
 // `keep: f32` to leave it float; unmatched layers use `observer`.
+// Converting no layer is an error (Error(Usage)) unless `allow_empty`.
 Model quantize_activations_int8(const Model& model, const calib::CalibStats& stats, Int8Report& report,
-                                calib::ObserverKind observer = calib::ObserverKind::MinMax, const RuleSet& rules = {});
+                                calib::ObserverKind observer = calib::ObserverKind::MinMax, const RuleSet& rules = {},
+                                bool allow_empty = false);
 
 }  // namespace slmopt::passes

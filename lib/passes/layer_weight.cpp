@@ -74,4 +74,20 @@ double output_error(const Tensor& w, const Tensor& changed, const WeightUse& use
   return den > 0 ? std::sqrt(std::max(0.0, num) / den) : -1;
 }
 
+void require_changes(int64_t changed, const std::string& what, const RuleSet& rules, bool allow_empty,
+                     std::vector<std::string>& warnings) {
+  if (changed > 0) return;
+  std::string message = what;
+  if (!rules.rules.empty()) {
+    message += " (rules:";
+    for (const auto& r : rules.rules) message += " " + r.label;
+    message += ")";
+  }
+  if (allow_empty) {
+    warnings.push_back(message);
+    return;
+  }
+  throw_usage(message + "; --allow-empty accepts an unchanged model");
+}
+
 }  // namespace slmopt::passes

@@ -10,6 +10,7 @@
 
 #include "calib/stats.hpp"
 #include "core/tensor.hpp"
+#include "core/rules.hpp"
 #include "core/weight_uses.hpp"
 #include "quant/quantize_weight.hpp"
 
@@ -38,5 +39,15 @@ double relative_error(const Tensor& w, const Tensor& changed);
 // ||X (W - W')^T|| / ||X W^T|| on the calibration inputs (from X^T X); -1
 // when the statistics hold no X^T X.
 double output_error(const Tensor& w, const Tensor& changed, const WeightUse& use, const calib::InputStats& s);
+
+// What a pass says when the model has no weight at all.
+inline constexpr const char* kNoWeightFound =
+    "found no weight: no MatMul, Gemm, Conv, ConvTranspose, LSTM, GRU, RNN or Gather reads a constant tensor";
+
+// A weight pass that changed no weight did not do what it was asked (a
+// build would ship the model unchanged): Error(Usage) with `what` and the
+// rules given, or with `allow_empty` the same text as a warning.
+void require_changes(int64_t changed, const std::string& what, const RuleSet& rules, bool allow_empty,
+                     std::vector<std::string>& warnings);
 
 }  // namespace slmopt::passes

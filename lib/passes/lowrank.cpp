@@ -8,6 +8,7 @@
 #include "core/weight_uses.hpp"
 #include "passes/layer_weight.hpp"
 #include "passes/svd.hpp"
+#include "runtime/constants.hpp"
 
 namespace slmopt::passes {
 namespace {
@@ -201,6 +202,7 @@ std::string unsupported(const Graph& g, const std::string& weight, const WeightU
   int readers = 0;
   for (const Node& n : g.nodes)
     for (const auto& in : n.inputs) readers += in == weight;
+  if (readers == 0) return "read inside an If, Loop or Scan body";
   if (readers != 1) return "read by " + std::to_string(readers) + " inputs";
   for (const Node& n : g.nodes)
     if (n.inputs.size() >= 2 && n.inputs[1] == weight) return "";
@@ -217,6 +219,7 @@ void check_lowrank_config(const LowrankConfig& config) {
 Model lowrank_model(const Model& model, const LowrankConfig& config, LowrankReport& report, const Progress& progress) {
   check_lowrank_config(config);
   Model out = model;
+  runtime::constants_to_initializers(out);
   Graph& g = out.graph;
   const auto uses = find_weight_uses(g);
   std::vector<int64_t> rule_hits(config.rules.rules.size(), 0);
@@ -323,6 +326,14 @@ Model lowrank_model(const Model& model, const LowrankConfig& config, LowrankRepo
   g.initializers = std::move(kept_inits);
   for (size_t i = 0; i < rule_hits.size(); ++i)
     if (rule_hits[i] == 0) report.warnings.push_back(config.rules.rules[i].label + " matched no weight");
+  int64_t factorized = 0;
+  for (const auto& t : report.tensors) factorized += t.rank > 0;
+  require_changes(factorized,
+                  uses.empty() ? std::string(kNoWeightFound)
+                               : "lowrank factorized none of the " + std::to_string(uses.size()) +
+                                     " weights it found (only 2-D MatMul and Gemm weights of at least --min-elements " +
+                                     std::to_string(config.min_elements) + " unless a rule names them, and only where a lower rank is smaller)",
+                  config.rules, config.allow_empty, report.warnings);
   return out;
 }
 

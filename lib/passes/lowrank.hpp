@@ -53,6 +53,7 @@ struct LowrankConfig {
   int64_t min_elements = 4096;   // smaller weights stay as they are unless a rule matches them
   const calib::CalibStats* stats = nullptr;
   bool expect_stats = false;
+  bool allow_empty = false;      // factorizing nothing is an error (Error(Usage)) unless set
 };
 
 struct FactorizedTensor {

@@ -7,6 +7,7 @@
 #include "passes/layer_weight.hpp"
 #include "passes/sparsegpt.hpp"
 #include "passes/sparsity.hpp"
+#include "runtime/constants.hpp"
 
 namespace slmopt::passes {
 namespace {
@@ -85,11 +86,36 @@ void check_prune_config(const PruneConfig& config) {
   for (const auto& r : config.rules.rules) resolve(r.settings, config, r.label);
 }
 
+namespace {
+
+Model prune_unstructured(Model out, const PruneConfig& config, PruneReport& report, const Progress& progress);
+
+}  // namespace
+
 Model prune_model(const Model& model, const PruneConfig& config, PruneReport& report, const Progress& progress) {
   check_prune_config(config);
-  if (config.structured == "heads") return prune_heads(model, config, report);
-  if (!config.structured.empty()) return prune_structured(model, config, report);
-  Model out = model;
+  Model normalized = model;
+  runtime::constants_to_initializers(normalized);
+  // --sparsity 0 without rules asks for nothing, and gets it.
+  const SparsityTarget target = parse_sparsity(config.sparsity, "--sparsity");
+  PruneConfig checked = config;
+  checked.allow_empty = config.allow_empty || (config.rules.rules.empty() && target.fraction == 0 && !target.nm());
+  if (config.structured.empty()) return prune_unstructured(std::move(normalized), checked, report, progress);
+  Model out = config.structured == "heads" ? prune_heads(normalized, config, report)
+                                           : prune_structured(normalized, config, report);
+  int64_t cut = 0;
+  for (const auto& group : report.groups) cut += group.kept < group.channels;
+  require_changes(cut,
+                  report.groups.empty() ? "prune --structured " + config.structured + " found no group to prune"
+                                        : "prune --structured " + config.structured + " removed no channel from the " +
+                                              std::to_string(report.groups.size()) + " groups it found",
+                  config.rules, checked.allow_empty, report.warnings);
+  return out;
+}
+
+namespace {
+
+Model prune_unstructured(Model out, const PruneConfig& config, PruneReport& report, const Progress& progress) {
   Graph& g = out.graph;
   const auto uses = find_weight_uses(g);
   std::map<std::string, Decision> decisions;
@@ -176,7 +202,15 @@ Model prune_model(const Model& model, const PruneConfig& config, PruneReport& re
   }
   for (size_t i = 0; i < rule_hits.size(); ++i)
     if (rule_hits[i] == 0) report.warnings.push_back(config.rules.rules[i].label + " matched no weight");
+  require_changes(static_cast<int64_t>(pruned.size()),
+                  uses.empty() ? std::string(kNoWeightFound)
+                               : "prune changed none of the " + std::to_string(uses.size()) +
+                                     " weights it found (only float MatMul, Gemm and Conv weights of at least "
+                                     "--min-elements " + std::to_string(config.min_elements) + " are pruned unless a rule names them)",
+                  config.rules, config.allow_empty, report.warnings);
   return out;
 }
+
+}  // namespace
 
 }  // namespace slmopt::passes

@@ -33,6 +33,8 @@ struct PruneConfig {
   // With wanda and calibration: move each removed channel's mean output
   // into the biases of the layers that read it.
   bool compensate_means = true;
+  // Pruning nothing is an error (Error(Usage)) unless this is set.
+  bool allow_empty = false;
 };
 
 struct PrunedTensor {

@@ -10,6 +10,7 @@
 #include "passes/awq.hpp"
 #include "passes/layer_weight.hpp"
 #include "quant/gptq.hpp"
+#include "runtime/constants.hpp"
 #include "runtime/numeric.hpp"
 #include "quant/hessian.hpp"
 #include "quant/quantize_weight.hpp"
@@ -181,8 +182,24 @@ std::map<std::string, Decision> decide(const Graph& g, const std::map<std::strin
 Model quantize_model(const Model& model, const QuantizeConfig& config, QuantizeReport& report, const Progress& progress) {
   check_quantize_config(config);
   Model out = model;
+  runtime::constants_to_initializers(out);
   Graph& g = out.graph;
-  const auto decisions = decide(g, find_weight_uses(g), config);
+  const auto found = find_weight_uses(g);
+  auto decisions = decide(g, found, config);
+  // A layer no calibration sample reached (an If branch the data never took)
+  // has nothing to weigh its errors by: it gets the scale search instead.
+  if (config.stats)
+    for (const auto& init : g.initializers) {
+      auto d = decisions.find(init.name);
+      if (d == decisions.end() || d->second.keep_as_is || !d->second.action.keep.empty()) continue;
+      Action& a = d->second.action;
+      if (a.algorithm != "gptq" && a.algorithm != "awq") continue;
+      const WeightUse& use = found.at(init.name);
+      if (use.activation.empty() || layer_stats(config.stats, init.name, input_cols(init.tensor, use))) continue;
+      report.warnings.push_back("weight '" + init.name + "': no calibration sample reached its layer (a branch the data never took?); " +
+                                a.algorithm + " falls back to the scale search");
+      a.algorithm = "mse";
+    }
   // Activation-aware scaling rewrites weights, activations and their
   // statistics first; everything after sees the scaled model.
   calib::CalibStats scaled_stats;
@@ -204,6 +221,7 @@ Model quantize_model(const Model& model, const QuantizeConfig& config, QuantizeR
   std::vector<int64_t> rule_hits(config.rules.rules.size(), 0);
   std::vector<Node> casts;
   size_t done = 0;
+  int64_t changed = 0;
   for (auto& init : g.initializers) {
     auto use = uses.find(init.name);
     auto decision = decisions.find(init.name);
@@ -244,6 +262,7 @@ Model quantize_model(const Model& model, const QuantizeConfig& config, QuantizeR
       for (int64_t i = 0; i < w.numel(); ++i) back.mutable_data<float>()[i] = half_to_float(h.data<uint16_t>()[i]);
       row.relative_error = relative_error(w, back);
       row.action = "keep f16";
+      ++changed;
       row.bits_per_weight = 16;
       init.name = half_name;
       init.tensor = h;
@@ -251,6 +270,7 @@ Model quantize_model(const Model& model, const QuantizeConfig& config, QuantizeR
       init.tensor = with_context("tensor '" + init.name + "'",
                                  [&] { return quantize_one(w, init.name, use->second, a, stats, config.sparse, &report.warnings); });
       row.action = quant::format_spec(a.spec);
+      ++changed;
       row.bits_per_weight = init.tensor.quant()->bits_per_weight();
       const Tensor back = quant::dequantize(init.tensor);
       row.relative_error = relative_error(w, back);
@@ -264,6 +284,12 @@ Model quantize_model(const Model& model, const QuantizeConfig& config, QuantizeR
   g.nodes.insert(g.nodes.begin(), casts.begin(), casts.end());
   for (size_t i = 0; i < rule_hits.size(); ++i)
     if (rule_hits[i] == 0) report.warnings.push_back(config.rules.rules[i].label + " matched no weight");
+  require_changes(changed,
+                  uses.empty() ? std::string(kNoWeightFound)
+                               : "quantize changed none of the " + std::to_string(uses.size()) +
+                                     " weights it found (smaller than --min-elements " +
+                                     std::to_string(config.min_elements) + ", kept float by a rule, or not float)",
+                  config.rules, config.allow_empty, report.warnings);
   return out;
 }
 

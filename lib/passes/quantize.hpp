@@ -28,6 +28,8 @@ struct QuantizeConfig {
   const calib::CalibStats* stats = nullptr;
   // Set when the caller will supply stats, so a config can be checked first.
   bool expect_stats = false;
+  // Quantizing no weight is an error (Error(Usage)) unless this is set.
+  bool allow_empty = false;
 };
 
 struct QuantizedTensor {

@@ -6,6 +6,7 @@
 #include "core/half.hpp"
 #include "passes/layer_weight.hpp"
 #include "quant/spec.hpp"
+#include "runtime/constants.hpp"
 #include "runtime/numeric.hpp"
 
 namespace slmopt::plan {
@@ -44,6 +45,7 @@ Variants::Variants(const Model& model, const std::vector<std::string>& treatment
                    const VariantProgress& progress)
     : model_(model), treatments_(treatments) {
   check_treatments(treatments);
+  runtime::constants_to_initializers(model_);  // weights where quantize_model finds them
   std::map<std::string, size_t> index_of;
   for (size_t i = 0; i < model_.graph.initializers.size(); ++i) index_of[model_.graph.initializers[i].name] = i;
   bool first = true;
@@ -54,6 +56,7 @@ Variants::Variants(const Model& model, const std::vector<std::string>& treatment
     passes::QuantizeConfig config = base;
     config.rules = {};
     config.default_spec = treatments[t];
+    config.allow_empty = true;  // a model without plannable weights is reported by the planner
     passes::QuantizeReport report;
     const Model q = passes::quantize_model(model_, config, report);
     std::map<std::string, const Tensor*> quantized;

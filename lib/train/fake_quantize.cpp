@@ -53,7 +53,9 @@ FakeQuantPlan plan_fake_quantize(const Model& model, const LlamaWeights& w, cons
   if (config.stats || config.algorithm == "gptq" || config.algorithm == "awq")
     throw_usage("--finetune trains for rtn or mse rounding without calibration weights, not " + config.algorithm);
   passes::QuantizeReport plan;
-  passes::quantize_model(model, config, plan);
+  passes::QuantizeConfig planning = config;
+  planning.allow_empty = true;  // only the plan is wanted here
+  passes::quantize_model(model, planning, plan);
   std::map<std::string, const passes::QuantizedTensor*> planned;
   for (const auto& t : plan.tensors) {
     if (t.algorithm == "gptq" || t.algorithm == "awq")
