@@ -103,7 +103,7 @@ TEST_CASE("weights in Constant nodes and If bodies are found, and the model comp
   }
 }
 
-TEST_CASE("quantize and prune change a model whose weights are all Constant nodes; matching nothing exits 2") {
+TEST_CASE("quantize and prune change a model whose weights are all Constant nodes, and matching nothing exits 2") {
   auto dir = test::more_models_dir();
   if (!dir) return;
   const std::string model = (*dir / "ch_ppocr_mobile_v2.0_cls_infer.onnx").string();
