@@ -181,8 +181,11 @@ void StatsCollector::observe_histogram(const std::string& name, const Tensor& va
   for (int64_t i = 0; i < x.numel(); ++i) {
     const float v = x.data<float>()[i];
     if (std::isnan(v)) continue;
-    const auto bin = static_cast<int64_t>((static_cast<double>(v) - h.lo) / width);
-    ++h.counts[static_cast<size_t>(std::clamp<int64_t>(bin, 0, bins - 1))];
+    // Clamped before the cast: an infinite value (an attention mask's -inf)
+    // or an infinite range gives inf or NaN here, which no integer holds.
+    const double at = (static_cast<double>(v) - h.lo) / width;
+    const int64_t bin = at >= static_cast<double>(bins) ? bins - 1 : at > 0 ? static_cast<int64_t>(at) : 0;
+    ++h.counts[static_cast<size_t>(bin)];
   }
 }
 
