@@ -86,7 +86,6 @@ Model with_opset_at_least(const Model& model, int target) {
   for (const auto& t : model.graph.initializers) original[t.name] = &t;
   onnx::ModelProto stripped = converted;
   auto* inits = stripped.mutable_graph()->mutable_initializer();
-  std::vector<std::string> kept_names;
   for (int i = inits->size() - 1; i >= 0; --i)
     if (original.count(inits->Get(i).name())) inits->DeleteSubrange(i, 1);
   Model out = model_from_proto(stripped, {}, who);
