@@ -3,6 +3,10 @@
 // thread each). Prints one row per workload and the ratio ours / ORT.
 //
 //   slmopt_bench MODELS_DIR ORT_NODE_MODULES [REPEAT]
+//
+// With SLMOPT_MORE_MODELS set (scripts/fetch-testdata.sh), PaddlePaddle's
+// PP-OCR models and Silero VAD v5/legacy too. The "simplified" column is our
+// runtime on the model after `slmopt simplify` (BatchNormalization folded).
 #include <Eigen/Core>
 #include <omp.h>
 
@@ -20,6 +24,7 @@
 #include "calib/npy.hpp"
 #include "model_io.hpp"
 #include "onnx/onnx_io.hpp"
+#include "passes/simplify.hpp"
 #include "runtime/session.hpp"
 
 using namespace slmopt;
@@ -102,6 +107,29 @@ Model ffn_model() {
   return m;
 }
 
+Tensor filled(DType dtype, std::vector<int64_t> shape, uint32_t seed, float scale) {
+  Tensor t(dtype, std::move(shape));
+  std::mt19937 rng(seed);
+  std::normal_distribution<float> n(0, scale);
+  for (int64_t i = 0; i < t.numel(); ++i) t.mutable_data<float>()[i] = n(rng);
+  return t;
+}
+
+// Inputs of the models from other exporters: an image of the size the OCR
+// pipeline feeds each model, one 32 ms chunk of 16 kHz audio for the VADs.
+std::map<std::string, Tensor> more_model_feeds(const std::string& file) {
+  if (file.starts_with("silero")) {
+    std::map<std::string, Tensor> f{{"input", filled(DType::F32, {1, 512}, 5, 0.1f)},
+                                    {"sr", Tensor::from_values<int64_t>(DType::I64, {}, {16000})}};
+    if (file == "silero_vad_v5.onnx") f["state"] = filled(DType::F32, {2, 1, 128}, 6, 0.0f);
+    else f["h"] = filled(DType::F32, {2, 1, 64}, 6, 0.0f), f["c"] = filled(DType::F32, {2, 1, 64}, 7, 0.0f);
+    return f;
+  }
+  if (file.find("det") != std::string::npos) return {{"x", filled(DType::F32, {1, 3, 320, 320}, 1, 0.5f)}};
+  if (file.find("rec") != std::string::npos) return {{"x", filled(DType::F32, {1, 3, 48, 320}, 2, 0.5f)}};
+  return {{"x", filled(DType::F32, {1, 3, 48, 192}, 3, 0.5f)}};
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -128,9 +156,30 @@ int main(int argc, char** argv) {
   onnx_format::write_onnx(load_model(llama), (tmp / "stories260K.onnx").string());
   workloads.emplace_back("stories260K prefill, 256 tokens", (tmp / "stories260K.onnx").string());
 
-  std::printf("%-34s %12s %12s %8s\n", "workload", "slmopt ms", "ORT ms", "ratio");
+  std::map<std::string, std::map<std::string, Tensor>> fixed_feeds;
+  if (const char* more = std::getenv("SLMOPT_MORE_MODELS"))
+    for (const char* name : {"ch_ppocr_mobile_v2.0_cls_infer.onnx", "ch_PP-OCRv4_det_infer.onnx",
+                             "ch_PP-OCRv4_rec_infer.onnx", "silero_vad_v5.onnx", "silero_vad_legacy.onnx"}) {
+      workloads.emplace_back(name, (fs::path(more) / name).string());
+      fixed_feeds[name] = more_model_feeds(name);
+    }
+
+  std::printf("%-34s %12s %12s %8s %12s %8s\n", "workload", "slmopt ms", "ORT ms", "ratio", "simplified", "ratio");
   for (const auto& [label, path] : workloads) {
     Model m = onnx_format::read_onnx(path);
+    // Simplified for the shapes it is fed, as `simplify --input-shape` does.
+    Model simple = m;
+    passes::SimplifyOptions bound;
+    if (auto it = fixed_feeds.find(label); it != fixed_feeds.end())
+      for (const auto& [name, t] : it->second) bound.input_shapes[name] = t.shape();
+    passes::simplify(simple, bound);
+    if (auto it = fixed_feeds.find(label); it != fixed_feeds.end()) {
+      const double ours = ours_ms(m, it->second, repeat), ort = ort_ms(modules, path, it->second, repeat, tmp);
+      const double simplified = ours_ms(simple, it->second, repeat);
+      std::printf("%-34s %12.3f %12.3f %8.2f %12.3f %8.2f\n", label.c_str(), ours, ort, ort > 0 ? ours / ort : 0.0,
+                  simplified, ort > 0 ? simplified / ort : 0.0);
+      continue;
+    }
     runtime::Session probe(m);
     auto inputs = probe.feed_inputs();
     for (auto& v : inputs)  // symbolic dims: batch 1, audio 1 s
@@ -143,7 +192,9 @@ int main(int argc, char** argv) {
       for (int64_t i = 0; i < feeds.begin()->second.numel(); ++i) feeds.begin()->second.mutable_data<float>()[i] *= 3000;
     const double ours = ours_ms(m, feeds, repeat);
     const double ort = ort_ms(modules, path, feeds, repeat, tmp);
-    std::printf("%-34s %12.3f %12.3f %8.2f\n", label.c_str(), ours, ort, ort > 0 ? ours / ort : 0.0);
+    const double simplified = ours_ms(simple, feeds, repeat);
+    std::printf("%-34s %12.3f %12.3f %8.2f %12.3f %8.2f\n", label.c_str(), ours, ort, ort > 0 ? ours / ort : 0.0,
+                simplified, ort > 0 ? simplified / ort : 0.0);
     if (label.rfind("ffn", 0) == 0) {
       set_threads(omp_get_num_procs());
       std::printf("%-34s %12.3f %12s\n", "  same, slmopt on all cores", ours_ms(m, feeds, repeat), "");

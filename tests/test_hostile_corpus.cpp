@@ -40,6 +40,7 @@ struct CommandRow {
 const CommandRow kCommands[] = {
     {"inspect", "inspect {in}"},
     {"convert", "convert {in} -o {out}/c.onnx"},
+    {"simplify", "simplify {in} -o {out}/s.onnx --allow-empty"},
     {"run", "run {in} --random 1 -o {out}/run"},
     {"quantize", "quantize {in} -o {out}/q.slm --bits '*=q4'"},
     {"prune", "prune {in} -o {out}/p.onnx --sparsity 0.5"},
@@ -353,7 +354,8 @@ TEST_CASE("a 200,000-node graph goes through the commands in bounded time") {
   m.graph.outputs.push_back(out);
   test::TempDir tmp;
   onnx_format::write_onnx(m, tmp.file("chain.onnx"));
-  for (const char* args : {"inspect {in}", "run {in} --random 1", "pack {in} -o {out}/c.bin", "quantize {in} -o {out}/q.slm --bits '*=q8'"}) {
+  for (const char* args : {"inspect {in}", "run {in} --random 1", "pack {in} -o {out}/c.bin", "quantize {in} -o {out}/q.slm --bits '*=q8'",
+                           "simplify {in} -o {out}/s.onnx --allow-empty"}) {
     INFO(args);
     const auto r = run_bounded(replaced(replaced(args, "{in}", "'" + tmp.file("chain.onnx") + "'"), "{out}", "'" + tmp.path().string() + "'"));
     INFO(r.err);

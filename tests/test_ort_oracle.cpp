@@ -537,3 +537,34 @@ TEST_CASE("int8 and QDQ files of an opset-9 model are raised to an opset ONNX Ru
     CHECK(eval::compare_tensors(reference, theirs)["max_abs"] < 0.1);
   }
 }
+
+TEST_CASE("simplified models (folded, BatchNormalization folded, FusedConv) run in ONNX Runtime as in ours") {
+  auto modules = ort_modules();
+  auto dir = test::more_models_dir();
+  if (!modules || !dir) return;
+  test::TempDir tmp;
+  struct Case {
+    const char* file;
+    std::vector<int64_t> shape;
+    const char* extra;
+  };
+  // PaddlePaddle's opset-9 classifier with a free batch, and the detector with free height and width.
+  for (const Case& c : {Case{"ch_ppocr_mobile_v2.0_cls_infer.onnx", {1, 3, 48, 192}, ""},
+                        Case{"ch_PP-OCRv4_det_infer.onnx", {1, 3, 64, 96}, " --input-shape x=1,3,64,96"}}) {
+    INFO(c.file);
+    const std::string model = (*dir / c.file).string(), out = tmp.file(std::string("s_") + c.file);
+    auto r = test::run_slmopt("simplify '" + model + "' -o '" + out + "' --fuse-activations -q" + c.extra);
+    INFO(r.err);
+    REQUIRE(r.exit_code == 0);
+    const Model m = onnx_format::read_onnx(out);
+    int fused = 0;
+    for (const auto& n : m.graph.nodes) fused += n.op_type == "FusedConv";
+    CHECK(fused > 0);
+    const Tensor x = test::gaussian_tensor(c.shape, 21, 0.5f);
+    // Both outputs are probabilities (a softmax, a sigmoid map mostly near 0
+    // on noise, where a relative error says nothing): absolute errors.
+    const Tensor theirs = run_ort(*modules, out, "x", x, tmp);
+    CHECK(eval::compare_tensors(run_ours(out, "x", x), theirs)["max_abs"] < 1e-5);
+    CHECK(eval::compare_tensors(run_ours(model, "x", x), theirs)["max_abs"] < 1e-4);
+  }
+}

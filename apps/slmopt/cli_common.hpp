@@ -50,6 +50,7 @@ void print_json(const nlohmann::ordered_json& doc);
 // One registration function per subcommand file.
 void setup_inspect(CLI::App& app, GlobalOptions& global);
 void setup_convert(CLI::App& app, const GlobalOptions& global);
+void setup_simplify(CLI::App& app, const GlobalOptions& global);
 void setup_run(CLI::App& app, GlobalOptions& global);
 void setup_eval(CLI::App& app, GlobalOptions& global);
 void setup_quantize(CLI::App& app, const GlobalOptions& global);

@@ -17,6 +17,7 @@
 #include "firmware/firmware_emit.hpp"
 #include "model_io.hpp"
 #include "ota/ota_package.hpp"
+#include "passes/simplify.hpp"
 #include "passes/sparse_storage.hpp"
 #include "runtime/session.hpp"
 #include "samples.hpp"
@@ -40,6 +41,7 @@ struct PackOptions {
   float golden_atol = 1e-4f, golden_rtol = 1e-3f;
   std::string sign_key;
   bool dense = false;
+  bool no_simplify = false;
 };
 
 const std::set<std::string> kEmitKinds = {"bin", "c-header", "partition", "ld", "ota"};
@@ -88,6 +90,15 @@ void run_pack(const PackOptions& o, GlobalOptions& global) {
   const bool show = !global.quiet && !global.json;
 
   Model model = load_model(o.model);
+  // The device runs the graph as packed: shapes and constants it would
+  // recompute on every inference are computed here, once (exact rewrites only).
+  passes::SimplifyReport simplified;
+  if (!o.no_simplify && !model.graph.nodes.empty()) {
+    passes::SimplifyOptions so;
+    so.fold_batch_norm = false;
+    so.keep_unread_initializers = true;
+    simplified = passes::simplify(model, so);
+  }
   const passes::SparseStorageReport sparse = o.dense ? passes::SparseStorageReport{} : passes::store_sparse_floats(model);
   blob::BlobOptions bo;
   bo.alignment = o.alignment;
@@ -189,6 +200,8 @@ void run_pack(const PackOptions& o, GlobalOptions& global) {
                                 {"sections", sections},
                                 {"sha256", sha},
                                 {"tensors", model.graph.initializers.size()},
+                                {"simplified", simplified.lines()},
+                                {"nodes", model.graph.nodes.size()},
                                 {"sparse_tensors", sparse.tensors},
                                 {"sparse_bytes_saved", sparse.bytes_before - sparse.bytes_after},
                                 {"golden_samples", bo.golden ? bo.golden->inputs.size() : 0},
@@ -206,6 +219,9 @@ void run_pack(const PackOptions& o, GlobalOptions& global) {
   std::cout << "blob       " << human_bytes(blob_bytes) << " (" << with_thousands(static_cast<int64_t>(blob_bytes))
             << " bytes; weights " << human_bytes(layout.weight_bytes) << ", padding " << human_bytes(layout.padding_bytes)
             << " at --align " << o.alignment << ")\n";
+  if (simplified.changed())
+    std::cout << "graph      " << simplified.nodes_before << " -> " << simplified.nodes_after
+              << " nodes (constants and shapes folded, no-ops removed; --no-simplify keeps the graph as it is)\n";
   if (sparse.tensors)
     std::cout << "sparse     " << sparse.tensors << " pruned weight(s) stored sparse: " << human_bytes(sparse.bytes_before)
               << " -> " << human_bytes(sparse.bytes_after) << " (--dense keeps them dense)\n";
@@ -244,6 +260,7 @@ void setup_pack(CLI::App& app, GlobalOptions& global) {
   cmd->add_option("--golden-atol", o->golden_atol, "Absolute tolerance for float outputs on the device")->capture_default_str();
   cmd->add_option("--golden-rtol", o->golden_rtol, "Relative tolerance for float outputs on the device")->capture_default_str();
   cmd->add_option("--sign", o->sign_key, "Ed25519 private key (PEM) that signs the OTA package");
+  cmd->add_flag("--no-simplify", o->no_simplify, "Pack the graph as it is (default: constants and shapes folded, no-ops and dead nodes removed, exactly)");
   cmd->add_flag("--dense", o->dense, "Keep pruned float weights dense (default: stored sparse where that is smaller)");
   cmd->callback([o, &global] { run_pack(*o, global); });
 }

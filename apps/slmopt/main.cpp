@@ -25,6 +25,7 @@ int main(int argc, char** argv) {
       "Most bytes of tensors held at once, e.g. 2GiB (default: SLMOPT_MEMORY_LIMIT, else the machine's RAM)");
   cli::setup_inspect(app, global);
   cli::setup_convert(app, global);
+  cli::setup_simplify(app, global);
   cli::setup_run(app, global);
   cli::setup_eval(app, global);
   cli::setup_calibrate(app, global);

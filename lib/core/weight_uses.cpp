@@ -8,9 +8,9 @@ std::map<std::string, WeightUse> find_weight_uses(const Graph& g) {
   std::map<std::string, WeightUse> uses;
   std::unordered_set<std::string> weights;
   for (const auto& t : g.initializers) weights.insert(t.name);
-  auto note = [&](const Node& n, size_t input, bool input_first, size_t activation) {
+  auto note = [&](const Node& n, size_t input, bool input_first, size_t activation, const std::string& reads_as = "") {
     if (input >= n.inputs.size() || !weights.count(n.inputs[input])) return;
-    WeightUse u{n.name, n.op_type, input_first, "", false};
+    WeightUse u{n.name, reads_as.empty() ? n.op_type : reads_as, input_first, "", false};
     if (activation < n.inputs.size() && !weights.count(n.inputs[activation])) u.activation = n.inputs[activation];
     auto it = uses.find(n.inputs[input]);
     // A tied embedding is a Gather table first and the output layer later: the
@@ -24,6 +24,8 @@ std::map<std::string, WeightUse> find_weight_uses(const Graph& g) {
     for (const Node& n : body.nodes) {
       // ONNX Runtime's fused self-attention reads its packed q|k|v weights as MatMul reads B.
       if (n.domain == "com.microsoft" && n.op_type == "Attention") note(n, 1, true, 0);
+      // A convolution with its activation fused in (simplify --fuse-activations) reads its weights as Conv does.
+      if (n.domain == "com.microsoft" && n.op_type == "FusedConv") note(n, 1, false, 0, "Conv");
       if (!n.domain.empty() && n.domain != "ai.onnx") continue;
       if (n.op_type == "MatMul") note(n, 1, true, 0);
       if (n.op_type == "Gemm") {

@@ -1,4 +1,5 @@
-// Which initializers are weights of a matrix-like op (MatMul, Gemm, Conv,
+// Which initializers are weights of a matrix-like op (MatMul, Gemm, Conv and
+// com.microsoft FusedConv,
 // ConvTranspose, LSTM/GRU/RNN's W and R, com.microsoft Attention's packed
 // projection, or a Gather table), how the op reads them, and which activation
 // meets them.

@@ -36,6 +36,68 @@ Session::Session(const Model& model) : model_(model) {
     throw_bad_input("the runtime has no kernel for: " + list);
   }
   packed_constants_ = std::make_unique<PackedConstants>(model);
+  precompute_constant_nodes();
+}
+
+namespace {
+
+// Kept computed on every run: random draws, quantization nodes whose float
+// results would be copies of quantized weights held in memory, and QLinear
+// products, whose rounding is a setting of the session (set_requantization).
+bool computed_every_run(const Node& n) {
+  static const std::set<std::string> ops = {"RandomNormal",     "RandomUniform",    "RandomNormalLike",
+                                            "RandomUniformLike", "Multinomial",      "Bernoulli",
+                                            "QuantizeLinear",   "DequantizeLinear", "DynamicQuantizeLinear",
+                                            "QLinearConv",      "QLinearMatMul"};
+  if (!(n.domain.empty() || n.domain == "ai.onnx") || ops.count(n.op_type)) return true;
+  for (const auto& a : n.attributes)
+    if (!a.graphs.empty()) return true;
+  return false;
+}
+
+// A precomputed value larger than this (and not a Constant node's own
+// value) stays computed per run: the session must not hold a second copy of a weight.
+constexpr uint64_t kMaxPrecomputedBytes = 64 * 1024;
+
+}  // namespace
+
+void Session::precompute_constant_nodes() {
+  const Graph& g = model_.graph;
+  std::unordered_map<std::string, const Tensor*> constants;
+  std::set<std::string> overridable;
+  if (model_.ir_version >= 4)
+    for (const auto& v : g.inputs) overridable.insert(v.name);
+  for (const auto& t : g.initializers)
+    if (!overridable.count(t.name) && !t.tensor.is_quantized()) constants[t.name] = &t.tensor;
+  const auto& registry = KernelRegistry::instance();
+  for (const Node& node : g.nodes) {
+    if (computed_every_run(node) || node.outputs.empty()) continue;
+    std::vector<const Tensor*> inputs;
+    bool constant = node.op_type == "Constant" || !node.inputs.empty();
+    for (const auto& name : node.inputs) {
+      if (name.empty()) {
+        inputs.push_back(nullptr);
+        continue;
+      }
+      auto it = constants.find(name);
+      constant = constant && it != constants.end();
+      inputs.push_back(it == constants.end() ? nullptr : it->second);
+    }
+    if (!constant) continue;
+    OpContext ctx{node, opset(node.domain), inputs, {}, this, nullptr};
+    ctx.outputs.resize(node.outputs.size());
+    try {
+      registry.entry(node.domain, node.op_type)->fn(ctx);
+    } catch (const Error&) {
+      continue;  // the run reports it, with its context
+    }
+    uint64_t bytes = 0;
+    for (const auto& t : ctx.outputs) bytes += t.nbytes();
+    if (node.op_type != "Constant" && bytes > kMaxPrecomputedBytes) continue;
+    auto& kept = precomputed_[&node] = std::move(ctx.outputs);
+    for (size_t k = 0; k < node.outputs.size(); ++k)
+      if (!node.outputs[k].empty()) constants[node.outputs[k]] = &kept[k];
+  }
 }
 
 Session::~Session() = default;
@@ -133,6 +195,15 @@ std::vector<Tensor> Session::run_graph_with(const Graph& graph, const std::vecto
   const auto& registry = KernelRegistry::instance();
   for (size_t i = 0; i < graph.nodes.size(); ++i) {
     const Node& node = graph.nodes[i];
+    if (auto pre = precomputed_.find(&node); pre != precomputed_.end()) {
+      // Held by the session like a weight: no arena slot, not counted as live.
+      for (size_t k = 0; k < node.outputs.size(); ++k) {
+        if (node.outputs[k].empty()) continue;
+        if (observer_) observer_(node, node.outputs[k], pre->second[k]);
+        scope.values.insert_or_assign(node.outputs[k], pre->second[k]);
+      }
+      continue;
+    }
     OpContext ctx{node, opset(node.domain), {}, {}, this, &scope};
     const KernelEntry* kernel = registry.entry(node.domain, node.op_type);
     if (!kernel) ctx.fail("no kernel for " + (node.domain.empty() ? "" : node.domain + ".") + node.op_type);

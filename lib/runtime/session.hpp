@@ -96,7 +96,13 @@ class Session {
   std::vector<Tensor> bind_feeds(const std::map<std::string, Tensor>& feeds) const;
   std::map<std::string, Tensor> name_outputs(std::vector<Tensor> outputs) const;
 
+  // Outputs of main-graph nodes whose inputs are all constants (Constant
+  // nodes, arithmetic on shape constants), computed once here instead of on
+  // every run; the same kernels, so the same bits.
+  void precompute_constant_nodes();
+
   const Model& model_;
+  std::unordered_map<const Node*, std::vector<Tensor>> precomputed_;
   Observer observer_;
   Requantization requantization_ = Requantization::Exact;
   std::unique_ptr<PackedConstants> packed_constants_;

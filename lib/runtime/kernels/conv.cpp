@@ -1,9 +1,10 @@
 // Conv (any number of spatial dims, groups, dilations, padding) by im2col and a
-// matrix product, and ConvTranspose by direct scatter.
+// matrix product, and ConvTranspose by direct scatter; com.microsoft FusedConv.
 #include <algorithm>
 #include <cstring>
 #include <memory>
 
+#include "runtime/kernel_registry.hpp"
 #include "runtime/kernels/kernel_util.hpp"
 #include "runtime/kernels/matmul.hpp"
 #include "runtime/kernels/window.hpp"
@@ -342,11 +343,57 @@ void conv_transpose_op(OpContext& c) {
   c.output(0) = narrow_from_float(out, c.input(0).dtype());
 }
 
+Attribute float_attribute(const std::string& name, float value) {
+  Attribute a;
+  a.name = name;
+  a.type = AttrType::Float;
+  a.f = value;
+  return a;
+}
+
+// com.microsoft FusedConv (ONNX Runtime's contrib op, which `simplify
+// --fuse-activations` writes): a Conv and then its activation, computed by
+// the same kernels as the two nodes apart, so fusing changes no bit.
+void fused_conv_op(OpContext& c) {
+  if (c.has_input(3)) c.fail("the Z (sum) input is not supported");
+  conv_op(c);
+  const std::string op = c.attr_string("activation", "");
+  const std::vector<float> params = c.attr_floats("activation_params");
+  Node act;
+  act.op_type = op;
+  Tensor lo, hi;
+  std::vector<const Tensor*> inputs = {&c.output(0)};
+  auto need = [&](size_t count) {
+    if (params.size() != count)
+      c.fail("activation " + op + " takes " + std::to_string(count) + " activation_params, got " + std::to_string(params.size()));
+  };
+  if (op == "LeakyRelu") {
+    need(1);
+    act.attributes.push_back(float_attribute("alpha", params[0]));
+  } else if (op == "HardSigmoid") {
+    need(2);
+    act.attributes = {float_attribute("alpha", params[0]), float_attribute("beta", params[1])};
+  } else if (op == "Clip") {
+    need(2);
+    lo = Tensor::from_values<float>(DType::F32, {}, {params[0]});
+    hi = Tensor::from_values<float>(DType::F32, {}, {params[1]});
+    inputs = {&c.output(0), &lo, &hi};
+  } else if (op != "Relu" && op != "Sigmoid" && op != "Tanh") {
+    c.fail("activation '" + op + "' is not one of Relu, LeakyRelu, Sigmoid, Tanh, Clip, HardSigmoid");
+  }
+  const KernelEntry* kernel = KernelRegistry::instance().entry("", op);
+  OpContext ac{act, 13, inputs, {}, c.session, c.scope};
+  ac.outputs.resize(1);
+  kernel->fn(ac);
+  c.output(0) = std::move(ac.outputs[0]);
+}
+
 }  // namespace
 
 void register_conv(KernelRegistry& r) {
   r.add("", "Conv", conv_op);
   r.add("", "ConvTranspose", conv_transpose_op);
+  r.add("com.microsoft", "FusedConv", fused_conv_op);
 }
 
 }  // namespace slmopt::runtime

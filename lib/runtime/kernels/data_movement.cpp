@@ -208,7 +208,29 @@ void slice_op(OpContext& c) {
     step[a] = s;
   }
   const auto strides = strides_of(x.shape());
-  std::vector<int64_t> idx(rank);
+  // A row of the last axis at a time from the first element's offset, each
+  // axis stepping by its step times its stride (negative steps walk back).
+  const int es = dtype_size(x.dtype());
+  if (rank > 0 && (es == 1 || es == 2 || es == 4 || es == 8)) {
+    Tensor out(x.dtype(), shape);
+    if (out.numel() > 0) {
+      int64_t first = 0;
+      std::vector<int64_t> src_strides(rank);
+      for (size_t d = 0; d < rank; ++d) {
+        first += begin[d] * strides[d];
+        src_strides[d] = step[d] * strides[d];
+      }
+      switch (es) {
+        case 1: copy_strided(x.data<uint8_t>() + first, out.mutable_data<uint8_t>(), shape, src_strides); break;
+        case 2: copy_strided(x.data<uint16_t>() + first, out.mutable_data<uint16_t>(), shape, src_strides); break;
+        case 4: copy_strided(x.data<uint32_t>() + first, out.mutable_data<uint32_t>(), shape, src_strides); break;
+        default: copy_strided(x.data<uint64_t>() + first, out.mutable_data<uint64_t>(), shape, src_strides); break;
+      }
+    }
+    c.output(0) = std::move(out);
+    return;
+  }
+  std::vector<int64_t> idx(rank);  // strings: one element at a time
   c.output(0) = gather_elements_by(x, shape, [&](int64_t i) {
     unravel(i, shape, idx);
     int64_t off = 0;
@@ -266,7 +288,15 @@ void scatter_nd_op(OpContext& c) {
   const Tensor& ind = c.input(1);
   const Tensor& upd = c.input(2);
   const auto indices = int_values(ind);
+  // Decided once, not per element.
+  enum class Reduce { None, Add, Mul, Max, Min };
   const std::string reduction = c.attr_string("reduction", "none");
+  const Reduce reduce = reduction == "add"   ? Reduce::Add
+                        : reduction == "mul" ? Reduce::Mul
+                        : reduction == "max" ? Reduce::Max
+                        : reduction == "min" ? Reduce::Min
+                                             : Reduce::None;
+  if (reduce == Reduce::None && reduction != "none") c.fail("unknown reduction '" + reduction + "'");
   if (ind.rank() < 1) c.fail("indices must have rank >= 1");
   const int64_t k = ind.shape().back();
   if (k > x.rank()) c.fail("index depth exceeds the data rank");
@@ -292,15 +322,18 @@ void scatter_nd_op(OpContext& c) {
         if (v < 0) v += dim;
         off += v * strides[static_cast<size_t>(j)];
       }
-      for (int64_t e = 0; e < slice; ++e) {
-        T& dst = po[off + e];
-        const T src = pu[i * slice + e];
-        if constexpr (std::is_same_v<T, bool>) dst = src;
-        else if (reduction == "add") dst = static_cast<T>(dst + src);
-        else if (reduction == "mul") dst = static_cast<T>(dst * src);
-        else if (reduction == "max") dst = std::max(dst, src);
-        else if (reduction == "min") dst = std::min(dst, src);
-        else dst = src;
+      T* dst = po + off;
+      const T* src = pu + i * slice;
+      if constexpr (std::is_same_v<T, bool>) {
+        std::copy_n(src, slice, dst);
+      } else {
+        switch (reduce) {
+          case Reduce::None: std::copy_n(src, slice, dst); break;
+          case Reduce::Add: for (int64_t e = 0; e < slice; ++e) dst[e] = static_cast<T>(dst[e] + src[e]); break;
+          case Reduce::Mul: for (int64_t e = 0; e < slice; ++e) dst[e] = static_cast<T>(dst[e] * src[e]); break;
+          case Reduce::Max: for (int64_t e = 0; e < slice; ++e) dst[e] = std::max(dst[e], src[e]); break;
+          case Reduce::Min: for (int64_t e = 0; e < slice; ++e) dst[e] = std::min(dst[e], src[e]); break;
+        }
       }
     }
   });
