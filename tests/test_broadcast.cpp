@@ -1,5 +1,5 @@
 // The runtime's broadcasting ops (binary arithmetic, comparisons, Where,
-// Expand), Concat and Softmax against plain per-element definitions written
+// Expand), Concat, Softmax, Slice and ConvTranspose against plain per-element definitions written
 // here, on random shapes: the kernels walk rows, these walk single elements.
 #include <catch2/catch.hpp>
 
@@ -254,5 +254,66 @@ TEST_CASE("Slice (positive and negative steps, any axes, every element size) tak
       REQUIRE(std::memcmp(out.bytes() + o * static_cast<int64_t>(es), x.bytes() + src * static_cast<int64_t>(es), es) == 0);
       for (int d = rank - 1; d >= 0 && ++at[static_cast<size_t>(d)] == want_shape[static_cast<size_t>(d)]; --d) at[static_cast<size_t>(d)] = 0;
     }
+  }
+}
+
+TEST_CASE("ConvTranspose (groups, strides, dilations, pads, output padding, 1-D and 2-D) equals its definition") {
+  std::mt19937 rng(17);
+  for (int trial = 0; trial < 120; ++trial) {
+    const bool one_d = trial % 3 == 0;
+    const int64_t groups = 1 + static_cast<int64_t>(rng() % 2), cg = 1 + static_cast<int64_t>(rng() % 3),
+                  mg = 1 + static_cast<int64_t>(rng() % 3), batch = 1 + static_cast<int64_t>(rng() % 2);
+    const int64_t ih = one_d ? 1 : 1 + static_cast<int64_t>(rng() % 5), iw = 1 + static_cast<int64_t>(rng() % 6);
+    const int64_t kh = one_d ? 1 : 1 + static_cast<int64_t>(rng() % 3), kw = 1 + static_cast<int64_t>(rng() % 3);
+    const int64_t sh = one_d ? 1 : 1 + static_cast<int64_t>(rng() % 3), sw = 1 + static_cast<int64_t>(rng() % 3);
+    const int64_t dh = one_d ? 1 : 1 + static_cast<int64_t>(rng() % 2), dw = 1 + static_cast<int64_t>(rng() % 2);
+    const int64_t ph0 = one_d ? 0 : static_cast<int64_t>(rng() % 2), ph1 = one_d ? 0 : static_cast<int64_t>(rng() % 2);
+    const int64_t pw0 = static_cast<int64_t>(rng() % 2), pw1 = static_cast<int64_t>(rng() % 2);
+    const int64_t oph = one_d ? 0 : static_cast<int64_t>(rng() % sh), opw = static_cast<int64_t>(rng() % sw);
+    const int64_t oh = sh * (ih - 1) + oph + (kh - 1) * dh + 1 - ph0 - ph1;
+    const int64_t ow = sw * (iw - 1) + opw + (kw - 1) * dw + 1 - pw0 - pw1;
+    if (oh <= 0 || ow <= 0) continue;
+    const int64_t channels = groups * cg, out_channels = groups * mg;
+    std::vector<int64_t> xs = {batch, channels, ih, iw}, ws = {channels, mg, kh, kw};
+    if (one_d) xs = {batch, channels, iw}, ws = {channels, mg, kw};
+    const Tensor x = test::gaussian_tensor(xs, static_cast<uint32_t>(3 * trial));
+    const Tensor w = test::gaussian_tensor(ws, static_cast<uint32_t>(3 * trial + 1));
+    const Tensor bias = test::gaussian_tensor({out_channels}, static_cast<uint32_t>(3 * trial + 2));
+    std::vector<Attribute> attrs = {Attribute::integer("group", groups)};
+    if (one_d) {
+      attrs.push_back(Attribute::integers("strides", {sw}));
+      attrs.push_back(Attribute::integers("dilations", {dw}));
+      attrs.push_back(Attribute::integers("pads", {pw0, pw1}));
+      attrs.push_back(Attribute::integers("output_padding", {opw}));
+    } else {
+      attrs.push_back(Attribute::integers("strides", {sh, sw}));
+      attrs.push_back(Attribute::integers("dilations", {dh, dw}));
+      attrs.push_back(Attribute::integers("pads", {ph0, pw0, ph1, pw1}));
+      attrs.push_back(Attribute::integers("output_padding", {oph, opw}));
+    }
+    const Tensor out = run_node(node_model("ConvTranspose", 3, attrs), {x, w, bias});
+    INFO("trial " << trial);
+    REQUIRE(out.numel() == batch * out_channels * oh * ow);
+    // The definition, in double: each input element times the kernel, added where it lands.
+    std::vector<double> want(static_cast<size_t>(out.numel()), 0.0);
+    for (int64_t b = 0; b < batch; ++b)
+      for (int64_t o = 0; o < out_channels; ++o)
+        for (int64_t p = 0; p < oh * ow; ++p) want[static_cast<size_t>((b * out_channels + o) * oh * ow + p)] = bias.data<float>()[o];
+    for (int64_t b = 0; b < batch; ++b)
+      for (int64_t ci = 0; ci < channels; ++ci)
+        for (int64_t m = 0; m < mg; ++m)
+          for (int64_t y = 0; y < ih; ++y)
+            for (int64_t xx = 0; xx < iw; ++xx)
+              for (int64_t ky = 0; ky < kh; ++ky)
+                for (int64_t kx = 0; kx < kw; ++kx) {
+                  const int64_t py = y * sh + ky * dh - ph0, px = xx * sw + kx * dw - pw0;
+                  if (py < 0 || py >= oh || px < 0 || px >= ow) continue;
+                  const int64_t o = (ci / cg) * mg + m;
+                  want[static_cast<size_t>(((b * out_channels + o) * oh + py) * ow + px)] +=
+                      static_cast<double>(x.data<float>()[((b * channels + ci) * ih + y) * iw + xx]) *
+                      w.data<float>()[((ci * mg + m) * kh + ky) * kw + kx];
+                }
+    for (int64_t i = 0; i < out.numel(); ++i)
+      REQUIRE(out.data<float>()[i] == Approx(want[static_cast<size_t>(i)]).margin(1e-5).epsilon(1e-5));
   }
 }

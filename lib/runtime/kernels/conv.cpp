@@ -1,5 +1,6 @@
 // Conv (any number of spatial dims, groups, dilations, padding) by im2col and a
-// matrix product, and ConvTranspose by direct scatter; com.microsoft FusedConv.
+// matrix product; ConvTranspose (1-D and 2-D float) by a matrix product and
+// col2im, other cases by direct scatter; com.microsoft FusedConv.
 #include <algorithm>
 #include <cstring>
 #include <memory>
@@ -254,6 +255,77 @@ void conv_op(OpContext& c) {
   c.output(0) = narrow_from_float(out, c.input(0).dtype());
 }
 
+// A ConvTranspose's shape: per group cg input and mg output channels;
+// spatial sizes, kernel, strides, dilations and begin pads (2-D after lifting).
+struct ConvTransposeGeometry {
+  int64_t cg, mg, groups;
+  std::vector<int64_t> in, out, kernel, strides, dil, pads;
+};
+
+// A 1-D transposed convolution is a 2-D one of height 1.
+ConvTransposeGeometry lifted_to_2d(ConvTransposeGeometry g, size_t nd) {
+  if (nd == 2) return g;
+  g.in.insert(g.in.begin(), 1);
+  g.out.insert(g.out.begin(), 1);
+  g.kernel.insert(g.kernel.begin(), 1);
+  g.strides.insert(g.strides.begin(), 1);
+  g.dil.insert(g.dil.begin(), 1);
+  g.pads = {0, g.pads[0]};
+  return g;
+}
+
+// Input positions i (0 <= i < in) whose output i * stride + base lies in [0, out).
+std::pair<int64_t, int64_t> inside_range(int64_t in, int64_t out, int64_t stride, int64_t base) {
+  const int64_t lo = base >= 0 ? 0 : (-base + stride - 1) / stride;
+  const int64_t hi = out - 1 - base < 0 ? 0 : (out - 1 - base) / stride + 1;
+  return {std::min(lo, in), std::clamp(hi, std::min(lo, in), in)};
+}
+
+// Per group, the columns W_g^T X_g (output channel and kernel position by
+// input position) by the packed matrix product, then each column added
+// into the output where its kernel position lands (col2im).
+void conv_transpose_gemm(OpContext& c, const Tensor& x, const Tensor& w, const Tensor* bias, Tensor& out,
+                         const ConvTransposeGeometry& g) {
+  const int64_t batch = x.shape()[0], channels = g.cg * g.groups, out_channels = g.mg * g.groups;
+  const int64_t IH = g.in[0], IW = g.in[1], OH = g.out[0], OW = g.out[1], KH = g.kernel[0], KW = g.kernel[1];
+  const int64_t in_size = IH * IW, out_size = OH * OW, k_size = KH * KW, rows = g.mg * k_size;
+  std::unique_ptr<float[]> cols(new float[static_cast<size_t>(rows * in_size)]);
+  c.scratch_bytes += static_cast<uint64_t>(rows * in_size) * sizeof(float);
+  const float* px = x.data<float>();
+  const float* pw = w.data<float>();
+  float* po = out.mutable_data<float>();
+  for (int64_t b = 0; b < batch; ++b)
+    for (int64_t gi = 0; gi < g.groups; ++gi) {
+      // W is [channels, mg, kernel...]: the group's rows read transposed are rows x cg.
+      const MatrixView weights{pw + gi * g.cg * rows, 1, rows};
+      const MatrixView input = row_major(px + (b * channels + gi * g.cg) * in_size, in_size);
+      if (g.cg == 0 || rows == 0 || in_size == 0) {
+        std::fill_n(cols.get(), rows * in_size, 0.0f);
+      } else {
+        const bool pack = c.session && float_matmul_uses_sgemm(rows, in_size, g.cg, weights, input);
+        const PackedOperand* packed = pack ? c.session->packed_constant(weights, Operand::A, rows, g.cg) : nullptr;
+        float_matmul(rows, in_size, g.cg, weights, input, cols.get(), in_size, false, packed);
+      }
+      for (int64_t m = 0; m < g.mg; ++m) {
+        float* dst = po + (b * out_channels + gi * g.mg + m) * out_size;
+        if (bias) std::fill_n(dst, out_size, bias->data<float>()[gi * g.mg + m]);
+        for (int64_t kh = 0; kh < KH; ++kh)
+          for (int64_t kw = 0; kw < KW; ++kw) {
+            const float* col = cols.get() + ((m * KH + kh) * KW + kw) * in_size;
+            const int64_t base_h = kh * g.dil[0] - g.pads[0], base_w = kw * g.dil[1] - g.pads[1];
+            const auto [h0, h1] = inside_range(IH, OH, g.strides[0], base_h);
+            const auto [w0, w1] = inside_range(IW, OW, g.strides[1], base_w);
+            for (int64_t ih = h0; ih < h1; ++ih) {
+              float* drow = dst + (ih * g.strides[0] + base_h) * OW;
+              const float* srow = col + ih * IW;
+              const int64_t sw = g.strides[1];
+              for (int64_t iw = w0; iw < w1; ++iw) drow[iw * sw + base_w] += srow[iw];
+            }
+          }
+      }
+    }
+}
+
 void conv_transpose_op(OpContext& c) {
   Tensor x = widen_to_float(c.input(0)), w = widen_to_float(c.input(1));
   if (x.rank() < 3 || w.rank() != x.rank()) c.fail("X and W must have the same rank >= 3");
@@ -295,6 +367,14 @@ void conv_transpose_op(OpContext& c) {
   out_shape.insert(out_shape.end(), out_sp.begin(), out_sp.end());
   Tensor out(x.dtype(), out_shape);
   Tensor bias = c.has_input(2) ? widen_to_float(c.input(2)) : Tensor();
+  if (c.has_input(2) && bias.numel() != out_channels) c.fail("bias must have one value per output channel");
+  if (x.dtype() == DType::F32 && nd <= 2) {
+    ConvTransposeGeometry geo{cg, mg, groups, in_sp, out_sp, kernel, strides, dil, pads};
+    conv_transpose_gemm(c, x, w, c.has_input(2) ? &bias : nullptr, out, lifted_to_2d(geo, nd));
+    c.output(0) = std::move(out);
+    return;
+  }
+  // Other types and ranks: each input element scattered through the kernel (the definition).
   visit_float(x.dtype(), [&](auto tag) {
     using T = typename decltype(tag)::type;
     const T* px = x.data<T>();
