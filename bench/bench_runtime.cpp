@@ -107,6 +107,30 @@ Model ffn_model() {
   return m;
 }
 
+// Where our time goes, by op type: the time between one node's result and
+// the next (an observer sees every value as it is made), summed over runs.
+std::vector<std::pair<double, std::string>> op_breakdown(const Model& m, const std::map<std::string, Tensor>& feeds,
+                                                         int repeat) {
+  runtime::Session s(m);
+  std::map<std::string, double> ms;
+  auto last = std::chrono::steady_clock::now();
+  s.set_observer([&](const Node& node, const std::string&, const Tensor&) {
+    const auto now = std::chrono::steady_clock::now();
+    ms[node.op_type] += std::chrono::duration<double, std::milli>(now - last).count();
+    last = now;
+  });
+  for (int i = 0; i < repeat; ++i) {
+    last = std::chrono::steady_clock::now();
+    s.run(feeds);
+  }
+  double total = 0;
+  for (const auto& [op, t] : ms) total += t;
+  std::vector<std::pair<double, std::string>> shares;
+  for (const auto& [op, t] : ms) shares.emplace_back(100.0 * t / std::max(total, 1e-9), op);
+  std::sort(shares.rbegin(), shares.rend());
+  return shares;
+}
+
 Tensor filled(DType dtype, std::vector<int64_t> shape, uint32_t seed, float scale) {
   Tensor t(dtype, std::move(shape));
   std::mt19937 rng(seed);
@@ -178,6 +202,11 @@ int main(int argc, char** argv) {
       const double simplified = ours_ms(simple, it->second, repeat);
       std::printf("%-34s %12.3f %12.3f %8.2f %12.3f %8.2f\n", label.c_str(), ours, ort, ort > 0 ? ours / ort : 0.0,
                   simplified, ort > 0 ? simplified / ort : 0.0);
+      std::string top = "  ours by op (simplified):";
+      const auto shares = op_breakdown(simple, it->second, std::max(1, repeat / 5));
+      for (size_t k = 0; k < std::min<size_t>(5, shares.size()); ++k)
+        top += " " + shares[k].second + " " + std::to_string(static_cast<int>(shares[k].first + 0.5)) + "%";
+      std::printf("%s\n", top.c_str());
       continue;
     }
     runtime::Session probe(m);

@@ -2,6 +2,7 @@
 
 #include <cstring>
 #include <set>
+#include <unordered_set>
 
 #include "quant/quantize_weight.hpp"
 #include "runtime/kernel_registry.hpp"
@@ -13,9 +14,52 @@ const Tensor* Scope::find(const std::string& name) const {
   for (const Scope* s = this; s; s = s->parent) {
     auto it = s->values.find(name);
     if (it != s->values.end()) return &it->second;
+    if (s->constants)
+      if (auto c = s->constants->find(name); c != s->constants->end()) return &c->second;
   }
   return nullptr;
 }
+
+// Worked out once per graph, not on every run.
+struct GraphSchedule {
+  std::unordered_map<std::string, Tensor> constants;   // initializers and precomputed values
+  std::unordered_map<std::string, size_t> last_use;    // index of the last node reading a value
+  std::unordered_set<std::string> keep;                // the graph's outputs
+  std::vector<std::vector<std::string>> release;       // values this graph computes, dead after node i
+};
+
+namespace {
+
+GraphSchedule make_schedule(const Graph& graph) {
+  GraphSchedule s;
+  for (const auto& init : graph.initializers) s.constants[init.name] = init.tensor;
+  std::vector<std::string> reads;
+  for (size_t i = 0; i < graph.nodes.size(); ++i) {
+    reads.clear();
+    append_values_read(graph.nodes[i], reads);
+    for (const auto& r : reads) s.last_use[r] = i;
+  }
+  for (const auto& o : graph.outputs) s.keep.insert(o.name);
+  std::unordered_set<std::string> computed;
+  for (const auto& n : graph.nodes)
+    for (const auto& o : n.outputs)
+      if (!o.empty()) computed.insert(o);
+  s.release.resize(graph.nodes.size());
+  for (size_t i = 0; i < graph.nodes.size(); ++i) {
+    reads.clear();
+    append_values_read(graph.nodes[i], reads);
+    reads.insert(reads.end(), graph.nodes[i].outputs.begin(), graph.nodes[i].outputs.end());
+    std::unordered_set<std::string> seen;
+    for (const auto& name : reads) {
+      if (name.empty() || !computed.count(name) || s.keep.count(name) || !seen.insert(name).second) continue;
+      auto lu = s.last_use.find(name);
+      if (lu == s.last_use.end() || lu->second <= i) s.release[i].push_back(name);
+    }
+  }
+  return s;
+}
+
+}  // namespace
 
 std::vector<std::string> unsupported_ops(const Model& model) {
   std::set<std::string> missing;
@@ -36,7 +80,16 @@ Session::Session(const Model& model) : model_(model) {
     throw_bad_input("the runtime has no kernel for: " + list);
   }
   packed_constants_ = std::make_unique<PackedConstants>(model);
+  for_each_graph(model.graph, [&](const Graph& g, int) {
+    schedules_[&g] = std::make_unique<GraphSchedule>(make_schedule(g));
+  });
   precompute_constant_nodes();
+}
+
+const GraphSchedule& Session::schedule_for(const Graph& graph, std::unique_ptr<GraphSchedule>& local) const {
+  if (auto it = schedules_.find(&graph); it != schedules_.end()) return *it->second;
+  local = std::make_unique<GraphSchedule>(make_schedule(graph));  // a graph from outside the model
+  return *local;
 }
 
 namespace {
@@ -95,8 +148,12 @@ void Session::precompute_constant_nodes() {
     for (const auto& t : ctx.outputs) bytes += t.nbytes();
     if (node.op_type != "Constant" && bytes > kMaxPrecomputedBytes) continue;
     auto& kept = precomputed_[&node] = std::move(ctx.outputs);
+    auto& shared = schedules_.at(&g)->constants;
     for (size_t k = 0; k < node.outputs.size(); ++k)
-      if (!node.outputs[k].empty()) constants[node.outputs[k]] = &kept[k];
+      if (!node.outputs[k].empty()) {
+        constants[node.outputs[k]] = &kept[k];
+        shared[node.outputs[k]] = kept[k];
+      }
   }
 }
 
@@ -146,7 +203,7 @@ namespace {
 // Records the value's lifetime (planning) or moves it into its arena slot.
 template <class Hooks>
 void place_in_arena(Hooks& hooks, const std::string& name, size_t node_index,
-                    const std::unordered_map<std::string, size_t>& last_use, const std::set<std::string>& keep,
+                    const std::unordered_map<std::string, size_t>& last_use, const std::unordered_set<std::string>& keep,
                     size_t node_count, Tensor& value) {
   if (value.dtype() == DType::String) return;  // strings live outside the arena
   auto lu = last_use.find(name);
@@ -172,43 +229,32 @@ std::vector<Tensor> Session::run_graph(const Graph& graph, const std::vector<Ten
 
 std::vector<Tensor> Session::run_graph_with(const Graph& graph, const std::vector<Tensor>& inputs, const Scope* outer,
                                             RunStats* stats, ArenaHooks* hooks) const {
+  std::unique_ptr<GraphSchedule> local;
+  const GraphSchedule& sched = schedule_for(graph, local);
   Scope scope;
   scope.parent = outer;
-  for (const auto& init : graph.initializers) scope.values[init.name] = init.tensor;
+  scope.constants = &sched.constants;
   if (inputs.size() > graph.inputs.size())
     throw_bad_input("graph '" + graph.name + "' takes " + std::to_string(graph.inputs.size()) + " inputs, got " +
                     std::to_string(inputs.size()));
   for (size_t i = 0; i < inputs.size(); ++i) scope.values[graph.inputs[i].name] = inputs[i];
 
-  // Index of the last node that reads each value (subgraph reads included).
-  std::unordered_map<std::string, size_t> last_use;
-  for (size_t i = 0; i < graph.nodes.size(); ++i) {
-    std::vector<std::string> reads;
-    append_values_read(graph.nodes[i], reads);
-    for (const auto& r : reads) last_use[r] = i;
-  }
-  std::set<std::string> keep;
-  for (const auto& o : graph.outputs) keep.insert(o.name);
-
   uint64_t live = 0, peak = 0, peak_scratch = 0;
-  std::set<std::string> produced;
   const auto& registry = KernelRegistry::instance();
   for (size_t i = 0; i < graph.nodes.size(); ++i) {
     const Node& node = graph.nodes[i];
     if (auto pre = precomputed_.find(&node); pre != precomputed_.end()) {
       // Held by the session like a weight: no arena slot, not counted as live.
-      for (size_t k = 0; k < node.outputs.size(); ++k) {
-        if (node.outputs[k].empty()) continue;
-        if (observer_) observer_(node, node.outputs[k], pre->second[k]);
-        scope.values.insert_or_assign(node.outputs[k], pre->second[k]);
-      }
+      if (observer_)
+        for (size_t k = 0; k < node.outputs.size(); ++k)
+          if (!node.outputs[k].empty()) observer_(node, node.outputs[k], pre->second[k]);
       continue;
     }
     OpContext ctx{node, opset(node.domain), {}, {}, this, &scope};
     const KernelEntry* kernel = registry.entry(node.domain, node.op_type);
     if (!kernel) ctx.fail("no kernel for " + (node.domain.empty() ? "" : node.domain + ".") + node.op_type);
     std::vector<Tensor> dequantized;  // float copies for kernels that do not read quantized weights
-    dequantized.reserve(node.inputs.size());
+    ctx.inputs.reserve(node.inputs.size());
     for (const auto& name : node.inputs) {
       if (name.empty()) {
         ctx.inputs.push_back(nullptr);
@@ -219,6 +265,7 @@ std::vector<Tensor> Session::run_graph_with(const Graph& graph, const std::vecto
         throw_bad_input(describe(node) + ": input '" + name +
                         "' is not computed before this node");
       if (t->is_quantized() && kernel->quant == QuantInputs::Dequantize) {
+        if (dequantized.capacity() == 0) dequantized.reserve(node.inputs.size());  // pointers into it stay valid
         dequantized.push_back(with_context(describe(node), [&] { return quant::dequantize(*t); }));
         t = &dequantized.back();
         ctx.scratch_bytes += t->nbytes();
@@ -235,28 +282,19 @@ std::vector<Tensor> Session::run_graph_with(const Graph& graph, const std::vecto
     for (size_t k = 0; k < node.outputs.size(); ++k) {
       const std::string& name = node.outputs[k];
       if (name.empty()) continue;
-      if (hooks) place_in_arena(*hooks, name, i, last_use, keep, graph.nodes.size(), ctx.outputs[k]);
+      if (hooks) place_in_arena(*hooks, name, i, sched.last_use, sched.keep, graph.nodes.size(), ctx.outputs[k]);
       if (observer_) observer_(node, name, ctx.outputs[k]);
       live += ctx.outputs[k].nbytes();
-      auto [it, inserted] = scope.values.insert_or_assign(name, std::move(ctx.outputs[k]));
-      (void)it;
-      if (inserted) produced.insert(name);
+      scope.values.insert_or_assign(name, std::move(ctx.outputs[k]));
     }
     peak = std::max(peak, live);
     peak_scratch = std::max(peak_scratch, ctx.scratch_bytes);
     // Release values whose last reader just ran.
-    std::vector<std::string> reads;
-    append_values_read(node, reads);
-    for (const auto& name : node.outputs) reads.push_back(name);
-    for (const auto& name : reads) {
-      auto lu = last_use.find(name);
-      bool dead = (lu == last_use.end() || lu->second <= i) && !keep.count(name) && produced.count(name);
-      if (!dead) continue;
+    for (const auto& name : sched.release[i]) {
       auto v = scope.values.find(name);
       if (v == scope.values.end()) continue;
       live -= v->second.nbytes();
       scope.values.erase(v);
-      produced.erase(name);
     }
   }
   if (stats) {

@@ -25,9 +25,14 @@ class PackedConstants;
 // Name -> value bindings of one graph execution; subgraphs see their parents'.
 struct Scope {
   std::unordered_map<std::string, Tensor> values;
+  // The graph's constants (its initializers, values the session computed
+  // once), shared by every run instead of copied into `values`.
+  const std::unordered_map<std::string, Tensor>* constants = nullptr;
   const Scope* parent = nullptr;
   const Tensor* find(const std::string& name) const;
 };
+
+struct GraphSchedule;
 
 struct RunStats {
   uint64_t peak_activation_bytes = 0;  // largest sum of live intermediate tensors
@@ -101,8 +106,13 @@ class Session {
   // every run; the same kernels, so the same bits.
   void precompute_constant_nodes();
 
+  const GraphSchedule& schedule_for(const Graph& graph, std::unique_ptr<GraphSchedule>& local) const;
+
   const Model& model_;
   std::unordered_map<const Node*, std::vector<Tensor>> precomputed_;
+  // Per graph (subgraphs too), what every run of it needs: its constants,
+  // each value's last reader, which values to release after each node.
+  std::unordered_map<const Graph*, std::unique_ptr<GraphSchedule>> schedules_;
   Observer observer_;
   Requantization requantization_ = Requantization::Exact;
   std::unique_ptr<PackedConstants> packed_constants_;
