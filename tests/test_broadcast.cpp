@@ -317,3 +317,52 @@ TEST_CASE("ConvTranspose (groups, strides, dilations, pads, output padding, 1-D 
       REQUIRE(out.data<float>()[i] == Approx(want[static_cast<size_t>(i)]).margin(1e-5).epsilon(1e-5));
   }
 }
+
+TEST_CASE("depthwise Conv (1-D and 2-D, strides, dilations, pads) equals its definition") {
+  std::mt19937 rng(23);
+  for (int trial = 0; trial < 150; ++trial) {
+    const bool one_d = trial % 4 == 0;
+    const int64_t channels = 1 + static_cast<int64_t>(rng() % 5), batch = 1 + static_cast<int64_t>(rng() % 2);
+    const int64_t ih = one_d ? 1 : 1 + static_cast<int64_t>(rng() % 7), iw = 1 + static_cast<int64_t>(rng() % 9);
+    const int64_t kh = one_d ? 1 : 1 + static_cast<int64_t>(rng() % 3), kw = 1 + static_cast<int64_t>(rng() % 5);
+    const int64_t sh = one_d ? 1 : 1 + static_cast<int64_t>(rng() % 2), sw = 1 + static_cast<int64_t>(rng() % 3);
+    const int64_t dh = one_d ? 1 : 1 + static_cast<int64_t>(rng() % 2), dw = 1 + static_cast<int64_t>(rng() % 2);
+    const int64_t ph0 = one_d ? 0 : static_cast<int64_t>(rng() % 3), ph1 = one_d ? 0 : static_cast<int64_t>(rng() % 3);
+    const int64_t pw0 = static_cast<int64_t>(rng() % 3), pw1 = static_cast<int64_t>(rng() % 3);
+    const int64_t oh = (ih + ph0 + ph1 - ((kh - 1) * dh + 1)) / sh + 1, ow = (iw + pw0 + pw1 - ((kw - 1) * dw + 1)) / sw + 1;
+    if (ih + ph0 + ph1 < (kh - 1) * dh + 1 || iw + pw0 + pw1 < (kw - 1) * dw + 1) continue;
+    std::vector<int64_t> xs = {batch, channels, ih, iw}, ws = {channels, 1, kh, kw};
+    if (one_d) xs = {batch, channels, iw}, ws = {channels, 1, kw};
+    const Tensor x = test::gaussian_tensor(xs, static_cast<uint32_t>(5 * trial));
+    const Tensor w = test::gaussian_tensor(ws, static_cast<uint32_t>(5 * trial + 1));
+    const Tensor bias = test::gaussian_tensor({channels}, static_cast<uint32_t>(5 * trial + 2));
+    std::vector<Attribute> attrs = {Attribute::integer("group", channels)};
+    if (one_d) {
+      attrs.push_back(Attribute::integers("strides", {sw}));
+      attrs.push_back(Attribute::integers("dilations", {dw}));
+      attrs.push_back(Attribute::integers("pads", {pw0, pw1}));
+    } else {
+      attrs.push_back(Attribute::integers("strides", {sh, sw}));
+      attrs.push_back(Attribute::integers("dilations", {dh, dw}));
+      attrs.push_back(Attribute::integers("pads", {ph0, pw0, ph1, pw1}));
+    }
+    const Tensor out = run_node(node_model("Conv", 3, attrs), {x, w, bias});
+    INFO("trial " << trial << " c" << channels << " b" << batch << " in " << ih << "x" << iw << " k " << kh << "x" << kw << " s " << sh << "," << sw
+                   << " d " << dh << "," << dw << " p " << ph0 << "," << pw0 << "," << ph1 << "," << pw1 << " at " << oh << "x" << ow);
+    REQUIRE(out.numel() == batch * channels * oh * ow);
+    for (int64_t b = 0; b < batch; ++b)
+      for (int64_t ch = 0; ch < channels; ++ch)
+        for (int64_t y = 0; y < oh; ++y)
+          for (int64_t xx = 0; xx < ow; ++xx) {
+            double want = bias.data<float>()[ch];
+            for (int64_t ky = 0; ky < kh; ++ky)
+              for (int64_t kx = 0; kx < kw; ++kx) {
+                const int64_t py = y * sh + ky * dh - ph0, px = xx * sw + kx * dw - pw0;
+                if (py < 0 || py >= ih || px < 0 || px >= iw) continue;
+                want += static_cast<double>(x.data<float>()[((b * channels + ch) * ih + py) * iw + px]) *
+                        w.data<float>()[(ch * kh + ky) * kw + kx];
+              }
+            REQUIRE(out.data<float>()[((b * channels + ch) * oh + y) * ow + xx] == Approx(want).margin(1e-5).epsilon(1e-5));
+          }
+  }
+}

@@ -5,6 +5,7 @@
 
 #include "core/error.hpp"
 #include "passes/simplify_rewrites.hpp"
+#include "runtime/constants.hpp"
 #include "runtime/kernel_registry.hpp"
 
 namespace slmopt::passes::simplify_detail {
@@ -15,24 +16,6 @@ int opset_of(const Model& m, const std::string& domain) {
     if (o.domain == domain || ((domain.empty() || domain == "ai.onnx") && (o.domain.empty() || o.domain == "ai.onnx")))
       return static_cast<int>(o.version);
   return 0;
-}
-
-bool has_subgraph(const Node& n) {
-  for (const auto& a : n.attributes)
-    if (!a.graphs.empty()) return true;
-  return false;
-}
-
-// Ops whose result is not a function of their inputs (random draws), the
-// quantization ops whose constant operands are the point of a QDQ model
-// (folding DequantizeLinear of int8 weights would turn them back into
-// floats), and QLinear products, whose rounding the runtime chooses per run.
-bool never_folded(const Node& n) {
-  static const std::set<std::string> ops = {"RandomNormal",     "RandomUniform",    "RandomNormalLike",
-                                            "RandomUniformLike", "Multinomial",      "Bernoulli",
-                                            "QuantizeLinear",   "DequantizeLinear", "DynamicQuantizeLinear",
-                                            "QLinearConv",      "QLinearMatMul"};
-  return !default_domain(n) || ops.count(n.op_type) > 0 || has_subgraph(n);
 }
 
 std::string dims_text(const std::vector<Dim>& dims) {
@@ -61,7 +44,7 @@ std::unordered_set<std::string> constants_only_folding_reads(const Model& model,
   std::unordered_map<std::string, int> folding_reads;
   for_each_graph(model.graph, [&](const Graph& g, int) {
     for (const auto& n : g.nodes) {
-      if (never_folded(n)) continue;
+      if (!runtime::computable_once(n)) continue;
       bool all_constant = true;
       for (const auto& i : n.inputs) all_constant = all_constant && (i.empty() || index.constant(i));
       if (!all_constant) continue;
@@ -131,7 +114,7 @@ int64_t fold_constants(Model& model, uint64_t max_folded_bytes) {
     kept.reserve(g.nodes.size());
     for (auto& n : g.nodes) {
       auto fold = [&]() -> bool {
-        if (never_folded(n) || n.outputs.empty()) return false;
+        if (!runtime::computable_once(n) || n.outputs.empty()) return false;
         const runtime::KernelEntry* kernel = registry.entry(n.domain, n.op_type);
         if (!kernel) return false;
         std::vector<const Tensor*> inputs;

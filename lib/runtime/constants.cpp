@@ -223,6 +223,14 @@ std::vector<std::string> ConstantsReport::lines() const {
 
 ConstantsReport constants_to_initializers(Model& model) { return Normalizer(model).run(); }
 
+bool computable_once(const Node& n) {
+  static const std::set<std::string> ops = {"RandomNormal",     "RandomUniform",    "RandomNormalLike",
+                                            "RandomUniformLike", "Multinomial",      "Bernoulli",
+                                            "QuantizeLinear",   "DequantizeLinear", "DynamicQuantizeLinear",
+                                            "QLinearConv",      "QLinearMatMul"};
+  return default_domain(n) && !ops.count(n.op_type) && !has_subgraph(n);
+}
+
 int64_t remove_unused_initializers(Model& model, const std::set<std::string>& candidates) {
   if (candidates.empty()) return 0;
   Graph& top = model.graph;

@@ -31,6 +31,14 @@ struct ConstantsReport {
   std::vector<std::string> lines() const;
 };
 
+// Whether a node whose inputs are all constants may be computed once and its
+// result stored (simplify's constant folding, the session's precomputation):
+// not random draws, not QuantizeLinear/DequantizeLinear (folding the
+// dequantization of int8 weights would undo a QDQ model), not QLinear
+// products (their rounding is a setting of the run), not nodes with bodies,
+// only the default domain.
+bool computable_once(const Node& n);
+
 // Rewrites `model` in place into the form above. A view is computed only
 // when its result costs no more storage than its source (the source has no
 // other reader, or the view is small), so the model never grows by more

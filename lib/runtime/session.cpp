@@ -5,6 +5,7 @@
 #include <unordered_set>
 
 #include "quant/quantize_weight.hpp"
+#include "runtime/constants.hpp"
 #include "runtime/kernel_registry.hpp"
 #include "runtime/packed_constants.hpp"
 
@@ -94,20 +95,6 @@ const GraphSchedule& Session::schedule_for(const Graph& graph, std::unique_ptr<G
 
 namespace {
 
-// Kept computed on every run: random draws, quantization nodes whose float
-// results would be copies of quantized weights held in memory, and QLinear
-// products, whose rounding is a setting of the session (set_requantization).
-bool computed_every_run(const Node& n) {
-  static const std::set<std::string> ops = {"RandomNormal",     "RandomUniform",    "RandomNormalLike",
-                                            "RandomUniformLike", "Multinomial",      "Bernoulli",
-                                            "QuantizeLinear",   "DequantizeLinear", "DynamicQuantizeLinear",
-                                            "QLinearConv",      "QLinearMatMul"};
-  if (!(n.domain.empty() || n.domain == "ai.onnx") || ops.count(n.op_type)) return true;
-  for (const auto& a : n.attributes)
-    if (!a.graphs.empty()) return true;
-  return false;
-}
-
 // A precomputed value larger than this (and not a Constant node's own
 // value) stays computed per run: the session must not hold a second copy of a weight.
 constexpr uint64_t kMaxPrecomputedBytes = 64 * 1024;
@@ -124,7 +111,7 @@ void Session::precompute_constant_nodes() {
     if (!overridable.count(t.name) && !t.tensor.is_quantized()) constants[t.name] = &t.tensor;
   const auto& registry = KernelRegistry::instance();
   for (const Node& node : g.nodes) {
-    if (computed_every_run(node) || node.outputs.empty()) continue;
+    if (!computable_once(node) || node.outputs.empty()) continue;
     std::vector<const Tensor*> inputs;
     bool constant = node.op_type == "Constant" || !node.inputs.empty();
     for (const auto& name : node.inputs) {

@@ -230,6 +230,46 @@ void conv_typed(OpContext& c, const Tensor& x, const Tensor& w, const Tensor* bi
   }
 }
 
+// Input positions i (0 <= i < in) whose output i * stride + base lies in [0, out).
+std::pair<int64_t, int64_t> inside_range(int64_t in, int64_t out, int64_t stride, int64_t base) {
+  const int64_t lo = base >= 0 ? 0 : (-base + stride - 1) / stride;
+  const int64_t hi = out - 1 - base < 0 ? 0 : (out - 1 - base) / stride + 1;
+  return {std::min(lo, in), std::clamp(hi, std::min(lo, in), in)};
+}
+
+// A depthwise convolution (one input and one output channel per group, as
+// MobileNets use it) is a weighted sum of shifted rows per channel: each
+// kernel position adds w * input row into the output row, no matrix product
+// of one row. 1-D windows arrive lifted to 2-D.
+void depthwise_conv2d(const float* x, const float* w, const float* bias, float* out, int64_t planes, int64_t channels,
+                      const std::vector<int64_t>& in_sp, const Window& win) {
+  const int64_t H = in_sp[0], W = in_sp[1], OH = win.out[0], OW = win.out[1];
+  const int64_t KH = win.kernel[0], KW = win.kernel[1], sh = win.strides[0], sw = win.strides[1];
+  for (int64_t p = 0; p < planes; ++p) {
+    const float* plane = x + p * H * W;
+    const int64_t ch = p % channels;  // planes run over batch x channels
+    const float* k = w + ch * KH * KW;
+    float* dst = out + p * OH * OW;
+    std::fill_n(dst, OH * OW, bias ? bias[ch] : 0.0f);
+    for (int64_t kh = 0; kh < KH; ++kh)
+      for (int64_t kw = 0; kw < KW; ++kw) {
+        const float wv = k[kh * KW + kw];
+        const int64_t base_h = kh * win.dilations[0] - win.pad_begin[0], base_w = kw * win.dilations[1] - win.pad_begin[1];
+        const auto [oh0, oh1] = inside_range(OH, H, sh, base_h);
+        const auto [ow0, ow1] = inside_range(OW, W, sw, base_w);
+        for (int64_t oh = oh0; oh < oh1; ++oh) {
+          const float* src = plane + (oh * sh + base_h) * W;
+          float* d = dst + oh * OW;
+          if (sw == 1) {
+            for (int64_t ow = ow0; ow < ow1; ++ow) d[ow] += wv * src[ow + base_w];
+          } else {
+            for (int64_t ow = ow0; ow < ow1; ++ow) d[ow] += wv * src[ow * sw + base_w];
+          }
+        }
+      }
+  }
+}
+
 void conv_op(OpContext& c) {
   Tensor x = widen_to_float(c.input(0)), w = widen_to_float(c.input(1));
   if (x.rank() < 3 || w.rank() != x.rank()) c.fail("X and W must have the same rank >= 3");
@@ -248,10 +288,18 @@ void conv_op(OpContext& c) {
     bias = widen_to_float(c.input(2));
     if (bias.numel() != w.shape()[0]) c.fail("bias must have one value per output channel");
   }
-  visit_float(x.dtype(), [&](auto tag) {
-    using T = typename decltype(tag)::type;
-    conv_typed<T>(c, x, w, c.has_input(2) ? &bias : nullptr, out, win, groups);
-  });
+  const bool depthwise = groups == x.shape()[1] && w.shape()[0] == groups && w.shape()[1] == 1;
+  if (depthwise && x.dtype() == DType::F32 && x.rank() <= 4) {
+    std::vector<int64_t> in_sp(x.shape().begin() + 2, x.shape().end());
+    if (in_sp.size() == 1) in_sp.insert(in_sp.begin(), 1);
+    depthwise_conv2d(x.data<float>(), w.data<float>(), c.has_input(2) ? bias.data<float>() : nullptr,
+                     out.mutable_data<float>(), x.shape()[0] * groups, groups, in_sp, lifted_to_2d(win));
+  } else {
+    visit_float(x.dtype(), [&](auto tag) {
+      using T = typename decltype(tag)::type;
+      conv_typed<T>(c, x, w, c.has_input(2) ? &bias : nullptr, out, win, groups);
+    });
+  }
   c.output(0) = narrow_from_float(out, c.input(0).dtype());
 }
 
@@ -272,13 +320,6 @@ ConvTransposeGeometry lifted_to_2d(ConvTransposeGeometry g, size_t nd) {
   g.dil.insert(g.dil.begin(), 1);
   g.pads = {0, g.pads[0]};
   return g;
-}
-
-// Input positions i (0 <= i < in) whose output i * stride + base lies in [0, out).
-std::pair<int64_t, int64_t> inside_range(int64_t in, int64_t out, int64_t stride, int64_t base) {
-  const int64_t lo = base >= 0 ? 0 : (-base + stride - 1) / stride;
-  const int64_t hi = out - 1 - base < 0 ? 0 : (out - 1 - base) / stride + 1;
-  return {std::min(lo, in), std::clamp(hi, std::min(lo, in), in)};
 }
 
 // Per group, the columns W_g^T X_g (output channel and kernel position by
