@@ -350,3 +350,46 @@ TEST_CASE("the session computes nodes of constants once, observed and bit for bi
   const auto plan = session.plan_memory({{"x", x}});
   CHECK(same_bits(session.run_in_arena({{"x", x}}, plan).at("y"), y));
 }
+
+TEST_CASE("constants an If's two branches compute under the same name are folded only where the name is unique") {
+  // out = If(cond) { c = Add(k1, k2) } else { c = Mul(k1, k2) }: both branches define "c".
+  Model m;
+  m.opsets.push_back({"", 13});
+  m.graph.inputs.push_back(value("cond", DType::Bool, {}));
+  m.graph.outputs.push_back(value("out", DType::F32, {2}));
+  m.graph.initializers.push_back({"k1", Tensor::from_values<float>(DType::F32, {2}, {1.5f, 2.0f}), {}});
+  m.graph.initializers.push_back({"k2", Tensor::from_values<float>(DType::F32, {2}, {4.0f, 0.5f}), {}});
+  auto branch = [&](const std::string& op) {
+    Graph g;
+    g.name = op;
+    g.nodes.push_back(node(op, {"k1", "k2"}, {"c"}));
+    g.outputs.push_back(value("c", DType::F32, {2}));
+    return g;
+  };
+  Node n = node("If", {"cond"}, {"out"});
+  Attribute then_branch, else_branch;
+  then_branch.name = "then_branch";
+  then_branch.type = AttrType::Graph;
+  then_branch.graphs.push_back(branch("Add"));
+  else_branch.name = "else_branch";
+  else_branch.type = AttrType::Graph;
+  else_branch.graphs.push_back(branch("Mul"));
+  n.attributes = {then_branch, else_branch};
+  m.graph.nodes.push_back(n);
+  // The bodies return "c" themselves, so nothing may fold; give each a reader instead.
+  for (auto* a : {&m.graph.nodes[0].attributes[0], &m.graph.nodes[0].attributes[1]}) {
+    Graph& g = a->graphs[0];
+    g.nodes.push_back(node("Neg", {"c"}, {"r_" + g.name}));
+    g.outputs[0].name = "r_" + g.name;
+  }
+  const Model original = m;
+  passes::simplify(m, {});
+  for (bool cond : {true, false}) {
+    INFO(cond);
+    const std::map<std::string, Tensor> feeds = {{"cond", Tensor::from_values<bool>(DType::Bool, {}, {cond})}};
+    CHECK(same_bits(runtime::Session(original).run(feeds).at("out"), runtime::Session(m).run(feeds).at("out")));
+  }
+  int initializers_named_c = 0;
+  for (const auto& t : m.graph.initializers) initializers_named_c += t.name == "c";
+  CHECK(initializers_named_c == 0);
+}

@@ -105,6 +105,14 @@ int64_t fold_constants(Model& model, uint64_t max_folded_bytes) {
   std::deque<NamedTensor> computed;  // appended to the initializers after the sweep (indices stay valid)
   std::unordered_map<std::string, const Tensor*> fresh;
   const std::unordered_set<std::string> dies = constants_only_folding_reads(model, index);
+  // Sibling bodies (an If's two branches) may each compute a value of the
+  // same name; only a name defined once may become a main-graph initializer.
+  std::unordered_map<std::string, int> definitions;
+  for_each_graph(model.graph, [&](const Graph& g, int) {
+    for (const auto& n : g.nodes)
+      for (const auto& o : n.outputs)
+        if (!o.empty()) ++definitions[o];
+  });
   int64_t folded = 0;
   for_each_graph(model.graph, [&](Graph& g, int depth) {
     std::unordered_set<std::string> returned;  // a body's own outputs stay nodes
@@ -132,7 +140,7 @@ int64_t fold_constants(Model& model, uint64_t max_folded_bytes) {
         }
         if (!any) return false;
         for (const auto& o : n.outputs)
-          if (!o.empty() && (index.is_output(o) || returned.count(o))) return false;
+          if (!o.empty() && (index.is_output(o) || returned.count(o) || definitions[o] > 1)) return false;
         runtime::OpContext ctx{n, opset_of(model, n.domain), inputs, {}, nullptr, nullptr};
         ctx.outputs.resize(n.outputs.size());
         try {
