@@ -63,7 +63,10 @@ std::unordered_set<std::string> constants_only_folding_reads(const Model& model,
 int64_t bind_input_shapes(Model& model, const SimplifyOptions& options) {
   Graph& g = model.graph;
   int64_t changed = 0;
-  for (const auto& [name, dims] : options.input_shapes) {
+  for (const auto& entry : options.input_shapes) {
+    // (Not a structured binding: clang 14 cannot capture one in the lambda below.)
+    const std::string& name = entry.first;
+    const std::vector<int64_t>& dims = entry.second;
     auto it = std::find_if(g.inputs.begin(), g.inputs.end(), [&](const ValueInfo& v) { return v.name == name; });
     if (it == g.inputs.end() || g.find_initializer(name))
       throw_usage("--input-shape " + name + ": the model has no input of that name");
